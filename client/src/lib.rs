@@ -1,0 +1,43 @@
+//! cairn-client: the Rust client of Cairn and the `cairn` command-line tool.
+//!
+//! ```text
+//!  Client ─► metadata cache (topic → partition leaders) ─► leader's channel ─► cairn.v1.Broker
+//!     └─ NOT_LEADER(hint) → follow ≤ redirects_max; retriable → backoff + refresh, within deadline
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cairn_client::ClientError> {
+//! use cairn_client::{Client, ClientConfig, Record, RecordExt};
+//! let client = Client::connect(ClientConfig::new(["127.0.0.1:7701"])).await?;
+//! let ack = client.produce("events", 0, vec![Record::from_value("OrderPlaced")]).await?;
+//! let batch = client.fetch("events", 0, ack.base_offset, 0, 0).await?;
+//! println!("{} records", batch.records.len());
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod config;
+mod error;
+mod metadata;
+pub mod partitioner;
+
+pub use cairn_proto::v1::{FetchResponse, FetchedRecord, Header, ListOffsetsResponse, ProduceResponse, Record};
+pub use client::{Client, OffsetSpec};
+pub use config::{ClientConfig, DEFAULT_BROKERS};
+pub use error::{ClientError, ErrorCode};
+
+/// Convenience constructors for records.
+pub trait RecordExt {
+    fn from_value(value: impl Into<bytes::Bytes>) -> Record;
+    fn keyed(key: impl Into<bytes::Bytes>, value: impl Into<bytes::Bytes>) -> Record;
+}
+
+impl RecordExt for Record {
+    fn from_value(value: impl Into<bytes::Bytes>) -> Record {
+        Record { value: value.into(), ..Record::default() }
+    }
+
+    fn keyed(key: impl Into<bytes::Bytes>, value: impl Into<bytes::Bytes>) -> Record {
+        Record { key: key.into(), value: value.into(), ..Record::default() }
+    }
+}

@@ -1,0 +1,40 @@
+//! Command-line flags, each also settable through a `CAIRN_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::file::TopicSpec;
+
+/// cairn-node: one node of a Cairn cluster.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(name = "cairn-node", version, about)]
+pub struct Args {
+    /// TOML configuration file (flags and CAIRN_* variables override it).
+    #[arg(long, env = "CAIRN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (1 ..= 4294967295), unique in the cluster and never reused.
+    #[arg(long, env = "CAIRN_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Address to listen on (default: this node's address in --initial-cluster).
+    #[arg(long = "listen", env = "CAIRN_LISTEN_ADDR")]
+    pub listen_addr: Option<String>,
+    /// Serve on an inherited listening socket (file descriptor number) instead of binding.
+    #[arg(long, env = "CAIRN_LISTEN_FD")]
+    pub listen_fd: Option<i32>,
+    /// Address peers and clients reach this node at (default: its --initial-cluster entry).
+    #[arg(long = "advertise", env = "CAIRN_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Data directory (created if missing; bound to this node id on first start).
+    #[arg(long, env = "CAIRN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bootstrap members, `ID=HOST:PORT,...` (like etcd's --initial-cluster).
+    #[arg(long, env = "CAIRN_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Topic to create at bootstrap, `NAME:PARTITIONS` (repeatable; replaces the file's list).
+    #[arg(long = "topic", env = "CAIRN_TOPICS", value_delimiter = ',')]
+    pub topics: Vec<TopicSpec>,
+    /// Log filter (e.g. `info`, `debug`, `info,cairn_raft=debug`).
+    #[arg(long, env = "CAIRN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}

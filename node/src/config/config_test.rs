@@ -1,0 +1,83 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn args() -> Args {
+    Args {
+        node_id: Some(1),
+        data_dir: Some(PathBuf::from("/tmp/x")),
+        initial_cluster: Some("1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703".into()),
+        ..Args::default()
+    }
+}
+
+fn err_of(file: &str, args: &Args) -> String {
+    let file: FileConfig = toml::from_str(file).expect("toml parses");
+    match Config::from_layers(file, args) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn shipped_example_config_validates() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/cairn-node.example.toml");
+    let file = FileConfig::read(&path).expect("example config parses");
+    let cfg = Config::from_layers(file, &Args::default()).expect("example config validates");
+    assert_eq!(cfg.node_id, 1);
+    assert_eq!(cfg.initial_cluster.len(), 3);
+    assert!(!cfg.topics.is_empty());
+}
+
+#[test]
+fn flags_override_file_and_defaults_fill_the_rest() {
+    let file: FileConfig = toml::from_str("node_id = 2\n[raft]\nheartbeat_interval_ms = 100\n").expect("toml");
+    let cfg = Config::from_layers(file, &args()).expect("valid");
+    assert_eq!(cfg.node_id, 1, "flag wins over file");
+    assert_eq!(cfg.raft.heartbeat_interval_ms, 100, "file wins over default");
+    assert_eq!(cfg.raft.election_timeout_ms_max, RaftSection::default().election_timeout_ms_max);
+    assert_eq!(cfg.advertise_addr, "127.0.0.1:7701");
+    assert_eq!(cfg.listen_addr.to_string(), "127.0.0.1:7701");
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let e = toml::from_str::<FileConfig>("fsync = false\n").expect_err("unknown top-level key");
+    assert!(e.to_string().contains("fsync"), "{e}");
+    let e = toml::from_str::<FileConfig>("[raft]\nheartbeat_ms = 5\n").expect_err("unknown nested key");
+    assert!(e.to_string().contains("heartbeat_ms"), "{e}");
+}
+
+#[test]
+fn contradictions_and_bad_values_are_named() {
+    let a = args();
+    assert!(err_of("advertise_addr = \"127.0.0.1:9999\"", &a).contains("advertise_addr"));
+    assert!(err_of("[raft]\nheartbeat_interval_ms = 900\n", &a).contains("election_timeout_ms_min"));
+    assert!(err_of("[limits]\nrecord_bytes_max = 0\n", &a).contains("record_bytes_max"));
+    assert!(err_of("[[topics]]\nname = \"bad name\"\npartitions = 1\n", &a).contains("topic name"));
+    assert!(err_of("[[topics]]\nname = \"t\"\npartitions = 0\n", &a).contains("partitions"));
+    assert!(err_of("[[topics]]\nname = \"t\"\npartitions = 1\n[[topics]]\nname = \"t\"\npartitions = 2\n", &a)
+        .contains("twice"));
+    assert!(err_of("[log]\nformat = \"xml\"\n", &a).contains("log.format"));
+
+    let mut other = args();
+    other.node_id = Some(4);
+    assert!(err_of("", &other).contains("does not list this node"));
+    let mut dup = args();
+    dup.initial_cluster = Some("1=127.0.0.1:1,1=127.0.0.1:2".into());
+    assert!(err_of("", &dup).contains("listed twice"));
+    let mut bad = args();
+    bad.initial_cluster = Some("1=localhost".into());
+    assert!(err_of("", &bad).contains("HOST:PORT"));
+    let mut missing = args();
+    missing.data_dir = None;
+    assert!(err_of("", &missing).contains("data_dir"));
+}
+
+#[test]
+fn topic_flag_syntax() {
+    let t: TopicSpec = "orders:6".parse().expect("parses");
+    assert_eq!(t, TopicSpec { name: "orders".into(), partitions: 6 });
+    assert!("orders".parse::<TopicSpec>().is_err());
+    assert!("orders:x".parse::<TopicSpec>().is_err());
+}

@@ -1,0 +1,133 @@
+//! The optional TOML file layer. Every key is optional here; required ones may come from flags
+//! or the environment instead.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+
+/// The TOML file as written by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<u64>,
+    pub listen_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// `"1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"`
+    pub initial_cluster: Option<String>,
+    #[serde(default)]
+    pub topics: Vec<TopicSpec>,
+    #[serde(default)]
+    pub raft: RaftSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    /// I/O errors, TOML syntax errors, unknown keys, wrong types.
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })
+    }
+}
+
+/// A topic created at bootstrap.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+}
+
+impl std::str::FromStr for TopicSpec {
+    type Err = String;
+
+    /// `name:partitions`, e.g. `orders:6`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, n) = s.rsplit_once(':').ok_or_else(|| format!("{s:?}: expected NAME:PARTITIONS"))?;
+        let partitions = n.parse().map_err(|_| format!("{s:?}: partition count {n:?} is not a number"))?;
+        Ok(TopicSpec { name: name.to_string(), partitions })
+    }
+}
+
+/// Raft timers. Failover takes about `election_timeout_ms_max` (the leader lease) plus one
+/// election timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Also the AppendEntries timeout: a payload transfer plus a follower fsync must fit.
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection { heartbeat_interval_ms: 250, election_timeout_ms_min: 800, election_timeout_ms_max: 1_200 }
+    }
+}
+
+/// Sizes, queues and deadlines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest record (key + value + headers).
+    pub record_bytes_max: usize,
+    /// Largest gRPC request a client may send.
+    pub request_bytes_max: usize,
+    /// Largest fetch response payload (a single larger record is still returned alone).
+    pub fetch_bytes_max: usize,
+    /// Longest a fetch may wait for new records.
+    pub fetch_wait_ms_max: u64,
+    /// Produce requests queued per partition before THROTTLED.
+    pub proposal_queue_max: usize,
+    /// Produce batches per Raft entry.
+    pub entry_batches_max: usize,
+    /// Record bytes per Raft entry.
+    pub entry_bytes_max: usize,
+    /// Entries in flight per partition.
+    pub proposals_in_flight_max: usize,
+    /// How long a produce waits for commit before answering "outcome unknown".
+    pub produce_timeout_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            record_bytes_max: 1 << 20,
+            request_bytes_max: 16 << 20,
+            fetch_bytes_max: 4 << 20,
+            fetch_wait_ms_max: 30_000,
+            proposal_queue_max: 4096,
+            entry_batches_max: 256,
+            entry_bytes_max: 4 << 20,
+            proposals_in_flight_max: 64,
+            produce_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter, e.g. `info` or `info,cairn_raft=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: "info,openraft=warn,openraft::replication=off".into(), format: "text".into() }
+    }
+}

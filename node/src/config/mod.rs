@@ -1,0 +1,106 @@
+//! Node configuration: defaults → TOML file → `CAIRN_*` environment → flags, then
+//! [`Config::validate`]. Unknown keys in the file are errors (a misspelt `fsync = false` must
+//! not be silently ignored).
+
+mod args;
+mod error;
+mod file;
+mod validate;
+
+pub use args::Args;
+pub use error::ConfigError;
+pub use file::{FileConfig, LimitsSection, LogSection, RaftSection, TopicSpec};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The validated configuration a node runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub node_id: u64,
+    /// Where the gRPC server listens.
+    pub listen_addr: SocketAddr,
+    /// Inherited, already-listening socket to serve on instead of binding `listen_addr`.
+    pub listen_fd: Option<i32>,
+    /// The address peers and clients use for this node (its entry in the initial cluster).
+    pub advertise_addr: String,
+    pub data_dir: PathBuf,
+    /// Node id → address of every bootstrap member.
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// Topics created when the cluster is first bootstrapped.
+    pub topics: Vec<TopicSpec>,
+    pub raft: RaftSection,
+    pub limits: LimitsSection,
+    pub log: LogSection,
+}
+
+impl Config {
+    /// Builds the configuration from the parsed flags/environment and the optional file they
+    /// name, then validates it.
+    ///
+    /// # Errors
+    /// Unreadable or malformed file, unknown keys, missing required settings, and every
+    /// contradiction [`Config::validate`] finds.
+    pub fn load(args: &Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Config::from_layers(file, args)
+    }
+
+    /// Merges `file` under `args` (flags and environment win) and validates.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_layers(file: FileConfig, args: &Args) -> Result<Config, ConfigError> {
+        let node_id =
+            args.node_id.or(file.node_id).ok_or(ConfigError::Missing("node_id (--node-id / CAIRN_NODE_ID)"))?;
+        let cluster_spec = args
+            .initial_cluster
+            .clone()
+            .or(file.initial_cluster)
+            .ok_or(ConfigError::Missing("initial_cluster (--initial-cluster / CAIRN_INITIAL_CLUSTER)"))?;
+        let initial_cluster = validate::parse_initial_cluster(&cluster_spec)?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .ok_or(ConfigError::Missing("data_dir (--data-dir / CAIRN_DATA_DIR)"))?;
+        let own = initial_cluster.get(&node_id).cloned();
+        let advertise_addr =
+            args.advertise_addr.clone().or(file.advertise_addr).or(own.clone()).ok_or(ConfigError::Invalid {
+                key: "initial_cluster",
+                message: format!("does not list this node (id {node_id})"),
+            })?;
+        let listen = args.listen_addr.clone().or(file.listen_addr).unwrap_or_else(|| advertise_addr.clone());
+        let listen_addr: SocketAddr = listen.parse().map_err(|_| ConfigError::Invalid {
+            key: "listen_addr",
+            message: format!("{listen:?} is not an IP:port socket address"),
+        })?;
+        let topics = if args.topics.is_empty() { file.topics } else { args.topics.clone() };
+        let mut log = file.log;
+        if let Some(level) = &args.log_level {
+            log.level = level.clone();
+        }
+        let config = Config {
+            node_id,
+            listen_addr,
+            listen_fd: args.listen_fd,
+            advertise_addr,
+            data_dir,
+            initial_cluster,
+            topics,
+            raft: file.raft,
+            limits: file.limits,
+            log,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod tests;

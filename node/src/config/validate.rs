@@ -1,0 +1,152 @@
+//! Validation: every setting checked, every contradiction named.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::ConfigError;
+use super::Config;
+
+/// Largest node id (ids are the upper half of 64-bit replica ids).
+pub const NODE_ID_MAX: u64 = u32::MAX as u64;
+/// Partitions per topic accepted at bootstrap.
+pub const PARTITIONS_MAX: u32 = 10_000;
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+/// Parses `ID=HOST:PORT,...`.
+///
+/// # Errors
+/// Empty lists, malformed entries, duplicate ids or addresses, ids out of range.
+pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let mut members = BTreeMap::new();
+    let mut addrs = BTreeSet::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| invalid("initial_cluster", format!("entry {part:?} is not ID=HOST:PORT")))?;
+        let id: u64 =
+            id.trim().parse().map_err(|_| invalid("initial_cluster", format!("node id {id:?} is not a number")))?;
+        if id == 0 || id > NODE_ID_MAX {
+            return Err(invalid("initial_cluster", format!("node id {id} is outside 1..={NODE_ID_MAX}")));
+        }
+        let addr = addr.trim();
+        check_host_port("initial_cluster", addr)?;
+        if !addrs.insert(addr.to_string()) {
+            return Err(invalid("initial_cluster", format!("address {addr} is listed twice")));
+        }
+        if members.insert(id, addr.to_string()).is_some() {
+            return Err(invalid("initial_cluster", format!("node id {id} is listed twice")));
+        }
+    }
+    if members.is_empty() {
+        return Err(invalid("initial_cluster", "no members listed"));
+    }
+    Ok(members)
+}
+
+fn check_host_port(key: &'static str, addr: &str) -> Result<(), ConfigError> {
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid(key, format!("{addr:?} is not HOST:PORT")))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, format!("{addr:?}: port {port:?} is not a number")))?;
+    if host.is_empty() || port == 0 {
+        return Err(invalid(key, format!("{addr:?} needs a host and a non-zero port")));
+    }
+    Ok(())
+}
+
+/// Topic names: 1–249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (Kafka's rules).
+pub fn check_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("topic name {name:?} must be 1 to 249 characters"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is reserved"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic name {name:?} contains {c:?}; allowed: letters, digits, '.', '_', '-'"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every setting and their combinations.
+    ///
+    /// # Errors
+    /// The first problem found, naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 || self.node_id > NODE_ID_MAX {
+            return Err(invalid("node_id", format!("{} is outside 1..={NODE_ID_MAX}", self.node_id)));
+        }
+        match self.initial_cluster.get(&self.node_id) {
+            None => {
+                return Err(invalid(
+                    "initial_cluster",
+                    format!(
+                        "does not list this node (id {}); members: {:?}",
+                        self.node_id,
+                        self.initial_cluster.keys().collect::<Vec<_>>()
+                    ),
+                ))
+            }
+            Some(own) if *own != self.advertise_addr => {
+                return Err(invalid(
+                    "advertise_addr",
+                    format!("{} contradicts this node's initial_cluster entry {own}", self.advertise_addr),
+                ))
+            }
+            Some(_) => {}
+        }
+        check_host_port("advertise_addr", &self.advertise_addr)?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "is empty"));
+        }
+        let mut names = BTreeSet::new();
+        for t in &self.topics {
+            check_topic_name(&t.name).map_err(|m| invalid("topics", m))?;
+            if t.partitions == 0 || t.partitions > PARTITIONS_MAX {
+                return Err(invalid(
+                    "topics",
+                    format!("topic {:?}: partitions must be 1..={PARTITIONS_MAX}, got {}", t.name, t.partitions),
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(invalid("topics", format!("topic {:?} is listed twice", t.name)));
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_interval_ms < 10 {
+            return Err(invalid("raft.heartbeat_interval_ms", "must be at least 10"));
+        }
+        if r.election_timeout_ms_min <= r.heartbeat_interval_ms {
+            return Err(invalid("raft.election_timeout_ms_min", "must be greater than raft.heartbeat_interval_ms"));
+        }
+        if r.election_timeout_ms_max <= r.election_timeout_ms_min {
+            return Err(invalid("raft.election_timeout_ms_max", "must be greater than raft.election_timeout_ms_min"));
+        }
+        let l = &self.limits;
+        let positive: [(&'static str, u64); 9] = [
+            ("limits.record_bytes_max", l.record_bytes_max as u64),
+            ("limits.request_bytes_max", l.request_bytes_max as u64),
+            ("limits.fetch_bytes_max", l.fetch_bytes_max as u64),
+            ("limits.proposal_queue_max", l.proposal_queue_max as u64),
+            ("limits.entry_batches_max", l.entry_batches_max as u64),
+            ("limits.entry_bytes_max", l.entry_bytes_max as u64),
+            ("limits.proposals_in_flight_max", l.proposals_in_flight_max as u64),
+            ("limits.produce_timeout_ms", l.produce_timeout_ms),
+            ("limits.fetch_wait_ms_max", l.fetch_wait_ms_max),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+        if l.record_bytes_max >= l.request_bytes_max {
+            return Err(invalid("limits.record_bytes_max", "must be smaller than limits.request_bytes_max"));
+        }
+        if l.request_bytes_max > 256 << 20 {
+            return Err(invalid("limits.request_bytes_max", "must be at most 256 MiB"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The data directory's identity file: binds a directory to one node id and one cluster.
+//!
+//! Written once, at first start, before anything else goes in the directory. A directory that
+//! belongs to another node id, or a configuration that contradicts how the cluster was
+//! bootstrapped (other members, other bootstrap topics), is refused with a clear error and the
+//! directory is left untouched.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, TopicSpec};
+
+const FILE: &str = "cairn-node.json";
+const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub format: u32,
+    pub node_id: u64,
+    /// Derived from the bootstrap members and topics; equal on every node of one cluster.
+    pub cluster_id: String,
+    pub initial_cluster: BTreeMap<u64, String>,
+    pub topics: Vec<TopicSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot use data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {path} has an unreadable identity file: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("data directory {path} belongs to node {found}, but this node is configured as node {configured}; refusing to start (a wiped or replaced node needs a new id)")]
+    OtherNode { path: PathBuf, found: u64, configured: u64 },
+    #[error("data directory {path} was bootstrapped with {what} {found}, but the configuration says {configured}; refusing to start")]
+    Contradiction { path: PathBuf, what: &'static str, found: String, configured: String },
+    #[error("data directory {path} is not empty and has no identity file; refusing to adopt it")]
+    Foreign { path: PathBuf },
+}
+
+/// A stable, dependency-free fingerprint (FNV-1a, 64 bit) of the bootstrap settings.
+fn cluster_id(members: &BTreeMap<u64, String>, topics: &[TopicSpec]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |s: &str| {
+        for b in s.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (id, addr) in members {
+        feed(&id.to_string());
+        feed(addr);
+    }
+    for t in topics {
+        feed(&t.name);
+        feed(&t.partitions.to_string());
+    }
+    format!("cairn-{h:016x}")
+}
+
+impl Identity {
+    /// Loads the identity of `config.data_dir`, creating the directory and the identity on
+    /// first start, and checks it against `config`.
+    ///
+    /// # Errors
+    /// See [`IdentityError`]; nothing in the directory is changed on error.
+    pub fn load_or_create(config: &Config) -> Result<Identity, IdentityError> {
+        let dir = &config.data_dir;
+        let io = |source| IdentityError::Io { path: dir.clone(), source };
+        let expected = Identity {
+            format: FORMAT,
+            node_id: config.node_id,
+            cluster_id: cluster_id(&config.initial_cluster, &config.topics),
+            initial_cluster: config.initial_cluster.clone(),
+            topics: config.topics.clone(),
+        };
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let found: Identity = serde_json::from_slice(&bytes)
+                    .map_err(|source| IdentityError::Corrupt { path: path.clone(), source })?;
+                found.check(&expected, dir)?;
+                Ok(found)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(io)?;
+                if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+                    return Err(IdentityError::Foreign { path: dir.clone() });
+                }
+                write_atomically(dir, &path, &expected).map_err(io)?;
+                Ok(expected)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn check(&self, expected: &Identity, dir: &Path) -> Result<(), IdentityError> {
+        let path = dir.to_path_buf();
+        if self.node_id != expected.node_id {
+            return Err(IdentityError::OtherNode { path, found: self.node_id, configured: expected.node_id });
+        }
+        if self.initial_cluster != expected.initial_cluster {
+            return Err(IdentityError::Contradiction {
+                path,
+                what: "initial cluster",
+                found: format!("{:?}", self.initial_cluster),
+                configured: format!("{:?}", expected.initial_cluster),
+            });
+        }
+        if self.topics != expected.topics {
+            return Err(IdentityError::Contradiction {
+                path,
+                what: "bootstrap topics",
+                found: format!("{:?}", self.topics),
+                configured: format!("{:?}", expected.topics),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where the RocksDB files live.
+    pub fn db_dir(config: &Config) -> PathBuf {
+        config.data_dir.join("db")
+    }
+}
+
+fn write_atomically(dir: &Path, path: &Path, id: &Identity) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(id).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, FileConfig};
+
+    fn config(dir: &Path, node: u64, topics: &str) -> Config {
+        let args = Args {
+            node_id: Some(node),
+            data_dir: Some(dir.to_path_buf()),
+            initial_cluster: Some("1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703".into()),
+            topics: topics.split(',').map(|t| t.parse().expect("topic")).collect(),
+            ..Args::default()
+        };
+        Config::from_layers(FileConfig::default(), &args).expect("valid config")
+    }
+
+    #[test]
+    fn binds_directory_to_node_and_rejects_another_node() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("n1");
+        let first = Identity::load_or_create(&config(&dir, 1, "events:3")).expect("first start");
+        let again = Identity::load_or_create(&config(&dir, 1, "events:3")).expect("restart");
+        assert_eq!(first, again);
+        let before = std::fs::read(dir.join(FILE)).expect("identity file");
+        let err = Identity::load_or_create(&config(&dir, 2, "events:3")).expect_err("other node");
+        assert!(err.to_string().contains("belongs to node 1"), "{err}");
+        assert_eq!(std::fs::read(dir.join(FILE)).expect("still there"), before, "nothing changed");
+        let err = Identity::load_or_create(&config(&dir, 1, "events:4")).expect_err("other topics");
+        assert!(err.to_string().contains("bootstrap topics"), "{err}");
+    }
+
+    #[test]
+    fn cluster_id_is_the_same_on_every_node_and_differs_per_cluster() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = Identity::load_or_create(&config(&tmp.path().join("a"), 1, "events:3")).expect("a");
+        let b = Identity::load_or_create(&config(&tmp.path().join("b"), 2, "events:3")).expect("b");
+        let c = Identity::load_or_create(&config(&tmp.path().join("c"), 1, "events:2")).expect("c");
+        assert_eq!(a.cluster_id, b.cluster_id);
+        assert_ne!(a.cluster_id, c.cluster_id);
+    }
+
+    #[test]
+    fn refuses_a_non_empty_directory_without_identity() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("something"), b"x").expect("write");
+        let err = Identity::load_or_create(&config(tmp.path(), 1, "events:3")).expect_err("foreign dir");
+        assert!(matches!(err, IdentityError::Foreign { .. }), "{err}");
+    }
+}

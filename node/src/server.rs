@@ -1,0 +1,84 @@
+//! `run`: start everything a node serves, stop it cleanly when `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cairn_raft::network::{GroupRegistry, PeerChannels, PeerOptions, PeerService};
+use cairn_raft::storage::{Db, DbOptions, FatalHook};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::liveness::Liveness;
+use crate::partitions::Partitions;
+use crate::service::BrokerService;
+
+/// Runs a node on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// Identity mismatch, storage that cannot open, a partition that cannot start, server errors.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let identity = Identity::load_or_create(&config)?;
+    tracing::info!(node = config.node_id, cluster = %identity.cluster_id, data_dir = %config.data_dir.display(), "starting");
+
+    // After a failed fsync RocksDB is read-only and the page cache may have dropped the data:
+    // the only safe reaction is to stop the process (never retry an fsync).
+    let on_fatal: FatalHook = Arc::new(|e: &std::io::Error| {
+        tracing::error!(error = %e, "WAL fsync failed; aborting the node");
+        eprintln!("cairn-node: WAL fsync failed ({e}); aborting");
+        std::process::abort();
+    });
+    let db_dir = Identity::db_dir(&config);
+    let db = tokio::task::spawn_blocking(move || Db::open(&db_dir, &DbOptions::default(), on_fatal))
+        .await?
+        .context("opening the storage")?;
+
+    let peer_opts = PeerOptions::default();
+    let message_bytes_max = peer_opts.message_bytes_max;
+    let peers = PeerChannels::new(peer_opts);
+    let registry = GroupRegistry::default();
+    let partitions = Arc::new(Partitions::start(&config, db.clone(), peers.clone(), registry.clone()).await?);
+
+    let liveness = Liveness::default();
+    let probe = liveness.spawn(config.node_id, config.initial_cluster.clone(), peers.clone());
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cairn_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let broker = BrokerService::new(&config, identity.cluster_id.clone(), partitions.clone(), liveness);
+    let incoming = TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
+    tracing::info!(addr = %config.advertise_addr, "serving");
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(PeerService::new(registry, message_bytes_max).into_server())
+        .add_service(broker.into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+
+    tracing::info!("shutting down");
+    probe.abort();
+    match Arc::try_unwrap(partitions) {
+        Ok(p) => p.shutdown().await,
+        Err(_) => tracing::warn!("requests still running at shutdown; partitions stop with the process"),
+    }
+    drop(db);
+    served.context("gRPC server")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Service-layer errors and their ONE mapping to `tonic::Status` with a structured
+//! `cairn.v1.ErrorDetail` (stable code, retriable, definite, leader hint).
+
+use cairn_proto::v1::{ErrorCode, ErrorDetail};
+use cairn_raft::GroupError;
+use prost::Message;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    #[error("topic {topic:?} has no partition {partition} (it has {count})")]
+    UnknownPartition { topic: String, partition: u32, count: u32 },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("record {index} is {size} bytes, over the limit of {max} bytes")]
+    RecordTooLarge { index: usize, size: usize, max: usize },
+    #[error(transparent)]
+    Group(#[from] GroupError),
+}
+
+struct Shape {
+    code: Code,
+    error: ErrorCode,
+    retriable: bool,
+    definite: bool,
+}
+
+fn shape(e: &ServiceError) -> Shape {
+    let s = |code, error, retriable, definite| Shape { code, error, retriable, definite };
+    match e {
+        ServiceError::UnknownTopic(_) => s(Code::NotFound, ErrorCode::UnknownTopic, false, true),
+        ServiceError::UnknownPartition { .. } => s(Code::NotFound, ErrorCode::UnknownPartition, false, true),
+        ServiceError::InvalidArgument(_) => s(Code::InvalidArgument, ErrorCode::InvalidArgument, false, true),
+        ServiceError::RecordTooLarge { .. } => s(Code::InvalidArgument, ErrorCode::RecordTooLarge, false, true),
+        ServiceError::Group(g) => match g {
+            GroupError::NotLeader { leader: Some(_) } => s(Code::Unavailable, ErrorCode::NotLeader, true, true),
+            GroupError::NotLeader { leader: None } => s(Code::Unavailable, ErrorCode::LeaderNotAvailable, true, true),
+            GroupError::Overloaded { .. } => s(Code::ResourceExhausted, ErrorCode::Throttled, true, true),
+            GroupError::OutcomeUnknown { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
+            GroupError::OffsetOutOfRange { .. } => s(Code::OutOfRange, ErrorCode::OffsetOutOfRange, false, true),
+            GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
+            GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),
+            GroupError::Storage(_) | GroupError::CorruptBatch { .. } => {
+                s(Code::Internal, ErrorCode::Internal, false, true)
+            }
+        },
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Status {
+        let sh = shape(&e);
+        let mut detail = ErrorDetail {
+            code: sh.error as i32,
+            retriable: sh.retriable,
+            definite: sh.definite,
+            message: e.to_string(),
+            ..ErrorDetail::default()
+        };
+        match &e {
+            ServiceError::Group(GroupError::NotLeader { leader: Some(l) }) => {
+                detail.leader_id = l.node_id;
+                detail.leader_address = l.address.clone();
+            }
+            ServiceError::Group(GroupError::OffsetOutOfRange { log_start, high_watermark, .. }) => {
+                detail.log_start_offset = *log_start;
+                detail.high_watermark = *high_watermark;
+            }
+            ServiceError::Group(GroupError::Storage(_) | GroupError::CorruptBatch { .. }) => {
+                tracing::error!(error = %e, "internal error served to a client");
+            }
+            _ => {}
+        }
+        Status::with_details(sh.code, detail.message.clone(), detail.encode_to_vec().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_raft::error::LeaderHint;
+
+    use super::*;
+
+    fn detail(s: &Status) -> ErrorDetail {
+        ErrorDetail::decode(s.details()).expect("detail decodes")
+    }
+
+    #[test]
+    fn not_leader_carries_the_leader_address() {
+        let s: Status = ServiceError::Group(GroupError::NotLeader {
+            leader: Some(LeaderHint { node_id: 2, address: "127.0.0.1:7702".into() }),
+        })
+        .into();
+        let d = detail(&s);
+        assert_eq!(d.code(), ErrorCode::NotLeader);
+        assert!(d.retriable && d.definite);
+        assert_eq!((d.leader_id, d.leader_address.as_str()), (2, "127.0.0.1:7702"));
+    }
+
+    #[test]
+    fn unknown_outcome_is_retriable_but_not_definite() {
+        let s: Status = ServiceError::Group(GroupError::OutcomeUnknown { reason: "timeout".into() }).into();
+        let d = detail(&s);
+        assert_eq!(d.code(), ErrorCode::Timeout);
+        assert!(d.retriable && !d.definite);
+    }
+
+    #[test]
+    fn out_of_range_reports_bounds() {
+        let s: Status =
+            ServiceError::Group(GroupError::OffsetOutOfRange { offset: 99, log_start: 3, high_watermark: 10 }).into();
+        assert_eq!(s.code(), Code::OutOfRange);
+        let d = detail(&s);
+        assert_eq!((d.log_start_offset, d.high_watermark), (3, 10));
+        assert!(!d.retriable);
+    }
+}

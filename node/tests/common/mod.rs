@@ -1,0 +1,287 @@
+//! Test harness: real `cairn-node` processes on ephemeral loopback ports with temp data dirs.
+//!
+//! Each node's listening socket is bound here on port 0 and handed to the child as fd 3
+//! (`--listen-fd 3`), so no port is ever guessed. The harness's own copy is closed right after
+//! the spawn, so a killed node's port refuses connections like a real dead host. A restart
+//! binds the same port again.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_client::{Client, ClientConfig};
+use command_fds::{CommandFdExt, FdMapping};
+use tempfile::TempDir;
+
+pub struct Node {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: BTreeMap<u64, Node>,
+    pub topics: String,
+    initial_cluster: String,
+    extra_args: Vec<String>,
+    dir: TempDir,
+}
+
+pub fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cairn-node"))
+}
+
+/// The `cairn` CLI built next to `cairn-node` by `cargo test --workspace`.
+pub fn cli_binary() -> PathBuf {
+    let p = node_binary().with_file_name("cairn");
+    assert!(p.exists(), "{} is missing: run the tests with `cargo test --workspace`", p.display());
+    p
+}
+
+fn bind(addr: SocketAddr) -> TcpListener {
+    // A just-killed node's port can be briefly busy (e.g. taken as an ephemeral source port).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => return l,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot bind {addr}: {e}"),
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `n` nodes with bootstrap topics `topics` (`name:partitions,...`).
+    pub fn start(n: u64, topics: &str) -> Cluster {
+        Cluster::start_with(n, topics, &[])
+    }
+
+    pub fn start_with(n: u64, topics: &str, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listeners: Vec<(u64, TcpListener)> =
+            (1..=n).map(|id| (id, TcpListener::bind("127.0.0.1:0").expect("bind port 0"))).collect();
+        let initial_cluster = listeners
+            .iter()
+            .map(|(id, l)| format!("{id}={}", l.local_addr().expect("addr")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            nodes: BTreeMap::new(),
+            topics: topics.to_string(),
+            initial_cluster,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        for (id, l) in listeners {
+            let node = Node {
+                id,
+                addr: l.local_addr().expect("addr"),
+                data_dir: cluster.dir.path().join(format!("node{id}")),
+                log: cluster.dir.path().join(format!("node{id}.log")),
+                child: None,
+            };
+            cluster.nodes.insert(id, node);
+            cluster.spawn(id, l);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, id: u64, listener: TcpListener) {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
+        let mut cmd = Command::new(node_binary());
+        cmd.arg("--node-id")
+            .arg(id.to_string())
+            .arg("--listen-fd")
+            .arg("3")
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--initial-cluster")
+            .arg(&self.initial_cluster)
+            .arg("--topic")
+            .arg(&self.topics)
+            .args(&self.extra_args)
+            .env(
+                "RUST_LOG",
+                std::env::var("CAIRN_TEST_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn,openraft::replication=off".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        cmd.fd_mappings(vec![FdMapping { parent_fd: OwnedFd::from(listener), child_fd: 3 }]).expect("fd mapping");
+        let child = cmd.spawn().expect("spawn cairn-node");
+        // `cmd` (and with it the parent's copy of the socket) is dropped here.
+        drop(cmd);
+        node.child = Some(child);
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        self.nodes[&id].addr.to_string()
+    }
+
+    pub fn brokers(&self) -> Vec<String> {
+        self.nodes.values().map(|n| n.addr.to_string()).collect()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        if let Some(mut c) = node.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self, id: u64) -> std::process::ExitStatus {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let mut c = node.child.take().expect("node is running");
+        let status = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "node {id} did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a stopped node again on its port and data directory.
+    pub fn restart(&mut self, id: u64) {
+        assert!(self.nodes[&id].child.is_none(), "node {id} is still running");
+        let l = bind(self.nodes[&id].addr);
+        self.spawn(id, l);
+    }
+
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match self.nodes.get_mut(&id).and_then(|n| n.child.as_mut()) {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
+    }
+
+    /// A client bootstrapped from every node, with a generous retry budget.
+    pub async fn client(&self) -> Client {
+        connect(self.brokers()).await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        if std::thread::panicking() {
+            for id in ids {
+                let log = self.log_of(id);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- node {id} log (last 40 lines) ----");
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+/// A client bootstrapped from `brokers`, with a generous retry budget (elections take seconds).
+pub async fn connect(brokers: Vec<String>) -> Client {
+    let mut cfg = ClientConfig::new(brokers);
+    cfg.retry_deadline = Duration::from_secs(30);
+    cfg.request_timeout = Duration::from_secs(15);
+    Client::connect(cfg).await.expect("client connects")
+}
+
+/// Reads all records of `topic`/`partition` in `[0, until)` from one node's replica,
+/// waiting (bounded) for that replica to reach `until`.
+pub async fn read_from_node(
+    client: &Client,
+    addr: &str,
+    topic: &str,
+    partition: u32,
+    until: u64,
+) -> Vec<cairn_client::FetchedRecord> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < until {
+        let req = cairn_proto::v1::FetchRequest {
+            topic: topic.into(),
+            partition,
+            offset: pos,
+            max_bytes: 1 << 20,
+            max_wait_ms: 500,
+        };
+        match client.fetch_from_node(addr, req).await {
+            Ok(resp) => {
+                for r in resp.records {
+                    assert_eq!(r.offset, pos, "offsets must be dense");
+                    pos += 1;
+                    out.push(r);
+                }
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "node {addr} could not serve {topic}/{partition}@{pos}: {e}");
+                // Poll again shortly: the node may still be starting.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {addr} did not reach offset {until} of {topic}/{partition} (at {pos})"
+        );
+    }
+    out
+}
+
+/// Waits until every partition of every topic has a leader known to a node that answers.
+pub async fn wait_for_leaders(client: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(d) = client.describe_cluster().await {
+            let all = d.topics.iter().flat_map(|t| &t.partitions).all(|p| p.leader_node_id != 0);
+            if all && !d.topics.is_empty() {
+                let _ = client.refresh_metadata().await;
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "partitions did not all elect leaders within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The node id currently leading `topic`/`partition` according to the cluster.
+pub async fn leader_of(client: &Client, topic: &str, partition: u32) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(d) = client.describe_cluster().await {
+            if let Some(p) =
+                d.topics.iter().find(|t| t.name == topic).and_then(|t| t.partitions.get(partition as usize))
+            {
+                if p.leader_node_id != 0 {
+                    return p.leader_node_id;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader for {topic}/{partition} within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,281 @@
+//! [`PartitionGroup`]: one replica of one partition, as the node's services see it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_proto::v1::FetchedRecord;
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, ServerState};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::config::GroupConfig;
+use super::proposer::{self, Proposal};
+use super::{reader, watchdog};
+use crate::error::{GroupError, LeaderHint};
+use crate::ids::{node_of, replica_id, GroupId, NodeId, ReplicaId};
+use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
+use crate::storage::{Db, LogStore, Progress, StateMachineStore};
+use crate::types::{ProducerRef, Raft};
+
+/// A produce request as the group takes it: records already encoded.
+#[derive(Debug)]
+pub struct ProduceRequest {
+    pub producer: Option<ProducerRef>,
+    pub record_count: u32,
+    pub max_set_timestamp_ms: Option<i64>,
+    pub has_unset_timestamps: bool,
+    /// Protobuf encoding of `cairn.peer.v1.RecordBatch`.
+    pub records: Bytes,
+}
+
+/// A committed produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProduceAck {
+    pub base_offset: u64,
+    pub log_append_time_ms: i64,
+}
+
+/// Records read from a replica, with its view of the partition bounds.
+#[derive(Debug)]
+pub struct FetchResult {
+    pub records: Vec<FetchedRecord>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+/// A point-in-time view of the replica, for cluster description.
+#[derive(Clone, Debug)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub leader: Option<LeaderHint>,
+    pub is_leader: bool,
+    pub replicas: Vec<NodeId>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+    /// `Some(reason)` when the Raft instance stopped.
+    pub stopped: Option<String>,
+}
+
+/// One replica of one partition.
+pub struct PartitionGroup {
+    cfg: GroupConfig,
+    raft: Raft,
+    db: Arc<Db>,
+    proposals: mpsc::Sender<Proposal>,
+    progress: watch::Receiver<Progress>,
+    registry: GroupRegistry,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PartitionGroup {
+    /// Opens the replica's storage, starts its Raft instance, proposer and watchdog, and
+    /// registers it for peer RPCs.
+    ///
+    /// # Errors
+    /// Invalid Raft timers, storage errors, or openraft failing to start.
+    pub async fn start(
+        cfg: GroupConfig,
+        db: Arc<Db>,
+        peers: PeerChannels,
+        registry: GroupRegistry,
+    ) -> Result<PartitionGroup, GroupError> {
+        let raft_cfg = cfg.raft_config()?;
+        let log = LogStore::new(db.clone(), cfg.group).with_read_bytes_max(cfg.replication_read_bytes_max);
+        let sm = StateMachineStore::open(db.clone(), cfg.group, cfg.checkpoint).await?;
+        let progress = sm.progress();
+        let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
+        let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm)
+            .await
+            .map_err(|e| GroupError::Stopped { reason: format!("raft failed to start: {e}") })?;
+        registry.insert(cfg.group, cfg.replica, raft.clone());
+
+        let (tx, rx) = mpsc::channel(cfg.proposal_queue_max.max(1));
+        let tasks = vec![
+            tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone())),
+            tokio::spawn(watchdog::run(
+                raft.clone(),
+                cfg.replica,
+                Duration::from_millis(cfg.timings.election_timeout_max_ms),
+            )),
+        ];
+        Ok(PartitionGroup { cfg, raft, db, proposals: tx, progress, registry, tasks })
+    }
+
+    pub fn group_id(&self) -> GroupId {
+        self.cfg.group
+    }
+
+    /// Makes `members` (node id → address, all at incarnation `incarnation`) the first
+    /// membership, unless the group already has state. Every member may call it with the same
+    /// list: the initial entry is identical everywhere.
+    ///
+    /// # Errors
+    /// The Raft instance stopped or rejected the membership.
+    pub async fn bootstrap(&self, members: &BTreeMap<NodeId, String>, incarnation: u32) -> Result<(), GroupError> {
+        let nodes: BTreeMap<ReplicaId, BasicNode> =
+            members.iter().map(|(n, addr)| (replica_id(*n, incarnation), BasicNode::new(addr))).collect();
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()), // already initialised
+            Err(e) => Err(GroupError::Stopped { reason: format!("initialise: {e}") }),
+        }
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.raft.metrics().borrow().running_state.as_ref().err().map(|e| e.to_string())
+    }
+
+    fn leader_hint(&self) -> Option<LeaderHint> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?;
+        Some(LeaderHint { node_id: node_of(id), address: node.addr.clone() })
+    }
+
+    /// Appends a batch; answers once it is committed on a majority (each fsynced) and applied.
+    ///
+    /// # Errors
+    /// `NotLeader` and `Overloaded` (definite, nothing appended), `OutcomeUnknown` (may have been
+    /// committed), `Stopped`.
+    pub async fn produce(&self, req: ProduceRequest) -> Result<ProduceAck, GroupError> {
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
+        {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.state != ServerState::Leader {
+                drop(m);
+                return Err(GroupError::NotLeader { leader: self.leader_hint() });
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        let proposal = Proposal {
+            producer: req.producer,
+            record_count: req.record_count,
+            max_set_timestamp_ms: req.max_set_timestamp_ms,
+            has_unset_timestamps: req.has_unset_timestamps,
+            records: req.records,
+            reply,
+        };
+        self.proposals.try_send(proposal).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => GroupError::Overloaded { queued: self.cfg.proposal_queue_max },
+            mpsc::error::TrySendError::Closed(_) => GroupError::Stopped { reason: "proposer stopped".into() },
+        })?;
+        match rx.await {
+            Ok(Ok((base_offset, log_append_time_ms))) => Ok(ProduceAck { base_offset, log_append_time_ms }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(GroupError::OutcomeUnknown { reason: "proposer dropped the request".into() }),
+        }
+    }
+
+    /// The replica's applied progress.
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// Reads committed records from `offset`. At or past this replica's high watermark it waits
+    /// up to `max_wait` for new records and may return none; on the leader an offset beyond
+    /// everything committed is OFFSET_OUT_OF_RANGE.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange`, storage and decode errors.
+    pub async fn fetch(&self, offset: u64, max_bytes: usize, max_wait: Duration) -> Result<FetchResult, GroupError> {
+        let mut progress = self.progress.clone();
+        let mut p = *progress.borrow_and_update();
+        if offset < p.log_start_offset {
+            return Err(out_of_range(offset, &p));
+        }
+        if offset > p.high_watermark && self.is_leader() {
+            // A new leader may not have applied everything committed yet: catch up to a
+            // linearizable point before calling the offset invalid.
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), self.raft.ensure_linearizable()).await {
+                p = *progress.borrow_and_update();
+                if offset > p.high_watermark {
+                    return Err(out_of_range(offset, &p));
+                }
+            }
+        }
+        if offset >= p.high_watermark {
+            // Followers trail the leader: wait for the offset to become visible here.
+            let deadline = tokio::time::Instant::now() + max_wait;
+            while offset >= p.high_watermark {
+                match tokio::time::timeout_at(deadline, progress.changed()).await {
+                    Ok(Ok(())) => p = *progress.borrow_and_update(),
+                    _ => {
+                        return Ok(FetchResult {
+                            records: Vec::new(),
+                            high_watermark: p.high_watermark,
+                            log_start_offset: p.log_start_offset,
+                        });
+                    }
+                }
+            }
+        }
+        let (db, group, hw) = (self.db.clone(), self.cfg.group, p.high_watermark);
+        let records = tokio::task::spawn_blocking(move || reader::read(&db, group, offset, max_bytes, hw))
+            .await
+            .map_err(|e| GroupError::Storage(e.into()))??;
+        let after = *progress.borrow();
+        if offset < after.log_start_offset {
+            return Err(out_of_range(offset, &after));
+        }
+        Ok(FetchResult { records, high_watermark: hw, log_start_offset: p.log_start_offset })
+    }
+
+    /// The first offset whose timestamp is at or after `ts_ms` (the high watermark if none).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn offset_for_timestamp(&self, ts_ms: i64) -> Result<u64, GroupError> {
+        let p = self.progress();
+        let (db, group) = (self.db.clone(), self.cfg.group);
+        tokio::task::spawn_blocking(move || {
+            reader::offset_for_timestamp(&db, group, ts_ms, p.log_start_offset, p.high_watermark)
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.into()))?
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// A snapshot of the replica's view, for cluster description.
+    pub fn status(&self) -> GroupStatus {
+        let p = self.progress();
+        let replicas = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().voter_ids().map(node_of).collect()
+        };
+        GroupStatus {
+            group: self.cfg.group,
+            leader: self.leader_hint(),
+            is_leader: self.is_leader(),
+            replicas,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+            stopped: self.stopped(),
+        }
+    }
+
+    /// Stops the replica: proposer, watchdog and Raft instance.
+    pub async fn shutdown(self) {
+        self.registry.remove(self.cfg.group, self.cfg.replica);
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(group = self.cfg.group, error = %e, "raft shutdown");
+        }
+    }
+}
+
+fn out_of_range(offset: u64, p: &Progress) -> GroupError {
+    GroupError::OffsetOutOfRange { offset, log_start: p.log_start_offset, high_watermark: p.high_watermark }
+}

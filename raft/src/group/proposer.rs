@@ -1,0 +1,136 @@
+//! Per-partition proposer: group commit of produce batches into Raft entries.
+//!
+//! ```text
+//!  produce ─► bounded queue ─► [proposer task] drain ≤ N batches / M bytes ─► client_write_ff
+//!                                   │  (entries appended in call order)        │
+//!                                   └─ ≤ K entries in flight ◄─ waiter task ◄──┘ apply result
+//! ```
+//! While one entry is being replicated and fsynced, the next gathers everything that queued up,
+//! so a busy partition needs one fsync for many batches.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use openraft::error::ClientWriteError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::config::GroupConfig;
+use crate::error::{GroupError, LeaderHint};
+use crate::ids::node_of;
+use crate::types::{ApplyResponse, BatchOutcome, Command, ProduceBatch, ProduceEntry, ProducerRef, Raft};
+
+/// One queued produce request.
+pub(crate) struct Proposal {
+    pub producer: Option<ProducerRef>,
+    pub record_count: u32,
+    /// Largest timestamp among records that carry one.
+    pub max_set_timestamp_ms: Option<i64>,
+    /// Whether some record has no timestamp (it gets the append time).
+    pub has_unset_timestamps: bool,
+    pub records: Bytes,
+    pub reply: oneshot::Sender<Result<(u64, i64), GroupError>>,
+}
+
+pub(crate) async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, cfg: GroupConfig) {
+    let in_flight = Arc::new(Semaphore::new(cfg.proposals_in_flight_max.max(1)));
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.records.len();
+        let mut props = vec![first];
+        while props.len() < cfg.entry_batches_max && bytes < cfg.entry_bytes_max {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.records.len();
+                    props.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let append_time_ms = now_ms();
+        let mut replies = Vec::with_capacity(props.len());
+        let batches = props
+            .into_iter()
+            .map(|p| {
+                replies.push(p.reply);
+                let unset = p.has_unset_timestamps.then_some(append_time_ms);
+                ProduceBatch {
+                    producer: p.producer,
+                    record_count: p.record_count,
+                    max_timestamp_ms: p.max_set_timestamp_ms.max(unset).unwrap_or(append_time_ms),
+                    records: p.records,
+                }
+            })
+            .collect();
+        let cmd = Command::Produce(ProduceEntry { append_time_ms, batches });
+        match raft.client_write_ff(cmd).await {
+            Ok(resp_rx) => {
+                let timeout = cfg.produce_timeout;
+                tokio::spawn(async move {
+                    let res = tokio::time::timeout(timeout, resp_rx).await;
+                    drop(permit);
+                    dispatch(res, replies, append_time_ms);
+                });
+            }
+            Err(fatal) => {
+                for r in replies {
+                    let _ = r.send(Err(GroupError::Stopped { reason: fatal.to_string() }));
+                }
+            }
+        }
+    }
+}
+
+type WriteResult = Result<
+    openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
+    ClientWriteError<crate::ids::ReplicaId, openraft::BasicNode>,
+>;
+
+fn dispatch(
+    res: Result<Result<WriteResult, oneshot::error::RecvError>, tokio::time::error::Elapsed>,
+    replies: Vec<oneshot::Sender<Result<(u64, i64), GroupError>>>,
+    append_time_ms: i64,
+) {
+    let fail = |e: &dyn Fn() -> GroupError, replies: Vec<oneshot::Sender<_>>| {
+        for r in replies {
+            let _ = r.send(Err(e()));
+        }
+    };
+    match res {
+        Ok(Ok(Ok(resp))) => match resp.data {
+            ApplyResponse::Produce(outcomes) if outcomes.len() == replies.len() => {
+                for (r, BatchOutcome::Appended { base_offset }) in replies.into_iter().zip(outcomes) {
+                    let _ = r.send(Ok((base_offset, append_time_ms)));
+                }
+            }
+            other => {
+                let reason = format!("apply answered {other:?} for a produce entry");
+                tracing::error!(%reason, "invariant broken");
+                fail(&|| GroupError::OutcomeUnknown { reason: reason.clone() }, replies);
+            }
+        },
+        // Not appended here, or appended and then truncated away by a new leader: the entry can
+        // never commit, so the outcome is definite.
+        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
+            let leader = f
+                .leader_id
+                .zip(f.leader_node)
+                .map(|(id, node)| LeaderHint { node_id: node_of(id), address: node.addr });
+            fail(&|| GroupError::NotLeader { leader: leader.clone() }, replies);
+        }
+        Ok(Ok(Err(e))) => {
+            let reason = e.to_string();
+            fail(&|| GroupError::OutcomeUnknown { reason: reason.clone() }, replies);
+        }
+        Ok(Err(_)) => {
+            fail(&|| GroupError::OutcomeUnknown { reason: "raft stopped before the entry applied".into() }, replies)
+        }
+        Err(_) => fail(&|| GroupError::OutcomeUnknown { reason: "timed out waiting for commit".into() }, replies),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

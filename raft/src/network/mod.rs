@@ -1,0 +1,17 @@
+//! Node-to-node Raft transport over gRPC (`cairn.peer.v1.RaftTransport`).
+//!
+//! One tonic server per node serves both the public API and this transport. Each peer node has
+//! one HTTP/2 channel, created once and cloned by every group's client. Requests carry the group
+//! id and the target replica id; a receiver that does not host that replica answers
+//! `unreachable`, and openraft backs off.
+
+mod client;
+mod codec;
+mod peers;
+mod registry;
+mod server;
+
+pub use client::NetworkFactory;
+pub use peers::{PeerChannels, PeerOptions};
+pub use registry::GroupRegistry;
+pub use server::PeerService;

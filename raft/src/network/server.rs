@@ -1,0 +1,83 @@
+//! The receiving side of the peer transport: decode, route to the group's Raft, encode.
+
+use cairn_proto::peer::raft_reply::Result as Reply;
+use cairn_proto::peer::raft_transport_server::{RaftTransport, RaftTransportServer};
+use cairn_proto::peer::{RaftReply, RaftRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use super::codec::{from_bytes, to_bytes, CodecError};
+use super::registry::GroupRegistry;
+use crate::ids::ReplicaId;
+use crate::types::{CheckpointData, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+
+/// gRPC service delivering peer messages to local groups.
+#[derive(Clone)]
+pub struct PeerService {
+    registry: GroupRegistry,
+    message_bytes_max: usize,
+}
+
+impl PeerService {
+    pub fn new(registry: GroupRegistry, message_bytes_max: usize) -> PeerService {
+        PeerService { registry, message_bytes_max }
+    }
+
+    /// The tonic service to mount on the node's server.
+    pub fn into_server(self) -> RaftTransportServer<PeerService> {
+        let max = self.message_bytes_max;
+        RaftTransportServer::new(self).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    fn route(&self, req: &RaftRequest) -> Result<Raft, String> {
+        self.registry.lookup(req.group_id, req.target_replica_id)
+    }
+}
+
+fn reply<T: Serialize, E: Serialize>(what: &'static str, res: Result<T, E>) -> Result<Response<RaftReply>, Status> {
+    let result = match res {
+        Ok(v) => Reply::Ok(to_bytes(what, &v).map_err(codec_status)?.into()),
+        Err(e) => Reply::RaftError(to_bytes("raft error", &e).map_err(codec_status)?.into()),
+    };
+    Ok(Response::new(RaftReply { result: Some(result) }))
+}
+
+fn codec_status(e: CodecError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+#[tonic::async_trait]
+impl RaftTransport for PeerService {
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = match self.route(&req) {
+            Ok(r) => r,
+            Err(why) => return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) })),
+        };
+        let rpc: AppendEntriesRequest<TypeConfig> = from_bytes("append entries", &req.payload).map_err(codec_status)?;
+        reply("append entries response", raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = match self.route(&req) {
+            Ok(r) => r,
+            Err(why) => return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) })),
+        };
+        let rpc: VoteRequest<ReplicaId> = from_bytes("vote", &req.payload).map_err(codec_status)?;
+        reply("vote response", raft.vote(rpc).await)
+    }
+
+    async fn full_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = match self.route(&req) {
+            Ok(r) => r,
+            Err(why) => return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) })),
+        };
+        let (vote, meta, data): (Vote, SnapshotMeta, CheckpointData) =
+            from_bytes("snapshot", &req.payload).map_err(codec_status)?;
+        let snapshot = Snapshot { meta, snapshot: Box::new(data) };
+        reply("snapshot response", raft.install_full_snapshot(vote, snapshot).await)
+    }
+}

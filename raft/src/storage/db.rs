@@ -1,0 +1,128 @@
+//! The node's single RocksDB instance, shared by every group, and its syncer.
+//!
+//! A few column families, never one per group (DESIGN.md §3). Options favour a write-ahead-log
+//! workload: no compression libraries are linked, write stalls are generous, and
+//! `max_total_wal_size` forces the tiny `raft` CF to flush so it cannot keep old WAL files alive.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+
+use super::error::StoreError;
+use super::keys::ALL_CFS;
+use super::syncer::{FatalHook, FlushCallback, Syncer, WalSync};
+
+/// Tunables of the shared RocksDB instance.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Block cache shared by all column families.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family.
+    pub write_buffer_bytes: usize,
+    /// Total WAL size that forces memtable flushes.
+    pub max_total_wal_bytes: u64,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { block_cache_bytes: 64 << 20, write_buffer_bytes: 32 << 20, max_total_wal_bytes: 256 << 20 }
+    }
+}
+
+/// RocksDB plus the node-wide syncer.
+pub struct Db {
+    rocks: Arc<DB>,
+    syncer: Syncer,
+}
+
+/// RocksDB's own WAL fsync: one WAL for every column family, so one call covers all groups.
+pub struct RocksWal(pub Arc<DB>);
+
+impl WalSync for RocksWal {
+    fn sync_wal(&self) -> std::io::Result<()> {
+        self.0.flush_wal(true).map_err(std::io::Error::other)
+    }
+}
+
+impl Db {
+    /// Opens (creating if missing) the database in `path` and starts the syncer.
+    ///
+    /// # Errors
+    /// RocksDB open errors (including "LOCK held": another process uses the directory) and
+    /// thread-spawn failures.
+    pub fn open(path: &Path, opts: &DbOptions, on_fatal: FatalHook) -> Result<Arc<Db>, StoreError> {
+        Db::open_with_wal(path, opts, on_fatal, |rocks| Arc::new(RocksWal(rocks)))
+    }
+
+    /// Like [`Db::open`], with the WAL fsync provided by `wal` (tests wrap RocksDB's to observe
+    /// or delay fsyncs).
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub fn open_with_wal(
+        path: &Path,
+        opts: &DbOptions,
+        on_fatal: FatalHook,
+        wal: impl FnOnce(Arc<DB>) -> Arc<dyn WalSync>,
+    ) -> Result<Arc<Db>, StoreError> {
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+
+        let cf_opts = || {
+            let mut o = Options::default();
+            o.set_compression_type(DBCompressionType::None);
+            o.set_write_buffer_size(opts.write_buffer_bytes);
+            o.set_block_based_table_factory(&table);
+            o.set_level_zero_slowdown_writes_trigger(40);
+            o.set_level_zero_stop_writes_trigger(64);
+            o.set_soft_pending_compaction_bytes_limit(64 << 30);
+            o.set_hard_pending_compaction_bytes_limit(256 << 30);
+            o
+        };
+        let mut db_opts = cf_opts();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_total_wal_size(opts.max_total_wal_bytes);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts()));
+        let rocks = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(StoreError::rocks("open"))?);
+        let syncer = Syncer::start(wal(rocks.clone()), on_fatal)
+            .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
+        Ok(Arc::new(Db { rocks, syncer }))
+    }
+
+    pub(crate) fn rocks(&self) -> &DB {
+        &self.rocks
+    }
+
+    /// Handle of a column family this module created at open.
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+        self.rocks
+            .cf_handle(name)
+            .ok_or(StoreError::Corrupt { group: 0, message: format!("column family {name} missing") })
+    }
+
+    /// Queues `callback` for the next WAL fsync. Call only after the covered write returned.
+    pub(crate) fn after_next_fsync(&self, callback: FlushCallback) {
+        self.syncer.submit(callback);
+    }
+
+    /// Number of fsync rounds the syncer completed.
+    pub fn fsync_rounds(&self) -> u64 {
+        self.syncer.rounds()
+    }
+}
+
+/// Runs blocking RocksDB work off the tokio workers.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?
+}

@@ -1,0 +1,17 @@
+//! RocksDB storage shared by every group of a node: log store, metadata state machine,
+//! retention checkpoints and the fsync syncer (DESIGN.md §3–4).
+
+pub mod codec;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod log_store;
+pub mod snapshot;
+pub mod state_machine;
+pub mod syncer;
+
+pub use db::{Db, DbOptions};
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, StateMachineStore};
+pub use syncer::{FatalHook, WalSync};

@@ -1,0 +1,349 @@
+//! The metadata-only state machine of one partition group (`sm` and `idx` column families).
+//!
+//! ```text
+//!  apply(entries) ─► one WriteBatch: idx (base offset → raft index), checkpoints, applied state
+//!                 └► progress watch (high watermark, log start) for fetch long-polls
+//! ```
+//!
+//! Offsets are assigned here, at apply time, from `next_offset`: every replica applies the same
+//! entries in the same order and so assigns the same offsets. Apply writes are not synced: the
+//! entries they derive from are already fsynced in the log, and re-applying after a crash is
+//! deterministic. Snapshots are retention checkpoints (DESIGN.md §4), see [`super::snapshot`].
+
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
+use rocksdb::{WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::codec::{decode, encode};
+use super::db::{blocking, Db};
+use super::error::StoreError;
+use super::keys::{self, CF_IDX, CF_SM};
+use super::snapshot::{self, Checkpoint, SnapshotBuilder};
+use crate::ids::GroupId;
+use crate::types::{
+    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, ProduceEntry, Snapshot, SnapshotMeta,
+    StorageError, StoredMembership, TypeConfig,
+};
+
+/// When apply writes a checkpoint (decided from the log alone, so every replica agrees).
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointPolicy {
+    pub every_entries: u64,
+    pub every_bytes: u64,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy { every_entries: 10_000, every_bytes: 64 << 20 }
+    }
+}
+
+/// What readers of a partition need to know about the applied state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// One past the last committed offset this replica applied.
+    pub high_watermark: u64,
+    /// First offset still stored.
+    pub log_start_offset: u64,
+    /// Raft index of the last applied entry.
+    pub applied_index: Option<u64>,
+}
+
+/// Persisted applied state (key `g 0x10`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    pub next_offset: u64,
+    pub log_start_offset: u64,
+    /// Latest retention checkpoint applied through `PrefixTruncate` (or installed).
+    pub retention_point: Option<LogId>,
+    pub entries_since_checkpoint: u64,
+    pub bytes_since_checkpoint: u64,
+}
+
+/// Where the records of one accepted batch live (idx CF value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLocation {
+    /// Raft index of the entry carrying the batch.
+    pub raft_index: u64,
+    /// Position of the batch among the entry's batches.
+    pub ordinal: u32,
+    pub record_count: u32,
+    pub max_timestamp_ms: i64,
+    /// Leader append time of the entry, the timestamp of records sent without one.
+    pub append_time_ms: i64,
+}
+
+/// The state machine of one group.
+pub struct StateMachineStore {
+    db: Arc<Db>,
+    group: GroupId,
+    state: AppliedState,
+    policy: CheckpointPolicy,
+    progress: watch::Sender<Progress>,
+    /// Serialises snapshot pointer updates between the builder and install.
+    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl StateMachineStore {
+    /// Loads the applied state of `group` (empty for a new group).
+    ///
+    /// # Errors
+    /// Read or decode failures of the persisted state.
+    pub async fn open(db: Arc<Db>, group: GroupId, policy: CheckpointPolicy) -> Result<StateMachineStore, StoreError> {
+        let db2 = db.clone();
+        let state = blocking(move || {
+            match db2.rocks().get_pinned_cf(db2.cf(CF_SM)?, keys::applied(group)).map_err(StoreError::rocks("get"))? {
+                Some(v) => decode::<AppliedState>("applied state", &v),
+                None => Ok(AppliedState::default()),
+            }
+        })
+        .await?;
+        let (progress, _) = watch::channel(progress_of(&state));
+        Ok(StateMachineStore { db, group, state, policy, progress, snapshot_lock: Arc::default() })
+    }
+
+    /// A receiver of the applied progress, updated after every apply.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    async fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<ApplyResponse>, StoreError> {
+        let mut state = self.state.clone();
+        let mut batch = WriteBatch::default();
+        let mut responses = Vec::with_capacity(entries.len());
+        // Checkpoints written in this very batch, so a PrefixTruncate naming one is found.
+        let mut fresh: Vec<Checkpoint> = Vec::new();
+        for entry in &entries {
+            let mut payload_bytes = 0u64;
+            let resp = match &entry.payload {
+                EntryPayload::Blank => ApplyResponse::None,
+                EntryPayload::Membership(m) => {
+                    state.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    ApplyResponse::None
+                }
+                EntryPayload::Normal(Command::Produce(p)) => {
+                    payload_bytes = p.batches.iter().map(|b| b.records.len() as u64).sum();
+                    self.apply_produce(&mut state, &mut batch, entry.log_id.index, p)?
+                }
+                EntryPayload::Normal(Command::PrefixTruncate { upto }) => {
+                    self.apply_prefix_truncate(&mut state, &mut batch, upto, &fresh)?;
+                    ApplyResponse::None
+                }
+            };
+            state.last_applied = Some(entry.log_id);
+            state.entries_since_checkpoint += 1;
+            state.bytes_since_checkpoint += payload_bytes;
+            if state.entries_since_checkpoint >= self.policy.every_entries
+                || state.bytes_since_checkpoint >= self.policy.every_bytes
+            {
+                let cp = Checkpoint {
+                    log_id: entry.log_id,
+                    membership: state.membership.clone(),
+                    data: CheckpointData { next_offset: state.next_offset },
+                };
+                batch.put_cf(
+                    self.db.cf(CF_SM)?,
+                    keys::checkpoint(self.group, entry.log_id.index),
+                    encode("checkpoint", &cp)?,
+                );
+                fresh.push(cp);
+                state.entries_since_checkpoint = 0;
+                state.bytes_since_checkpoint = 0;
+            }
+            responses.push(resp);
+        }
+        batch.put_cf(self.db.cf(CF_SM)?, keys::applied(self.group), encode("applied state", &state)?);
+        let db = self.db.clone();
+        blocking(move || {
+            // Not synced: the log entries are durable already; a re-apply is deterministic.
+            db.rocks().write_opt(batch, &WriteOptions::default()).map_err(StoreError::rocks("apply"))
+        })
+        .await?;
+        self.state = state;
+        self.progress.send_replace(progress_of(&self.state));
+        Ok(responses)
+    }
+
+    fn apply_produce(
+        &self,
+        state: &mut AppliedState,
+        batch: &mut WriteBatch,
+        raft_index: u64,
+        entry: &ProduceEntry,
+    ) -> Result<ApplyResponse, StoreError> {
+        let idx_cf = self.db.cf(CF_IDX)?;
+        let mut outcomes = Vec::with_capacity(entry.batches.len());
+        for (ordinal, b) in entry.batches.iter().enumerate() {
+            let base_offset = state.next_offset;
+            // An empty batch gets no offset and no idx key (it would collide with the next one).
+            if b.record_count > 0 {
+                let loc = BatchLocation {
+                    raft_index,
+                    ordinal: ordinal as u32,
+                    record_count: b.record_count,
+                    max_timestamp_ms: b.max_timestamp_ms,
+                    append_time_ms: entry.append_time_ms,
+                };
+                batch.put_cf(idx_cf, keys::batch(self.group, base_offset), encode("batch location", &loc)?);
+                state.next_offset += u64::from(b.record_count);
+            }
+            outcomes.push(BatchOutcome::Appended { base_offset });
+        }
+        Ok(ApplyResponse::Produce(outcomes))
+    }
+
+    fn apply_prefix_truncate(
+        &self,
+        state: &mut AppliedState,
+        batch: &mut WriteBatch,
+        upto: &LogId,
+        fresh: &[Checkpoint],
+    ) -> Result<(), StoreError> {
+        // A replica whose retention point (or installed snapshot) already covers `upto` ignores it.
+        if state.retention_point.is_some_and(|r| r.index >= upto.index) {
+            return Ok(());
+        }
+        let cp = match fresh.iter().find(|c| c.log_id == *upto) {
+            Some(c) => Some(c.clone()),
+            None => snapshot::read_checkpoint(&self.db, self.group, upto.index)?,
+        };
+        let Some(cp) = cp.filter(|c| c.log_id == *upto) else {
+            // The leader only names checkpoints it applied; every replica wrote the same ones.
+            return Err(StoreError::Corrupt {
+                group: self.group,
+                message: format!("PrefixTruncate names {upto}, which is not a checkpoint here"),
+            });
+        };
+        state.retention_point = Some(*upto);
+        if cp.data.next_offset > state.log_start_offset {
+            state.log_start_offset = cp.data.next_offset;
+            let (from, to) = keys::batches_below(self.group, state.log_start_offset);
+            batch.delete_range_cf(self.db.cf(CF_IDX)?, from, to);
+        }
+        let (from, to) = keys::checkpoints_below(self.group, upto.index);
+        batch.delete_range_cf(self.db.cf(CF_SM)?, from, to);
+        Ok(())
+    }
+
+    /// Removes every key of `group` from every column family (the group was deleted).
+    ///
+    /// # Errors
+    /// RocksDB write errors.
+    pub async fn destroy(db: Arc<Db>, group: GroupId) -> Result<(), StoreError> {
+        blocking(move || {
+            let (start, end) = keys::group_range(group);
+            let mut b = WriteBatch::default();
+            for cf in keys::ALL_CFS {
+                b.delete_range_cf(db.cf(cf)?, &start, &end);
+            }
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            db.rocks().write_opt(b, &wo).map_err(StoreError::rocks("destroy group"))
+        })
+        .await
+    }
+}
+
+fn progress_of(s: &AppliedState) -> Progress {
+    Progress {
+        high_watermark: s.next_offset,
+        log_start_offset: s.log_start_offset,
+        applied_index: s.last_applied.map(|l| l.index),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.state.last_applied, self.state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let last = entries.last().map(|e| e.log_id);
+        self.apply_entries(entries).await.map_err(|e| match last {
+            Some(l) => StorageIOError::apply(l, &e).into(),
+            None => StorageIOError::write_state_machine(&e).into(),
+        })
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // The builder captures the retention point now; it reads only immutable checkpoints.
+        SnapshotBuilder::new(self.db.clone(), self.group, self.state.retention_point, self.snapshot_lock.clone())
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<CheckpointData>, StorageError> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<CheckpointData>,
+    ) -> Result<(), StorageError> {
+        let _guard = self.snapshot_lock.lock().await;
+        let signature = Some(meta.signature());
+        let Some(at) = meta.last_log_id else {
+            return Err(StorageIOError::write_snapshot(
+                signature,
+                &StoreError::Corrupt { group: self.group, message: "snapshot without a log id".into() },
+            )
+            .into());
+        };
+        let state = AppliedState {
+            last_applied: Some(at),
+            membership: meta.last_membership.clone(),
+            next_offset: snapshot.next_offset,
+            // Nothing before the checkpoint is stored on this replica.
+            log_start_offset: snapshot.next_offset,
+            retention_point: Some(at),
+            entries_since_checkpoint: 0,
+            bytes_since_checkpoint: 0,
+        };
+        let cp = Checkpoint { log_id: at, membership: meta.last_membership.clone(), data: *snapshot };
+        let (db, group, st) = (self.db.clone(), self.group, state.clone());
+        blocking(move || install(&db, group, &st, &cp))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        self.state = state;
+        self.progress.send_replace(progress_of(&self.state));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let (db, group) = (self.db.clone(), self.group);
+        blocking(move || snapshot::current(&db, group))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+/// Installs checkpoint `cp` as the whole state of a lagging replica, in ONE synced batch: the
+/// state, the snapshot pointer, the log deletion up to the checkpoint and last-purged. openraft
+/// queues the follower's purge independently; a crash between separate writes could leave
+/// purged = C with applied < C.
+fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Result<(), StoreError> {
+    let mut b = WriteBatch::default();
+    let sm = db.cf(CF_SM)?;
+    b.put_cf(sm, keys::applied(group), encode("applied state", state)?);
+    b.put_cf(sm, keys::checkpoint(group, cp.log_id.index), encode("checkpoint", cp)?);
+    let (from, to) = keys::checkpoints_below(group, cp.log_id.index);
+    b.delete_range_cf(sm, from, to);
+    b.put_cf(sm, keys::snapshot_pointer(group), encode("snapshot pointer", &cp.log_id)?);
+    b.delete_range_cf(db.cf(CF_IDX)?, &keys::batch(group, 0)[..], &keys::batches_end(group)[..]);
+    super::log_store::purge_into(db, group, &cp.log_id, &mut b)?;
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.rocks().write_opt(b, &wo).map_err(StoreError::rocks("install snapshot"))
+}

@@ -1,0 +1,95 @@
+//! The Raft type configuration and the commands a partition group replicates.
+//!
+//! A log entry's payload is a [`Command`]. Record bytes travel inside it exactly as the client
+//! sent them (the protobuf encoding of `cairn.peer.v1.RecordBatch`): written once in the log
+//! column family, never copied into the state machine.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ReplicaId;
+
+openraft::declare_raft_types!(
+    /// Openraft type configuration of every Cairn group.
+    pub TypeConfig:
+        D = Command,
+        R = ApplyResponse,
+        NodeId = ReplicaId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = CheckpointData,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type LogId = openraft::LogId<ReplicaId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<ReplicaId, openraft::BasicNode>;
+pub type Membership = openraft::Membership<ReplicaId, openraft::BasicNode>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type SnapshotMeta = openraft::SnapshotMeta<ReplicaId, openraft::BasicNode>;
+pub type StorageError = openraft::StorageError<ReplicaId>;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Vote = openraft::Vote<ReplicaId>;
+
+/// What a normal log entry of a partition group carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// One or more produce batches gathered by the leader's proposer into one entry.
+    Produce(ProduceEntry),
+    /// Retention: records up to and including checkpoint `upto` may go. Applying it moves the
+    /// log start offset to the first offset after that checkpoint.
+    PrefixTruncate { upto: LogId },
+}
+
+/// Produce batches of one Raft entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProduceEntry {
+    /// Leader's wall clock when it proposed the entry (ms since the Unix epoch). Deterministic for
+    /// every replica because it is part of the log.
+    pub append_time_ms: i64,
+    pub batches: Vec<ProduceBatch>,
+}
+
+/// One client batch as stored in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProduceBatch {
+    /// Idempotent producer identity, when the client uses one.
+    pub producer: Option<ProducerRef>,
+    pub record_count: u32,
+    /// Largest record timestamp (records with no timestamp count as the append time).
+    pub max_timestamp_ms: i64,
+    /// Protobuf encoding of `cairn.peer.v1.RecordBatch`, exactly as accepted.
+    pub records: Bytes,
+}
+
+/// Identity of an idempotent producer's batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerRef {
+    pub producer_id: u64,
+    pub epoch: u32,
+    pub base_sequence: u32,
+}
+
+/// Result of applying one entry. Exactly one per entry, blank and membership entries included.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum ApplyResponse {
+    /// Blank, membership and retention entries.
+    #[default]
+    None,
+    /// One outcome per batch of a produce entry, in batch order.
+    Produce(Vec<BatchOutcome>),
+}
+
+/// Outcome of one produce batch at apply time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchOutcome {
+    /// Records were given offsets `base_offset ..= base_offset + count - 1`.
+    Appended { base_offset: u64 },
+}
+
+/// Snapshot payload: an immutable retention checkpoint, never record data (DESIGN.md §4).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointData {
+    /// Offset the first record after the checkpoint gets.
+    pub next_offset: u64,
+}

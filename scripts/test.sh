@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit + storage-suite + integration tests, docs.
+# Usage: scripts/test.sh            (installs missing system packages first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/ensure-deps.sh
+source scripts/ensure-deps.sh
+# shellcheck source=scripts/rocksdb.sh
+source scripts/rocksdb.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo test"
+# Integration tests run three real nodes each; two at a time fit this kind of machine.
+cargo test --workspace -- --test-threads="${CAIRN_TEST_THREADS:-2}"
+echo "==> cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+echo "==> all tests passed"
