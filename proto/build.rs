@@ -2,7 +2,13 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/cairn/v1/broker.proto", "proto/cairn/v1/errors.proto", "proto/cairn/peer/v1/raft.proto"];
+    let files = [
+        "proto/cairn/v1/broker.proto",
+        "proto/cairn/v1/errors.proto",
+        "proto/cairn/v1/admin.proto",
+        "proto/cairn/peer/v1/raft.proto",
+        "proto/cairn/peer/v1/node.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -5,18 +5,20 @@ use std::future::Future;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
+use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::broker_client::BrokerClient;
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
-    DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, ProduceRequest, ProduceResponse, Record,
+    CreateTopicRequest, DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest,
+    DescribeTopicResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest,
+    ProduceRequest, ProduceResponse, Record, RetentionConfig, TopicSummary,
 };
 use rand::Rng;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::ClientConfig;
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorCode};
 use crate::metadata::Metadata;
 
 /// Which offset `list_offsets` resolves.
@@ -27,14 +29,30 @@ pub enum OffsetSpec {
     Timestamp(i64),
 }
 
+/// Who should answer a call.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    /// Any broker (reads of metadata).
+    Any,
+    /// The leader of one partition.
+    Partition(&'a str, u32),
+    /// The controller leader (metadata changes).
+    Controller,
+}
+
 /// A connection to a Cairn cluster. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Client {
     cfg: ClientConfig,
     channels: Mutex<HashMap<String, Channel>>,
     meta: RwLock<Metadata>,
+    controller: RwLock<Option<String>>,
     /// Rotates the broker tried when no leader is known.
     next_broker: Mutex<usize>,
 }
+
+/// How long a partition call keeps retrying UNKNOWN_TOPIC / UNKNOWN_PARTITION: a topic that was
+/// just created can take a moment to reach every node's copy of the metadata.
+const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(3);
 
 impl Client {
     /// Connects and loads metadata from the first broker that answers.
@@ -45,7 +63,13 @@ impl Client {
         if cfg.brokers.is_empty() {
             return Err(ClientError::NoBrokers);
         }
-        let client = Client { cfg, channels: Mutex::default(), meta: RwLock::default(), next_broker: Mutex::new(0) };
+        let client = Client {
+            cfg,
+            channels: Mutex::default(),
+            meta: RwLock::default(),
+            controller: RwLock::default(),
+            next_broker: Mutex::new(0),
+        };
         for b in &client.cfg.brokers {
             client.channel(b)?;
         }
@@ -73,9 +97,9 @@ impl Client {
         Ok(ch)
     }
 
-    fn broker(&self, addr: &str) -> Result<BrokerClient<Channel>, ClientError> {
+    fn broker(&self, ch: Channel) -> BrokerClient<Channel> {
         let max = self.cfg.message_bytes_max;
-        Ok(BrokerClient::new(self.channel(addr)?).max_decoding_message_size(max).max_encoding_message_size(max))
+        BrokerClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 
     fn any_broker(&self) -> String {
@@ -89,11 +113,11 @@ impl Client {
     /// server-side wait a long-poll asked for).
     async fn attempt<T, F, Fut>(&self, addr: &str, extra: Duration, op: &F) -> Result<T, ClientError>
     where
-        F: Fn(BrokerClient<Channel>) -> Fut,
+        F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = self.broker(addr)?;
-        match tokio::time::timeout(self.cfg.request_timeout + extra, op(client)).await {
+        let ch = self.channel(addr)?;
+        match tokio::time::timeout(self.cfg.request_timeout + extra, op(ch)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) => Err(ClientError::from_status(addr, status)),
             Err(_) => Err(ClientError::Transport {
@@ -103,35 +127,122 @@ impl Client {
         }
     }
 
+    fn target_addr(&self, target: Target<'_>) -> String {
+        let cached = match target {
+            Target::Any => None,
+            Target::Partition(t, p) => {
+                self.meta.read().unwrap_or_else(|e| e.into_inner()).leader(t, p).map(String::from)
+            }
+            Target::Controller => self.controller.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        cached.unwrap_or_else(|| self.any_broker())
+    }
+
+    fn remember_leader(&self, target: Target<'_>, addr: Option<String>) {
+        match target {
+            Target::Any => {}
+            Target::Partition(t, p) => self.meta.write().unwrap_or_else(|e| e.into_inner()).set_leader(t, p, addr),
+            Target::Controller => *self.controller.write().unwrap_or_else(|e| e.into_inner()) = addr,
+        }
+    }
+
+    /// The retry loop shared by every call: follow NOT_LEADER hints (at most `redirects_max` in a
+    /// row), back off and re-resolve on retriable errors, give up at the deadline.
+    async fn with_retries<T, F, Fut>(&self, target: Target<'_>, extra: Duration, op: F) -> Result<T, ClientError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let start = Instant::now();
+        let deadline = start + self.cfg.retry_deadline;
+        let mut backoff = self.cfg.backoff_initial;
+        let mut attempts = 0u32;
+        let mut redirects = 0u32;
+        let mut addr = self.target_addr(target);
+        loop {
+            attempts += 1;
+            let err = match self.attempt(&addr, extra, &op).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if let Some(hint) = err.leader_hint() {
+                if redirects < self.cfg.redirects_max && hint != addr {
+                    redirects += 1;
+                    self.remember_leader(target, Some(hint.to_string()));
+                    addr = hint.to_string();
+                    continue;
+                }
+            }
+            let unknown_topic = matches!(err.code(), Some(ErrorCode::UnknownTopic | ErrorCode::UnknownPartition));
+            let retry_unknown =
+                unknown_topic && matches!(target, Target::Partition(..)) && start.elapsed() < UNKNOWN_TOPIC_GRACE;
+            if !err.is_retriable() && !retry_unknown {
+                return Err(err);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::RetriesExhausted { attempts, last: Box::new(err) });
+            }
+            tracing::debug!(%addr, error = %err, "retrying");
+            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+            tokio::time::sleep((backoff + Duration::from_millis(jitter)).min(deadline - now)).await;
+            backoff = (backoff * 2).min(self.cfg.backoff_max);
+            redirects = 0;
+            // The cached leader failed: forget it, and learn the new one if a broker knows.
+            self.remember_leader(target, None);
+            if matches!(target, Target::Partition(..))
+                && (matches!(&err, ClientError::Server { .. }) || attempts % 2 == 0)
+            {
+                let _ = self.refresh_metadata_once().await;
+            }
+            addr = self.target_addr(target);
+        }
+    }
+
     /// Describes the cluster as seen by the first broker that answers.
     ///
     /// # Errors
     /// No broker answered within the retry deadline.
     pub async fn describe_cluster(&self) -> Result<DescribeClusterResponse, ClientError> {
-        self.with_retries(None, Duration::ZERO, |c| async move {
-            let mut c = c;
-            c.describe_cluster(DescribeClusterRequest {}).await
+        self.with_retries(Target::Any, Duration::ZERO, |ch| {
+            let mut c = self.broker(ch);
+            async move { c.describe_cluster(DescribeClusterRequest {}).await }
         })
         .await
     }
 
-    /// Reloads partition counts and leaders.
+    fn absorb(&self, resp: &DescribeClusterResponse) {
+        let fresh = Metadata::from_response(resp);
+        let mut meta = self.meta.write().unwrap_or_else(|p| p.into_inner());
+        meta.merge(fresh);
+        if resp.controller_leader_id != 0 {
+            let addr = resp.nodes.iter().find(|n| n.node_id == resp.controller_leader_id).map(|n| n.address.clone());
+            if addr.is_some() {
+                *self.controller.write().unwrap_or_else(|p| p.into_inner()) = addr;
+            }
+        }
+    }
+
+    /// Reloads topics, partition counts and leaders.
     ///
     /// # Errors
     /// As [`Client::describe_cluster`].
     pub async fn refresh_metadata(&self) -> Result<(), ClientError> {
         let resp = self.describe_cluster().await?;
-        let mut meta = Metadata::from_response(&resp);
-        // A node that answers but does not know a leader yet: keep what we had.
-        let old = self.meta.read().unwrap_or_else(|p| p.into_inner()).clone();
-        for (topic, leaders) in meta.topics.iter_mut() {
-            for (p, l) in leaders.iter_mut().enumerate() {
-                if l.is_none() {
-                    *l = old.leader(topic, p as u32).map(String::from);
-                }
-            }
-        }
-        *self.meta.write().unwrap_or_else(|p| p.into_inner()) = meta;
+        self.absorb(&resp);
+        Ok(())
+    }
+
+    /// One metadata refresh attempt without the retry loop (used inside it).
+    async fn refresh_metadata_once(&self) -> Result<(), ClientError> {
+        let addr = self.any_broker();
+        let resp = self
+            .attempt(&addr, Duration::ZERO, &|ch| {
+                let mut c = self.broker(ch);
+                async move { c.describe_cluster(DescribeClusterRequest {}).await }
+            })
+            .await?;
+        self.absorb(&resp);
         Ok(())
     }
 
@@ -140,110 +251,19 @@ impl Client {
     /// # Errors
     /// UNKNOWN_TOPIC when the cluster does not have the topic.
     pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
-        if let Some(n) = self.meta.read().unwrap_or_else(|p| p.into_inner()).topics.get(topic).map(Vec::len) {
-            return Ok(n as u32);
+        if let Some(n) = self.meta.read().unwrap_or_else(|p| p.into_inner()).partition_count(topic) {
+            return Ok(n);
         }
         self.refresh_metadata().await?;
-        self.meta.read().unwrap_or_else(|p| p.into_inner()).topics.get(topic).map(|t| t.len() as u32).ok_or_else(|| {
-            ClientError::Server {
-                code: crate::ErrorCode::UnknownTopic,
-                message: format!("unknown topic {topic:?}"),
-                retriable: false,
-                definite: true,
-                leader: None,
-                log_start_offset: 0,
-                high_watermark: 0,
-            }
+        self.meta.read().unwrap_or_else(|p| p.into_inner()).partition_count(topic).ok_or_else(|| ClientError::Server {
+            code: ErrorCode::UnknownTopic,
+            message: format!("unknown topic {topic:?}"),
+            retriable: false,
+            definite: true,
+            leader: None,
+            log_start_offset: 0,
+            high_watermark: 0,
         })
-    }
-
-    /// The retry loop shared by every call. `route` names the partition whose leader should
-    /// answer (None: any broker).
-    async fn with_retries<T, F, Fut>(
-        &self,
-        route: Option<(&str, u32)>,
-        extra: Duration,
-        op: F,
-    ) -> Result<T, ClientError>
-    where
-        F: Fn(BrokerClient<Channel>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        let deadline = Instant::now() + self.cfg.retry_deadline;
-        let mut backoff = self.cfg.backoff_initial;
-        let mut attempts = 0u32;
-        let mut redirects = 0u32;
-        let mut target = self.target(route);
-        loop {
-            attempts += 1;
-            let err = match self.attempt(&target, extra, &op).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            if let (Some((topic, partition)), Some(hint)) = (route, err.leader_hint()) {
-                if redirects < self.cfg.redirects_max && hint != target {
-                    redirects += 1;
-                    self.meta.write().unwrap_or_else(|p| p.into_inner()).set_leader(
-                        topic,
-                        partition,
-                        Some(hint.to_string()),
-                    );
-                    target = hint.to_string();
-                    continue;
-                }
-            }
-            if !err.is_retriable() {
-                return Err(err);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ClientError::RetriesExhausted { attempts, last: Box::new(err) });
-            }
-            tracing::debug!(%target, error = %err, "retrying");
-            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-            let sleep = (backoff + Duration::from_millis(jitter)).min(deadline - now);
-            tokio::time::sleep(sleep).await;
-            backoff = (backoff * 2).min(self.cfg.backoff_max);
-            redirects = 0;
-            if let Some((topic, partition)) = route {
-                // The cached leader failed: forget it, and learn the new one if a broker knows.
-                self.meta.write().unwrap_or_else(|p| p.into_inner()).set_leader(topic, partition, None);
-                if matches!(&err, ClientError::Server { .. }) || attempts % 2 == 0 {
-                    let _ = Box::pin(self.refresh_metadata_once()).await;
-                }
-            }
-            target = self.target(route);
-        }
-    }
-
-    /// One metadata refresh attempt without the retry loop (used inside it).
-    async fn refresh_metadata_once(&self) -> Result<(), ClientError> {
-        let addr = self.any_broker();
-        let resp = self
-            .attempt(&addr, Duration::ZERO, &|mut c: BrokerClient<Channel>| async move {
-                c.describe_cluster(DescribeClusterRequest {}).await
-            })
-            .await?;
-        let fresh = Metadata::from_response(&resp);
-        let mut meta = self.meta.write().unwrap_or_else(|p| p.into_inner());
-        for (topic, leaders) in fresh.topics {
-            let slot = meta.topics.entry(topic).or_default();
-            if slot.len() != leaders.len() {
-                *slot = vec![None; leaders.len()];
-            }
-            for (p, l) in leaders.into_iter().enumerate() {
-                if l.is_some() {
-                    slot[p] = l;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn target(&self, route: Option<(&str, u32)>) -> String {
-        route
-            .and_then(|(t, p)| self.meta.read().unwrap_or_else(|e| e.into_inner()).leader(t, p).map(String::from))
-            .unwrap_or_else(|| self.any_broker())
     }
 
     /// Appends `records` to one partition; returns once they are committed (on a majority, each
@@ -259,8 +279,8 @@ impl Client {
         records: Vec<Record>,
     ) -> Result<ProduceResponse, ClientError> {
         let req = ProduceRequest { topic: topic.to_string(), partition, records, ..ProduceRequest::default() };
-        self.with_retries(Some((topic, partition)), Duration::ZERO, |mut c| {
-            let req = req.clone();
+        self.with_retries(Target::Partition(topic, partition), Duration::ZERO, |ch| {
+            let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.produce(req).await }
         })
         .await
@@ -280,8 +300,8 @@ impl Client {
     ) -> Result<FetchResponse, ClientError> {
         let req = FetchRequest { topic: topic.to_string(), partition, offset, max_bytes, max_wait_ms };
         let wait = Duration::from_millis(u64::from(max_wait_ms));
-        self.with_retries(Some((topic, partition)), wait, |mut c| {
-            let req = req.clone();
+        self.with_retries(Target::Partition(topic, partition), wait, |ch| {
+            let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.fetch(req).await }
         })
         .await
@@ -294,8 +314,8 @@ impl Client {
     /// Any error of that node.
     pub async fn fetch_from_node(&self, addr: &str, req: FetchRequest) -> Result<FetchResponse, ClientError> {
         let wait = Duration::from_millis(u64::from(req.max_wait_ms));
-        self.attempt(addr, wait, &|mut c: BrokerClient<Channel>| {
-            let req = req.clone();
+        self.attempt(addr, wait, &|ch| {
+            let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.fetch(req).await }
         })
         .await
@@ -317,9 +337,108 @@ impl Client {
             OffsetSpec::Timestamp(t) => Spec::TimestampMs(t),
         };
         let req = ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec) };
-        self.with_retries(Some((topic, partition)), Duration::ZERO, |mut c| {
-            let req = req.clone();
+        self.with_retries(Target::Partition(topic, partition), Duration::ZERO, |ch| {
+            let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.list_offsets(req).await }
+        })
+        .await
+    }
+
+    /// Creates a topic (`replication_factor` 0: the cluster default). A retry after an unknown
+    /// outcome that finds the same topic already created counts as success.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT (name, partitions), INVALID_REPLICATION_FACTOR, TOPIC_ALREADY_EXISTS,
+    /// exhausted retries.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        retention: Option<RetentionConfig>,
+    ) -> Result<TopicSummary, ClientError> {
+        let req = CreateTopicRequest { name: name.to_string(), partitions, replication_factor, retention };
+        let mut uncertain = false;
+        loop {
+            let res = self
+                .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                    let (mut c, req) = (AdminClient::new(ch), req.clone());
+                    async move { c.create_topic(req).await }
+                })
+                .await;
+            match res {
+                Ok(r) => {
+                    let _ = self.refresh_metadata().await;
+                    return r
+                        .topic
+                        .ok_or_else(|| ClientError::InvalidArgument("server answered without a topic".into()));
+                }
+                // Our own earlier attempt may have created it: accept an identical topic.
+                Err(e) if uncertain && e.code() == Some(ErrorCode::TopicAlreadyExists) => {
+                    let d = self.describe_topic(name).await?;
+                    let t = d.topic.ok_or(e)?;
+                    let rf_ok = replication_factor == 0 || t.replication_factor == replication_factor;
+                    if t.partitions == partitions && rf_ok {
+                        let _ = self.refresh_metadata().await;
+                        return Ok(t);
+                    }
+                    return Err(ClientError::Server {
+                        code: ErrorCode::TopicAlreadyExists,
+                        message: format!("topic {name:?} already exists with other settings"),
+                        retriable: false,
+                        definite: true,
+                        leader: None,
+                        log_start_offset: 0,
+                        high_watermark: 0,
+                    });
+                }
+                Err(e) if !e.is_definite() && !uncertain => {
+                    uncertain = true;
+                    tracing::debug!(error = %e, "create_topic outcome unknown; retrying once");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes a topic and all of its data.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC, exhausted retries.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        let req = DeleteTopicRequest { name: name.to_string() };
+        self.with_retries(Target::Controller, Duration::ZERO, |ch| {
+            let (mut c, req) = (AdminClient::new(ch), req.clone());
+            async move { c.delete_topic(req).await }
+        })
+        .await?;
+        self.meta.write().unwrap_or_else(|p| p.into_inner()).topics.remove(name);
+        Ok(())
+    }
+
+    /// Every topic.
+    ///
+    /// # Errors
+    /// No broker answered within the deadline.
+    pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
+        let resp = self
+            .with_retries(Target::Any, Duration::ZERO, |ch| {
+                let mut c = AdminClient::new(ch);
+                async move { c.list_topics(ListTopicsRequest {}).await }
+            })
+            .await?;
+        Ok(resp.topics)
+    }
+
+    /// One topic's settings and per-partition leader, replicas, high watermark and log start.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC, exhausted retries.
+    pub async fn describe_topic(&self, name: &str) -> Result<DescribeTopicResponse, ClientError> {
+        let req = DescribeTopicRequest { name: name.to_string() };
+        self.with_retries(Target::Any, Duration::ZERO, |ch| {
+            let (mut c, req) = (AdminClient::new(ch), req.clone());
+            async move { c.describe_topic(req).await }
         })
         .await
     }

@@ -21,7 +21,10 @@ mod error;
 mod metadata;
 pub mod partitioner;
 
-pub use cairn_proto::v1::{FetchResponse, FetchedRecord, Header, ListOffsetsResponse, ProduceResponse, Record};
+pub use cairn_proto::v1::{
+    DescribeClusterResponse, DescribeTopicResponse, FetchResponse, FetchedRecord, Header, ListOffsetsResponse,
+    PartitionInfo, ProduceResponse, Record, RetentionConfig, TopicSummary,
+};
 pub use client::{Client, OffsetSpec};
 pub use config::{ClientConfig, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};

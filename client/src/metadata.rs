@@ -28,6 +28,26 @@ impl Metadata {
         Metadata { topics }
     }
 
+    /// Takes `fresh` as the truth about which topics exist and how many partitions they have;
+    /// keeps a known leader where `fresh` knows none.
+    pub fn merge(&mut self, fresh: Metadata) {
+        let mut old = std::mem::take(&mut self.topics);
+        for (topic, mut leaders) in fresh.topics {
+            if let Some(prev) = old.remove(&topic).filter(|p| p.len() == leaders.len()) {
+                for (slot, prev) in leaders.iter_mut().zip(prev) {
+                    if slot.is_none() {
+                        *slot = prev;
+                    }
+                }
+            }
+            self.topics.insert(topic, leaders);
+        }
+    }
+
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.get(topic).map(|t| t.len() as u32)
+    }
+
     pub fn leader(&self, topic: &str, partition: u32) -> Option<&str> {
         self.topics.get(topic)?.get(partition as usize)?.as_deref()
     }

@@ -2,8 +2,8 @@
 //!
 //! Written once, at first start, before anything else goes in the directory. A directory that
 //! belongs to another node id, or a configuration that contradicts how the cluster was
-//! bootstrapped (other members, other bootstrap topics), is refused with a clear error and the
-//! directory is left untouched.
+//! bootstrapped (other members), is refused with a clear error and the directory is left
+//! untouched. Topics are not part of it: they live in the controller's metadata.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,19 +11,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, TopicSpec};
+use crate::config::Config;
 
 const FILE: &str = "cairn-node.json";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub format: u32,
     pub node_id: u64,
-    /// Derived from the bootstrap members and topics; equal on every node of one cluster.
+    /// Derived from the bootstrap members; equal on every node of one cluster.
     pub cluster_id: String,
     pub initial_cluster: BTreeMap<u64, String>,
-    pub topics: Vec<TopicSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +43,14 @@ pub enum IdentityError {
     OtherNode { path: PathBuf, found: u64, configured: u64 },
     #[error("data directory {path} was bootstrapped with {what} {found}, but the configuration says {configured}; refusing to start")]
     Contradiction { path: PathBuf, what: &'static str, found: String, configured: String },
+    #[error("data directory {path} was written by an incompatible Cairn version (format {found}, this version reads {FORMAT}); refusing to start")]
+    Format { path: PathBuf, found: u32 },
     #[error("data directory {path} is not empty and has no identity file; refusing to adopt it")]
     Foreign { path: PathBuf },
 }
 
-/// A stable, dependency-free fingerprint (FNV-1a, 64 bit) of the bootstrap settings.
-fn cluster_id(members: &BTreeMap<u64, String>, topics: &[TopicSpec]) -> String {
+/// A stable, dependency-free fingerprint (FNV-1a, 64 bit) of the bootstrap members.
+fn cluster_id(members: &BTreeMap<u64, String>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |s: &str| {
         for b in s.bytes().chain(std::iter::once(0)) {
@@ -60,10 +61,6 @@ fn cluster_id(members: &BTreeMap<u64, String>, topics: &[TopicSpec]) -> String {
     for (id, addr) in members {
         feed(&id.to_string());
         feed(addr);
-    }
-    for t in topics {
-        feed(&t.name);
-        feed(&t.partitions.to_string());
     }
     format!("cairn-{h:016x}")
 }
@@ -80,13 +77,21 @@ impl Identity {
         let expected = Identity {
             format: FORMAT,
             node_id: config.node_id,
-            cluster_id: cluster_id(&config.initial_cluster, &config.topics),
+            cluster_id: cluster_id(&config.initial_cluster),
             initial_cluster: config.initial_cluster.clone(),
-            topics: config.topics.clone(),
         };
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
+                #[derive(Deserialize)]
+                struct Version {
+                    format: u32,
+                }
+                let version: Version = serde_json::from_slice(&bytes)
+                    .map_err(|source| IdentityError::Corrupt { path: path.clone(), source })?;
+                if version.format != FORMAT {
+                    return Err(IdentityError::Format { path: dir.clone(), found: version.format });
+                }
                 let found: Identity = serde_json::from_slice(&bytes)
                     .map_err(|source| IdentityError::Corrupt { path: path.clone(), source })?;
                 found.check(&expected, dir)?;
@@ -117,14 +122,6 @@ impl Identity {
                 configured: format!("{:?}", expected.initial_cluster),
             });
         }
-        if self.topics != expected.topics {
-            return Err(IdentityError::Contradiction {
-                path,
-                what: "bootstrap topics",
-                found: format!("{:?}", self.topics),
-                configured: format!("{:?}", expected.topics),
-            });
-        }
         Ok(())
     }
 
@@ -148,12 +145,13 @@ mod tests {
     use super::*;
     use crate::config::{Args, FileConfig};
 
-    fn config(dir: &Path, node: u64, topics: &str) -> Config {
+    const C3: &str = "1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703";
+
+    fn config(dir: &Path, node: u64, cluster: &str) -> Config {
         let args = Args {
             node_id: Some(node),
             data_dir: Some(dir.to_path_buf()),
-            initial_cluster: Some("1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703".into()),
-            topics: topics.split(',').map(|t| t.parse().expect("topic")).collect(),
+            initial_cluster: Some(cluster.into()),
             ..Args::default()
         };
         Config::from_layers(FileConfig::default(), &args).expect("valid config")
@@ -163,23 +161,27 @@ mod tests {
     fn binds_directory_to_node_and_rejects_another_node() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("n1");
-        let first = Identity::load_or_create(&config(&dir, 1, "events:3")).expect("first start");
-        let again = Identity::load_or_create(&config(&dir, 1, "events:3")).expect("restart");
+        let first = Identity::load_or_create(&config(&dir, 1, C3)).expect("first start");
+        let again = Identity::load_or_create(&config(&dir, 1, C3)).expect("restart");
         assert_eq!(first, again);
         let before = std::fs::read(dir.join(FILE)).expect("identity file");
-        let err = Identity::load_or_create(&config(&dir, 2, "events:3")).expect_err("other node");
+        let err = Identity::load_or_create(&config(&dir, 2, C3)).expect_err("other node");
         assert!(err.to_string().contains("belongs to node 1"), "{err}");
         assert_eq!(std::fs::read(dir.join(FILE)).expect("still there"), before, "nothing changed");
-        let err = Identity::load_or_create(&config(&dir, 1, "events:4")).expect_err("other topics");
-        assert!(err.to_string().contains("bootstrap topics"), "{err}");
+        let err =
+            Identity::load_or_create(&config(&dir, 1, "1=127.0.0.1:7701,2=127.0.0.1:7702")).expect_err("other cluster");
+        assert!(err.to_string().contains("initial cluster"), "{err}");
+        std::fs::write(dir.join(FILE), br#"{"format":1,"node_id":1}"#).expect("write old format");
+        let err = Identity::load_or_create(&config(&dir, 1, C3)).expect_err("old format");
+        assert!(err.to_string().contains("incompatible"), "{err}");
     }
 
     #[test]
     fn cluster_id_is_the_same_on_every_node_and_differs_per_cluster() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let a = Identity::load_or_create(&config(&tmp.path().join("a"), 1, "events:3")).expect("a");
-        let b = Identity::load_or_create(&config(&tmp.path().join("b"), 2, "events:3")).expect("b");
-        let c = Identity::load_or_create(&config(&tmp.path().join("c"), 1, "events:2")).expect("c");
+        let a = Identity::load_or_create(&config(&tmp.path().join("a"), 1, C3)).expect("a");
+        let b = Identity::load_or_create(&config(&tmp.path().join("b"), 2, C3)).expect("b");
+        let c = Identity::load_or_create(&config(&tmp.path().join("c"), 1, "1=127.0.0.1:7701")).expect("c");
         assert_eq!(a.cluster_id, b.cluster_id);
         assert_ne!(a.cluster_id, c.cluster_id);
     }
@@ -188,7 +190,7 @@ mod tests {
     fn refuses_a_non_empty_directory_without_identity() {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::write(tmp.path().join("something"), b"x").expect("write");
-        let err = Identity::load_or_create(&config(tmp.path(), 1, "events:3")).expect_err("foreign dir");
+        let err = Identity::load_or_create(&config(tmp.path(), 1, C3)).expect_err("foreign dir");
         assert!(matches!(err, IdentityError::Foreign { .. }), "{err}");
     }
 }

@@ -2,15 +2,19 @@
 //!
 //! ```text
 //!  main ─► Config::load ─► telemetry::init ─► listener ─► server::run(config, listener, shutdown)
-//!  server::run: identity check ─► RocksDB + syncer ─► partitions (Raft groups) ─► tonic server:
-//!     cairn.v1.Broker │ cairn.peer.v1.RaftTransport │ grpc.health.v1 │ server reflection
+//!  server::run: identity check ─► RocksDB + syncer ─► controller (group 0) ─► reconciler starts
+//!     the partition groups placed here ─► tonic server: cairn.v1.Broker │ cairn.v1.Admin │
+//!     cairn.peer.v1.RaftTransport │ cairn.peer.v1.NodeInternal │ grpc.health.v1 │ reflection
 //! ```
 
 pub mod config;
+pub mod controller;
+pub mod describe;
+pub mod groups;
 pub mod identity;
 pub mod listener;
 pub mod liveness;
-pub mod partitions;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod topic;

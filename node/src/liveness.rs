@@ -25,6 +25,11 @@ impl Liveness {
         map.get(&node).is_some_and(|t| t.elapsed() < ALIVE_WITHIN)
     }
 
+    /// `me` plus every node of `nodes` that is alive.
+    pub fn live_nodes(&self, me: u64, nodes: impl Iterator<Item = u64>) -> Vec<u64> {
+        nodes.filter(|n| *n == me || self.is_alive(*n)).collect()
+    }
+
     /// Probes every node of `members` except `me` until the returned handle is aborted.
     pub fn spawn(&self, me: u64, members: BTreeMap<u64, String>, peers: PeerChannels) -> tokio::task::JoinHandle<()> {
         let last_ok = self.last_ok.clone();

@@ -10,15 +10,17 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
 use crate::config::Config;
+use crate::controller::{duties, rebalancer, Controller};
+use crate::groups::{reconciler, GroupEnv, LocalGroups};
 use crate::identity::Identity;
 use crate::liveness::Liveness;
-use crate::partitions::Partitions;
-use crate::service::BrokerService;
+use crate::service::{AdminService, BrokerService, InternalService};
 
 /// Runs a node on `listener` until `shutdown` resolves.
 ///
 /// # Errors
-/// Identity mismatch, storage that cannot open, a partition that cannot start, server errors.
+/// Identity mismatch, storage that cannot open, the controller group failing to start, server
+/// errors.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -39,14 +41,27 @@ pub async fn run(
         .await?
         .context("opening the storage")?;
 
+    let config = Arc::new(config);
     let peer_opts = PeerOptions::default();
     let message_bytes_max = peer_opts.message_bytes_max;
-    let peers = PeerChannels::new(peer_opts);
-    let registry = GroupRegistry::default();
-    let partitions = Arc::new(Partitions::start(&config, db.clone(), peers.clone(), registry.clone()).await?);
+    let env = GroupEnv {
+        me: config.node_id,
+        db: db.clone(),
+        peers: PeerChannels::new(peer_opts),
+        registry: GroupRegistry::default(),
+        config: config.clone(),
+    };
 
+    // The controller first: its restored metadata tells the reconciler what to start.
+    let controller = Arc::new(Controller::start(&env).await?);
+    let groups = Arc::new(LocalGroups::new(env.clone(), controller.watch()));
     let liveness = Liveness::default();
-    let probe = liveness.spawn(config.node_id, config.initial_cluster.clone(), peers.clone());
+    let tasks = vec![
+        liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone()),
+        tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
+        tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone())),
+        tokio::spawn(rebalancer::run(groups.clone(), liveness.clone())),
+    ];
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
@@ -56,7 +71,9 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
-    let broker = BrokerService::new(&config, identity.cluster_id.clone(), partitions.clone(), liveness);
+    let broker =
+        BrokerService::new(&config, identity.cluster_id.clone(), groups.clone(), controller.clone(), liveness.clone());
+    let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
     let incoming = TcpListenerStream::new(listener).map(|s| {
         let s = s?;
         s.set_nodelay(true)?;
@@ -66,17 +83,19 @@ pub async fn run(
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(PeerService::new(registry, message_bytes_max).into_server())
+        .add_service(PeerService::new(env.registry.clone(), message_bytes_max).into_server())
+        .add_service(InternalService::new(groups.clone()).into_server())
         .add_service(broker.into_server())
+        .add_service(admin.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
 
     tracing::info!("shutting down");
-    probe.abort();
-    match Arc::try_unwrap(partitions) {
-        Ok(p) => p.shutdown().await,
-        Err(_) => tracing::warn!("requests still running at shutdown; partitions stop with the process"),
+    for t in &tasks {
+        t.abort();
     }
+    groups.shutdown().await;
+    controller.shutdown().await;
     drop(db);
     served.context("gRPC server")?;
     tracing::info!("stopped");

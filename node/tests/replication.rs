@@ -22,11 +22,11 @@ async fn three_nodes_replicate_every_partition_and_serve_reads_from_any_replica(
     let topic = d.topics.iter().find(|t| t.name == "events").expect("bootstrap topic");
     assert_eq!(topic.partitions.len(), 3);
     for p in &topic.partitions {
-        assert_eq!(p.replica_node_ids, vec![1, 2, 3], "every partition is replicated on all three nodes");
+        let replicas: std::collections::BTreeSet<u64> = p.replica_node_ids.iter().copied().collect();
+        assert_eq!(replicas, [1, 2, 3].into(), "every partition is replicated on all three nodes");
     }
     // Distinct group ids: every partition is its own Raft group.
-    let mut groups: Vec<u64> = topic.partitions.iter().map(|p| p.group_id).collect();
-    groups.dedup();
+    let groups: std::collections::BTreeSet<u64> = topic.partitions.iter().map(|p| p.group_id).collect();
     assert_eq!(groups.len(), 3);
 
     for p in 0..3u32 {

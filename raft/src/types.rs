@@ -39,6 +39,9 @@ pub enum Command {
     /// Retention: records up to and including checkpoint `upto` may go. Applying it moves the
     /// log start offset to the first offset after that checkpoint.
     PrefixTruncate { upto: LogId },
+    /// A command for the group's metadata state machine (the controller's cluster metadata),
+    /// encoded by its owner. Applied only by groups that have one.
+    Meta(Bytes),
 }
 
 /// Produce batches of one Raft entry.
@@ -78,6 +81,11 @@ pub enum ApplyResponse {
     None,
     /// One outcome per batch of a produce entry, in batch order.
     Produce(Vec<BatchOutcome>),
+    /// The metadata state machine's answer, encoded by its owner.
+    Meta(Bytes),
+    /// The entry was not applicable to this group (e.g. a metadata command sent to a
+    /// partition); deterministic on every replica.
+    Rejected(String),
 }
 
 /// Outcome of one produce batch at apply time.
@@ -92,4 +100,21 @@ pub enum BatchOutcome {
 pub struct CheckpointData {
     /// Offset the first record after the checkpoint gets.
     pub next_offset: u64,
+    /// The metadata state machine's state at the checkpoint, for groups that have one.
+    pub meta: Option<Bytes>,
+}
+
+/// A deterministic state machine for a group's `Command::Meta` entries (the controller's
+/// cluster metadata). Its owner defines the encoding of commands, answers and state.
+pub trait MetaStateMachine: Send + Sync + 'static {
+    /// Applies one command at raft `index`; the answer goes back to the proposer. Must depend
+    /// only on the current state, `index` and `command`.
+    fn apply(&mut self, index: u64, command: &[u8]) -> Bytes;
+    /// The whole state, persisted with every apply that changed it and carried in checkpoints.
+    fn save(&self) -> Bytes;
+    /// Replaces the state with a saved one.
+    ///
+    /// # Errors
+    /// A state this owner cannot decode.
+    fn restore(&mut self, state: &[u8]) -> Result<(), String>;
 }

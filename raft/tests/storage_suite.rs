@@ -132,7 +132,7 @@ fn base_offsets(resp: &[ApplyResponse]) -> Vec<u64> {
     resp.iter()
         .flat_map(|r| match r {
             ApplyResponse::Produce(o) => o.iter().map(|BatchOutcome::Appended { base_offset }| *base_offset).collect(),
-            ApplyResponse::None => Vec::new(),
+            _ => Vec::new(),
         })
         .collect()
 }

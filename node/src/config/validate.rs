@@ -4,11 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::ConfigError;
 use super::Config;
+use crate::controller::state::PARTITIONS_MAX;
 
 /// Largest node id (ids are the upper half of 64-bit replica ids).
 pub const NODE_ID_MAX: u64 = u32::MAX as u64;
-/// Partitions per topic accepted at bootstrap.
-pub const PARTITIONS_MAX: u32 = 10_000;
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
@@ -54,20 +53,6 @@ fn check_host_port(key: &'static str, addr: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Topic names: 1–249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (Kafka's rules).
-pub fn check_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 249 {
-        return Err(format!("topic name {name:?} must be 1 to 249 characters"));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("topic name {name:?} is reserved"));
-    }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("topic name {name:?} contains {c:?}; allowed: letters, digits, '.', '_', '-'"));
-    }
-    Ok(())
-}
-
 impl Config {
     /// Checks every setting and their combinations.
     ///
@@ -102,7 +87,7 @@ impl Config {
         }
         let mut names = BTreeSet::new();
         for t in &self.topics {
-            check_topic_name(&t.name).map_err(|m| invalid("topics", m))?;
+            crate::topic::check_name(&t.name).map_err(|m| invalid("topics", m))?;
             if t.partitions == 0 || t.partitions > PARTITIONS_MAX {
                 return Err(invalid(
                     "topics",

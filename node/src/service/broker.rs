@@ -9,37 +9,47 @@ use cairn_proto::v1::broker_server::{Broker, BrokerServer};
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
     DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, NodeInfo, PartitionInfo, ProduceRequest, ProduceResponse, Record, TopicInfo,
+    ListOffsetsResponse, NodeInfo, ProduceRequest, ProduceResponse, Record, TopicInfo,
 };
-use cairn_raft::group::ProduceRequest as GroupProduce;
+use cairn_raft::group::{PartitionGroup, ProduceRequest as GroupProduce};
 use cairn_raft::types::ProducerRef;
+use cairn_raft::GroupError;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::error::ServiceError;
 use crate::config::{Config, LimitsSection};
+use crate::controller::Controller;
+use crate::describe;
+use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
-use crate::partitions::Partitions;
 
 /// The public broker API of one node.
 pub struct BrokerService {
-    partitions: Arc<Partitions>,
+    groups: Arc<LocalGroups>,
+    controller: Arc<Controller>,
     limits: LimitsSection,
     node_id: u64,
     cluster_id: String,
-    members: Vec<(u64, String)>,
     liveness: Liveness,
 }
 
 impl BrokerService {
-    pub fn new(config: &Config, cluster_id: String, partitions: Arc<Partitions>, liveness: Liveness) -> BrokerService {
-        BrokerService {
-            partitions,
-            limits: config.limits,
-            node_id: config.node_id,
-            cluster_id,
-            members: config.initial_cluster.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            liveness,
+    pub fn new(
+        config: &Config,
+        cluster_id: String,
+        groups: Arc<LocalGroups>,
+        controller: Arc<Controller>,
+        liveness: Liveness,
+    ) -> BrokerService {
+        BrokerService { groups, controller, limits: config.limits, node_id: config.node_id, cluster_id, liveness }
+    }
+
+    /// The local replica serving `topic`/`partition`, or NOT_LEADER pointing at a node that has one.
+    fn local(&self, topic: &str, partition: u32) -> Result<Arc<PartitionGroup>, ServiceError> {
+        match self.groups.route(topic, partition)? {
+            Route::Local(g) => Ok(g),
+            Route::Elsewhere(hint) => Err(ServiceError::Group(GroupError::NotLeader { leader: Some(hint) })),
         }
     }
 
@@ -100,14 +110,14 @@ fn record_size(r: &Record) -> usize {
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         let (topic, partition, req) = self.prepare(request.into_inner())?;
-        let group = self.partitions.get(&topic, partition)?;
+        let group = self.local(&topic, partition)?;
         let ack = group.produce(req).await.map_err(ServiceError::from)?;
         Ok(Response::new(ProduceResponse { base_offset: ack.base_offset, log_append_time_ms: ack.log_append_time_ms }))
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
-        let group = self.partitions.get(&req.topic, req.partition)?;
+        let group = self.local(&req.topic, req.partition)?;
         let max_bytes = match req.max_bytes as usize {
             0 => self.limits.fetch_bytes_max,
             n => n.min(self.limits.fetch_bytes_max),
@@ -126,7 +136,7 @@ impl Broker for BrokerService {
         request: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
         let req = request.into_inner();
-        let group = self.partitions.get(&req.topic, req.partition)?;
+        let group = self.local(&req.topic, req.partition)?;
         let p = group.progress();
         let offset = match req.spec {
             Some(Spec::Earliest(_)) => p.log_start_offset,
@@ -149,38 +159,23 @@ impl Broker for BrokerService {
         &self,
         _request: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        let nodes = self
-            .members
+        let state = self.groups.state();
+        let ids = state.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group_id)).collect();
+        let views = describe::gather(&self.groups, &self.liveness, ids).await;
+        let topics: Vec<TopicInfo> = state
+            .topics
+            .iter()
+            .map(|(name, t)| TopicInfo { name: name.clone(), partitions: describe::partitions(t, &views, &state) })
+            .collect();
+        let nodes = state
+            .nodes
             .iter()
             .map(|(id, addr)| NodeInfo {
                 node_id: *id,
                 address: addr.clone(),
                 alive: *id == self.node_id || self.liveness.is_alive(*id),
-            })
-            .collect();
-        let topics = self
-            .partitions
-            .topics()
-            .map(|(name, parts)| TopicInfo {
-                name: name.clone(),
-                partitions: parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, g)| {
-                        let st = g.status();
-                        let (leader_node_id, leader_address) =
-                            st.leader.map(|l| (l.node_id, l.address)).unwrap_or_default();
-                        PartitionInfo {
-                            partition: i as u32,
-                            group_id: st.group,
-                            leader_node_id,
-                            leader_address,
-                            replica_node_ids: st.replicas,
-                            high_watermark: st.high_watermark,
-                            log_start_offset: st.log_start_offset,
-                        }
-                    })
-                    .collect(),
+                leader_count: topics.iter().flat_map(|t| &t.partitions).filter(|p| p.leader_node_id == *id).count()
+                    as u32,
             })
             .collect();
         Ok(Response::new(DescribeClusterResponse {
@@ -188,6 +183,7 @@ impl Broker for BrokerService {
             answering_node_id: self.node_id,
             nodes,
             topics,
+            controller_leader_id: self.controller.leader().map(|l| l.node_id).unwrap_or(0),
         }))
     }
 }

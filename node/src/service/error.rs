@@ -16,6 +16,16 @@ pub enum ServiceError {
     InvalidArgument(String),
     #[error("record {index} is {size} bytes, over the limit of {max} bytes")]
     RecordTooLarge { index: usize, size: usize, max: usize },
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("{0}")]
+    InvalidReplication(String),
+    #[error("{0}")]
+    NotEnoughLiveNodes(String),
+    #[error("group {group} is starting on this node")]
+    Starting { group: u64 },
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Group(#[from] GroupError),
 }
@@ -34,6 +44,15 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::UnknownPartition { .. } => s(Code::NotFound, ErrorCode::UnknownPartition, false, true),
         ServiceError::InvalidArgument(_) => s(Code::InvalidArgument, ErrorCode::InvalidArgument, false, true),
         ServiceError::RecordTooLarge { .. } => s(Code::InvalidArgument, ErrorCode::RecordTooLarge, false, true),
+        ServiceError::TopicExists(_) => s(Code::AlreadyExists, ErrorCode::TopicAlreadyExists, false, true),
+        ServiceError::InvalidReplication(_) => {
+            s(Code::InvalidArgument, ErrorCode::InvalidReplicationFactor, false, true)
+        }
+        ServiceError::NotEnoughLiveNodes(_) => {
+            s(Code::FailedPrecondition, ErrorCode::InvalidReplicationFactor, true, true)
+        }
+        ServiceError::Starting { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
+        ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),
         ServiceError::Group(g) => match g {
             GroupError::NotLeader { leader: Some(_) } => s(Code::Unavailable, ErrorCode::NotLeader, true, true),
             GroupError::NotLeader { leader: None } => s(Code::Unavailable, ErrorCode::LeaderNotAvailable, true, true),
@@ -68,7 +87,8 @@ impl From<ServiceError> for Status {
                 detail.log_start_offset = *log_start;
                 detail.high_watermark = *high_watermark;
             }
-            ServiceError::Group(GroupError::Storage(_) | GroupError::CorruptBatch { .. }) => {
+            ServiceError::Internal(_)
+            | ServiceError::Group(GroupError::Storage(_) | GroupError::CorruptBatch { .. }) => {
                 tracing::error!(error = %e, "internal error served to a client");
             }
             _ => {}

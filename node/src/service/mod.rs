@@ -1,7 +1,11 @@
 //! gRPC services of the public API.
 
+mod admin;
 mod broker;
 mod error;
+mod internal;
 
+pub use admin::AdminService;
 pub use broker::BrokerService;
 pub use error::ServiceError;
+pub use internal::InternalService;

@@ -108,8 +108,7 @@ impl Cluster {
             .arg(&node.data_dir)
             .arg("--initial-cluster")
             .arg(&self.initial_cluster)
-            .arg("--topic")
-            .arg(&self.topics)
+            .args(if self.topics.is_empty() { vec![] } else { vec!["--topic".to_string(), self.topics.clone()] })
             .args(&self.extra_args)
             .env(
                 "RUST_LOG",
@@ -250,6 +249,47 @@ pub async fn read_from_node(
         );
     }
     out
+}
+
+/// Waits until every partition of `topic` has a leader.
+pub async fn wait_for_topic(client: &Client, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(d) = client.describe_topic(topic).await {
+            if !d.partitions.is_empty() && d.partitions.iter().all(|p| p.leader_node_id != 0) {
+                let _ = client.refresh_metadata().await;
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{topic}: not every partition has a leader within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the `cairn` CLI against `brokers`; returns (exit code, stdout, stderr).
+pub fn cli(brokers: &[String], args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(cli_binary())
+        .arg("--brokers")
+        .arg(brokers.join(","))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cairn");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("cairn output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Waits until every partition of every topic has a leader known to a node that answers.

@@ -15,10 +15,10 @@ use super::config::GroupConfig;
 use super::proposer::{self, Proposal};
 use super::{reader, watchdog};
 use crate::error::{GroupError, LeaderHint};
-use crate::ids::{node_of, replica_id, GroupId, NodeId, ReplicaId};
+use crate::ids::{node_of, GroupId, NodeId, ReplicaId};
 use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
 use crate::storage::{Db, LogStore, Progress, StateMachineStore};
-use crate::types::{ProducerRef, Raft};
+use crate::types::{ApplyResponse, Command, MetaStateMachine, ProducerRef, Raft};
 
 /// A produce request as the group takes it: records already encoded.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub struct GroupStatus {
     pub log_start_offset: u64,
     /// `Some(reason)` when the Raft instance stopped.
     pub stopped: Option<String>,
+    /// The replica's current Raft term (a higher term's leader claim wins).
+    pub term: u64,
 }
 
 /// One replica of one partition.
@@ -82,9 +84,24 @@ impl PartitionGroup {
         peers: PeerChannels,
         registry: GroupRegistry,
     ) -> Result<PartitionGroup, GroupError> {
+        PartitionGroup::start_with_meta(cfg, db, peers, registry, None).await
+    }
+
+    /// Like [`PartitionGroup::start`], for a group whose `Command::Meta` entries `meta` applies
+    /// (the controller).
+    ///
+    /// # Errors
+    /// As [`PartitionGroup::start`].
+    pub async fn start_with_meta(
+        cfg: GroupConfig,
+        db: Arc<Db>,
+        peers: PeerChannels,
+        registry: GroupRegistry,
+        meta: Option<Box<dyn MetaStateMachine>>,
+    ) -> Result<PartitionGroup, GroupError> {
         let raft_cfg = cfg.raft_config()?;
         let log = LogStore::new(db.clone(), cfg.group).with_read_bytes_max(cfg.replication_read_bytes_max);
-        let sm = StateMachineStore::open(db.clone(), cfg.group, cfg.checkpoint).await?;
+        let sm = StateMachineStore::open_with_meta(db.clone(), cfg.group, cfg.checkpoint, meta).await?;
         let progress = sm.progress();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
         let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm)
@@ -108,15 +125,15 @@ impl PartitionGroup {
         self.cfg.group
     }
 
-    /// Makes `members` (node id → address, all at incarnation `incarnation`) the first
-    /// membership, unless the group already has state. Every member may call it with the same
-    /// list: the initial entry is identical everywhere.
+    /// Makes `members` (replica id → node address) the first membership, unless the group
+    /// already has state. Every member may call it with the same list: the initial entry is
+    /// identical everywhere.
     ///
     /// # Errors
     /// The Raft instance stopped or rejected the membership.
-    pub async fn bootstrap(&self, members: &BTreeMap<NodeId, String>, incarnation: u32) -> Result<(), GroupError> {
+    pub async fn bootstrap(&self, members: &BTreeMap<ReplicaId, String>) -> Result<(), GroupError> {
         let nodes: BTreeMap<ReplicaId, BasicNode> =
-            members.iter().map(|(n, addr)| (replica_id(*n, incarnation), BasicNode::new(addr))).collect();
+            members.iter().map(|(r, addr)| (*r, BasicNode::new(addr))).collect();
         match self.raft.initialize(nodes).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()), // already initialised
@@ -248,10 +265,10 @@ impl PartitionGroup {
     /// A snapshot of the replica's view, for cluster description.
     pub fn status(&self) -> GroupStatus {
         let p = self.progress();
-        let replicas = {
+        let (replicas, term) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            m.membership_config.membership().voter_ids().map(node_of).collect()
+            (m.membership_config.membership().voter_ids().map(node_of).collect(), m.current_term)
         };
         GroupStatus {
             group: self.cfg.group,
@@ -261,11 +278,79 @@ impl PartitionGroup {
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
             stopped: self.stopped(),
+            term,
         }
     }
 
+    /// Proposes a metadata command and waits for its answer (controller group).
+    ///
+    /// # Errors
+    /// `NotLeader` (definite), `OutcomeUnknown` after `timeout` or a leadership change,
+    /// `Stopped`.
+    pub async fn propose_meta(&self, command: Bytes, timeout: Duration) -> Result<Bytes, GroupError> {
+        if !self.is_leader() {
+            return Err(GroupError::NotLeader { leader: self.leader_hint() });
+        }
+        let res = tokio::time::timeout(timeout, self.raft.client_write(Command::Meta(command))).await;
+        match res {
+            Err(_) => Err(GroupError::OutcomeUnknown { reason: "timed out waiting for commit".into() }),
+            Ok(Ok(resp)) => match resp.data {
+                ApplyResponse::Meta(answer) => Ok(answer),
+                other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
+            },
+            Ok(Err(e)) => match e.into_api_error() {
+                Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => Err(GroupError::NotLeader {
+                    leader: f
+                        .leader_id
+                        .zip(f.leader_node)
+                        .map(|(id, n)| LeaderHint { node_id: node_of(id), address: n.addr }),
+                }),
+                Some(other) => Err(GroupError::OutcomeUnknown { reason: other.to_string() }),
+                None => Err(GroupError::Stopped { reason: "raft stopped".into() }),
+            },
+        }
+    }
+
+    /// Asks this replica to start an election now (preferred-leader rebalancing). Its log must
+    /// be caught up or the election fails and only costs a term.
+    ///
+    /// # Errors
+    /// The Raft instance stopped.
+    pub async fn campaign(&self) -> Result<(), GroupError> {
+        self.raft.trigger().elect().await.map_err(|e| GroupError::Stopped { reason: e.to_string() })
+    }
+
+    /// For the leader: its last log index and, per follower node, the last index known
+    /// replicated there. `None` when this replica is not the leader.
+    pub fn replication_view(&self) -> Option<(u64, BTreeMap<NodeId, Option<u64>>)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let matched = m
+            .replication
+            .as_ref()?
+            .iter()
+            .map(|(replica, log_id)| (node_of(*replica), log_id.map(|l| l.index)))
+            .collect();
+        Some((m.last_log_index.unwrap_or(0), matched))
+    }
+
+    /// Stops the replica and deletes all its data from this node (the partition was deleted
+    /// or moved away).
+    ///
+    /// # Errors
+    /// Storage errors while deleting.
+    pub async fn destroy(&self) -> Result<(), GroupError> {
+        let (db, group) = (self.db.clone(), self.cfg.group);
+        self.shutdown().await;
+        StateMachineStore::destroy(db, group).await?;
+        Ok(())
+    }
+
     /// Stops the replica: proposer, watchdog and Raft instance.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.registry.remove(self.cfg.group, self.cfg.replica);
         for t in &self.tasks {
             t.abort();

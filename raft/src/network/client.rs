@@ -15,6 +15,7 @@ use openraft::{BasicNode, OptionalSend, RPCTypes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::batcher::BatchError;
 use super::codec::{from_bytes, to_bytes};
 use super::peers::PeerChannels;
 use crate::ids::{GroupId, ReplicaId};
@@ -57,6 +58,17 @@ pub struct PeerClient {
     peers: PeerChannels,
 }
 
+/// Which transport call to make.
+#[derive(Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    /// An AppendEntries without entries (a heartbeat): coalesced with other groups' ones.
+    Heartbeat,
+    Vote,
+    Snapshot,
+    Campaign,
+}
+
 /// Why a peer call failed, before mapping to openraft's error types.
 enum CallError {
     /// Could not reach the peer, or it does not host the replica: back off.
@@ -72,7 +84,10 @@ enum CallError {
 struct Msg(String);
 
 impl PeerClient {
-    async fn call(&self, kind: RPCTypes, payload: Vec<u8>, ttl: std::time::Duration) -> Result<Vec<u8>, CallError> {
+    async fn call(&self, kind: Rpc, payload: Vec<u8>, ttl: std::time::Duration) -> Result<Vec<u8>, CallError> {
+        if let Rpc::Heartbeat = kind {
+            return self.coalesced(payload, ttl).await;
+        }
         let channel = self
             .peers
             .get(&self.addr)
@@ -89,9 +104,10 @@ impl PeerClient {
         req.set_timeout(ttl);
         let fut = async {
             match kind {
-                RPCTypes::Vote => client.vote(req).await,
-                RPCTypes::InstallSnapshot => client.full_snapshot(req).await,
-                _ => client.append_entries(req).await,
+                Rpc::Vote => client.vote(req).await,
+                Rpc::Snapshot => client.full_snapshot(req).await,
+                Rpc::AppendEntries | Rpc::Heartbeat => client.append_entries(req).await,
+                Rpc::Campaign => client.campaign(req).await,
             }
         };
         let res = match tokio::time::timeout(ttl, fut).await {
@@ -115,10 +131,34 @@ impl PeerClient {
         }
     }
 
+    async fn coalesced(&self, payload: Vec<u8>, ttl: std::time::Duration) -> Result<Vec<u8>, CallError> {
+        let batcher = self
+            .peers
+            .batcher(&self.addr)
+            .map_err(|e| CallError::Unreachable(format!("bad address {}: {e}", self.addr)))?;
+        let req = RaftRequest {
+            group_id: self.group,
+            target_replica_id: self.target,
+            payload: payload.into(),
+            from_node_id: crate::ids::node_of(self.self_replica),
+        };
+        match batcher.send(req, ttl).await {
+            Ok(reply) => match reply.result {
+                Some(Reply::Ok(b)) => Ok(b.to_vec()),
+                Some(Reply::RaftError(b)) => Err(CallError::Remote(b.to_vec())),
+                Some(Reply::Unreachable(why)) => Err(CallError::Unreachable(why)),
+                None => Err(CallError::Other("empty reply".into())),
+            },
+            Err(BatchError::Timeout) => Err(CallError::Timeout),
+            Err(BatchError::Transport(why)) => Err(CallError::Unreachable(why)),
+        }
+    }
+
     /// The common shape of append-entries and vote: encode, call, decode.
     async fn unary<Req, Resp>(
         &self,
-        kind: RPCTypes,
+        kind: Rpc,
+        action: RPCTypes,
         what: &'static str,
         rpc: &Req,
         option: &RPCOption,
@@ -136,7 +176,7 @@ impl PeerClient {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
             }
             Err(CallError::Unreachable(why)) => Err(RPCError::Unreachable(Unreachable::new(&Msg(why)))),
-            Err(CallError::Timeout) => Err(RPCError::Timeout(self.timeout(kind, option))),
+            Err(CallError::Timeout) => Err(RPCError::Timeout(self.timeout(action, option))),
             Err(CallError::Other(why)) => Err(RPCError::Network(NetworkError::new(&Msg(why)))),
         }
     }
@@ -152,7 +192,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ReplicaId>, RPCError<ReplicaId, BasicNode, RaftError<ReplicaId>>> {
-        self.unary(RPCTypes::AppendEntries, "append entries", &rpc, &option).await
+        // Heartbeats of many groups share frames; appends carrying entries go on their own.
+        let kind = if rpc.entries.is_empty() { Rpc::Heartbeat } else { Rpc::AppendEntries };
+        self.unary(kind, RPCTypes::AppendEntries, "append entries", &rpc, &option).await
     }
 
     async fn vote(
@@ -160,7 +202,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<ReplicaId>,
         option: RPCOption,
     ) -> Result<VoteResponse<ReplicaId>, RPCError<ReplicaId, BasicNode, RaftError<ReplicaId>>> {
-        self.unary(RPCTypes::Vote, "vote", &rpc, &option).await
+        self.unary(Rpc::Vote, RPCTypes::Vote, "vote", &rpc, &option).await
     }
 
     async fn full_snapshot(
@@ -176,7 +218,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let res = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
-            r = self.call(RPCTypes::InstallSnapshot, payload, ttl) => r,
+            r = self.call(Rpc::Snapshot, payload, ttl) => r,
         };
         match res {
             Ok(b) => from_bytes("snapshot response", &b).map_err(|e| StreamingError::Network(NetworkError::new(&e))),
@@ -200,5 +242,26 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         // Retry an unreachable peer soon enough that a restarted node rejoins quickly, rarely
         // enough that a dead one costs nothing.
         openraft::network::Backoff::new(std::iter::repeat(std::time::Duration::from_millis(200)))
+    }
+}
+
+/// Asks replica `target` of `group`, on the node at `addr`, to start an election now
+/// (preferred-leader rebalancing).
+///
+/// # Errors
+/// The peer is unreachable, does not host that replica, or its Raft instance stopped.
+pub async fn request_campaign(
+    peers: &PeerChannels,
+    addr: &str,
+    group: GroupId,
+    target: ReplicaId,
+    from: ReplicaId,
+) -> Result<(), String> {
+    let client = PeerClient { group, self_replica: from, target, addr: addr.to_string(), peers: peers.clone() };
+    match client.call(Rpc::Campaign, Vec::new(), std::time::Duration::from_secs(2)).await {
+        Ok(_) => Ok(()),
+        Err(CallError::Unreachable(why)) | Err(CallError::Other(why)) => Err(why),
+        Err(CallError::Remote(_)) => Err("the target's raft stopped".into()),
+        Err(CallError::Timeout) => Err("timed out".into()),
     }
 }

@@ -5,13 +5,14 @@
 //! id and the target replica id; a receiver that does not host that replica answers
 //! `unreachable`, and openraft backs off.
 
+mod batcher;
 mod client;
 mod codec;
 mod peers;
 mod registry;
 mod server;
 
-pub use client::NetworkFactory;
+pub use client::{request_campaign, NetworkFactory};
 pub use peers::{PeerChannels, PeerOptions};
 pub use registry::GroupRegistry;
 pub use server::PeerService;

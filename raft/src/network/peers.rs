@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
+use super::batcher::Batcher;
+
 /// Transport settings for peer channels.
 #[derive(Clone, Debug)]
 pub struct PeerOptions {
@@ -26,16 +28,28 @@ impl Default for PeerOptions {
     }
 }
 
-/// Cache of peer channels by address.
+/// Cache of peer channels (and heartbeat batchers) by address.
 #[derive(Clone)]
 pub struct PeerChannels {
     opts: PeerOptions,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    batchers: Arc<Mutex<HashMap<String, Batcher>>>,
 }
 
 impl PeerChannels {
     pub fn new(opts: PeerOptions) -> PeerChannels {
-        PeerChannels { opts, channels: Arc::default() }
+        PeerChannels { opts, channels: Arc::default(), batchers: Arc::default() }
+    }
+
+    /// The batcher coalescing small messages to `addr`, started on first use.
+    pub(crate) fn batcher(&self, addr: &str) -> Result<Batcher, tonic::transport::Error> {
+        let mut map = self.batchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = map.get(addr) {
+            return Ok(b.clone());
+        }
+        let b = Batcher::spawn(self.get(addr)?, self.opts.message_bytes_max);
+        map.insert(addr.to_string(), b.clone());
+        Ok(b)
     }
 
     pub fn options(&self) -> &PeerOptions {

@@ -2,7 +2,7 @@
 
 use cairn_proto::peer::raft_reply::Result as Reply;
 use cairn_proto::peer::raft_transport_server::{RaftTransport, RaftTransportServer};
-use cairn_proto::peer::{RaftReply, RaftRequest};
+use cairn_proto::peer::{RaftBatch, RaftBatchReply, RaftReply, RaftRequest};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -67,6 +67,29 @@ impl RaftTransport for PeerService {
         };
         let rpc: VoteRequest<ReplicaId> = from_bytes("vote", &req.payload).map_err(codec_status)?;
         reply("vote response", raft.vote(rpc).await)
+    }
+
+    async fn campaign(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = match self.route(&req) {
+            Ok(r) => r,
+            Err(why) => return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) })),
+        };
+        let res: Result<(), openraft::error::Fatal<ReplicaId>> = raft.trigger().elect().await;
+        reply("campaign", res)
+    }
+
+    async fn batch(&self, request: Request<RaftBatch>) -> Result<Response<RaftBatchReply>, Status> {
+        // Each message goes to its own group, concurrently; one slow group does not hold up the
+        // others' processing, only the shared reply.
+        let replies = futures::future::join_all(request.into_inner().requests.into_iter().map(|req| async move {
+            match self.append_entries(Request::new(req)).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => RaftReply { result: Some(Reply::Unreachable(status.message().to_string())) },
+            }
+        }))
+        .await;
+        Ok(Response::new(RaftBatchReply { replies }))
     }
 
     async fn full_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

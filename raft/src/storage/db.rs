@@ -12,6 +12,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB
 use super::error::StoreError;
 use super::keys::ALL_CFS;
 use super::syncer::{FatalHook, FlushCallback, Syncer, WalSync};
+use crate::ids::GroupId;
 
 /// Tunables of the shared RocksDB instance.
 #[derive(Clone, Debug)]
@@ -110,6 +111,35 @@ impl Db {
     /// Queues `callback` for the next WAL fsync. Call only after the covered write returned.
     pub(crate) fn after_next_fsync(&self, callback: FlushCallback) {
         self.syncer.submit(callback);
+    }
+
+    /// Every group id that has data in this database (any column family).
+    ///
+    /// # Errors
+    /// RocksDB read errors.
+    pub async fn group_ids(self: &Arc<Self>) -> Result<std::collections::BTreeSet<GroupId>, StoreError> {
+        let db = self.clone();
+        blocking(move || {
+            let mut out = std::collections::BTreeSet::new();
+            for cf in ALL_CFS {
+                let mut it = db.rocks.raw_iterator_cf(db.cf(cf)?);
+                it.seek_to_first();
+                while let Some(key) = it.key() {
+                    let Some(g) = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes) else {
+                        break;
+                    };
+                    out.insert(g);
+                    // Jump to the next group: one seek per group, not one step per key.
+                    match g.checked_add(1) {
+                        Some(next) => it.seek(next.to_be_bytes()),
+                        None => break,
+                    }
+                }
+                it.status().map_err(StoreError::rocks("scan groups"))?;
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Number of fsync rounds the syncer completed.

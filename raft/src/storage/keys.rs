@@ -10,6 +10,7 @@
 //! | sm    | g 0x10                   | applied state                           |
 //! | sm    | g 0x12 index             | checkpoint at that raft index           |
 //! | sm    | g 0x13                   | current snapshot pointer                |
+//! | sm    | g 0x14                   | metadata state (controller group)       |
 //! | idx   | g 0x20 base_offset       | batch location (raft index, ordinal, …) |
 
 use crate::ids::GroupId;
@@ -26,6 +27,7 @@ const LAST_PURGED: u8 = 0x03;
 const APPLIED: u8 = 0x10;
 const CHECKPOINT: u8 = 0x12;
 const SNAPSHOT_PTR: u8 = 0x13;
+const META_STATE: u8 = 0x14;
 const BATCH: u8 = 0x20;
 
 fn tagged(group: GroupId, tag: u8) -> [u8; 9] {
@@ -61,6 +63,11 @@ pub fn applied(group: GroupId) -> [u8; 9] {
 
 pub fn snapshot_pointer(group: GroupId) -> [u8; 9] {
     tagged(group, SNAPSHOT_PTR)
+}
+
+/// The metadata state machine's state (controller group only).
+pub fn meta_state(group: GroupId) -> [u8; 9] {
+    tagged(group, META_STATE)
 }
 
 pub fn checkpoint(group: GroupId, index: u64) -> [u8; 17] {
@@ -174,6 +181,7 @@ mod tests {
                 last_purged(g).to_vec(),
                 applied(g).to_vec(),
                 snapshot_pointer(g).to_vec(),
+                meta_state(g).to_vec(),
                 checkpoint(g, u64::MAX).to_vec(),
                 batch(g, u64::MAX).to_vec(),
                 log(g, u64::MAX).to_vec(),

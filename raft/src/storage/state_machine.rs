@@ -25,8 +25,8 @@ use super::keys::{self, CF_IDX, CF_SM};
 use super::snapshot::{self, Checkpoint, SnapshotBuilder};
 use crate::ids::GroupId;
 use crate::types::{
-    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, ProduceEntry, Snapshot, SnapshotMeta,
-    StorageError, StoredMembership, TypeConfig,
+    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, MetaStateMachine, ProduceEntry, Snapshot,
+    SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
 /// When apply writes a checkpoint (decided from the log alone, so every replica agrees).
@@ -88,6 +88,8 @@ pub struct StateMachineStore {
     progress: watch::Sender<Progress>,
     /// Serialises snapshot pointer updates between the builder and install.
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Applies `Command::Meta` entries (the controller group only).
+    meta: Option<Box<dyn MetaStateMachine>>,
 }
 
 impl StateMachineStore {
@@ -96,16 +98,36 @@ impl StateMachineStore {
     /// # Errors
     /// Read or decode failures of the persisted state.
     pub async fn open(db: Arc<Db>, group: GroupId, policy: CheckpointPolicy) -> Result<StateMachineStore, StoreError> {
+        StateMachineStore::open_with_meta(db, group, policy, None).await
+    }
+
+    /// Like [`StateMachineStore::open`], for a group whose `Command::Meta` entries `meta`
+    /// applies; its persisted state is restored into it.
+    ///
+    /// # Errors
+    /// Read or decode failures of the persisted state.
+    pub async fn open_with_meta(
+        db: Arc<Db>,
+        group: GroupId,
+        policy: CheckpointPolicy,
+        mut meta: Option<Box<dyn MetaStateMachine>>,
+    ) -> Result<StateMachineStore, StoreError> {
         let db2 = db.clone();
-        let state = blocking(move || {
-            match db2.rocks().get_pinned_cf(db2.cf(CF_SM)?, keys::applied(group)).map_err(StoreError::rocks("get"))? {
-                Some(v) => decode::<AppliedState>("applied state", &v),
-                None => Ok(AppliedState::default()),
-            }
+        let (state, saved_meta) = blocking(move || {
+            let sm = db2.cf(CF_SM)?;
+            let state = match db2.rocks().get_pinned_cf(sm, keys::applied(group)).map_err(StoreError::rocks("get"))? {
+                Some(v) => decode::<AppliedState>("applied state", &v)?,
+                None => AppliedState::default(),
+            };
+            let meta = db2.rocks().get_cf(sm, keys::meta_state(group)).map_err(StoreError::rocks("get"))?;
+            Ok((state, meta))
         })
         .await?;
+        if let (Some(m), Some(saved)) = (meta.as_mut(), saved_meta) {
+            m.restore(&saved).map_err(|message| StoreError::Corrupt { group, message })?;
+        }
         let (progress, _) = watch::channel(progress_of(&state));
-        Ok(StateMachineStore { db, group, state, policy, progress, snapshot_lock: Arc::default() })
+        Ok(StateMachineStore { db, group, state, policy, progress, snapshot_lock: Arc::default(), meta })
     }
 
     /// A receiver of the applied progress, updated after every apply.
@@ -119,6 +141,7 @@ impl StateMachineStore {
         let mut responses = Vec::with_capacity(entries.len());
         // Checkpoints written in this very batch, so a PrefixTruncate naming one is found.
         let mut fresh: Vec<Checkpoint> = Vec::new();
+        let mut meta_changed = false;
         for entry in &entries {
             let mut payload_bytes = 0u64;
             let resp = match &entry.payload {
@@ -135,6 +158,13 @@ impl StateMachineStore {
                     self.apply_prefix_truncate(&mut state, &mut batch, upto, &fresh)?;
                     ApplyResponse::None
                 }
+                EntryPayload::Normal(Command::Meta(cmd)) => match self.meta.as_mut() {
+                    Some(m) => {
+                        meta_changed = true;
+                        ApplyResponse::Meta(m.apply(entry.log_id.index, cmd))
+                    }
+                    None => ApplyResponse::Rejected(format!("group {} has no metadata state machine", self.group)),
+                },
             };
             state.last_applied = Some(entry.log_id);
             state.entries_since_checkpoint += 1;
@@ -145,7 +175,7 @@ impl StateMachineStore {
                 let cp = Checkpoint {
                     log_id: entry.log_id,
                     membership: state.membership.clone(),
-                    data: CheckpointData { next_offset: state.next_offset },
+                    data: CheckpointData { next_offset: state.next_offset, meta: self.meta.as_ref().map(|m| m.save()) },
                 };
                 batch.put_cf(
                     self.db.cf(CF_SM)?,
@@ -159,6 +189,9 @@ impl StateMachineStore {
             responses.push(resp);
         }
         batch.put_cf(self.db.cf(CF_SM)?, keys::applied(self.group), encode("applied state", &state)?);
+        if let (true, Some(m)) = (meta_changed, self.meta.as_ref()) {
+            batch.put_cf(self.db.cf(CF_SM)?, keys::meta_state(self.group), m.save());
+        }
         let db = self.db.clone();
         blocking(move || {
             // Not synced: the log entries are durable already; a re-apply is deterministic.
@@ -311,6 +344,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             entries_since_checkpoint: 0,
             bytes_since_checkpoint: 0,
         };
+        if let (Some(m), Some(saved)) = (self.meta.as_mut(), snapshot.meta.as_ref()) {
+            m.restore(saved).map_err(|message| {
+                StorageIOError::write_snapshot(signature.clone(), &StoreError::Corrupt { group: self.group, message })
+            })?;
+        }
         let cp = Checkpoint { log_id: at, membership: meta.last_membership.clone(), data: *snapshot };
         let (db, group, st) = (self.db.clone(), self.group, state.clone());
         blocking(move || install(&db, group, &st, &cp))
@@ -341,6 +379,9 @@ fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Re
     let (from, to) = keys::checkpoints_below(group, cp.log_id.index);
     b.delete_range_cf(sm, from, to);
     b.put_cf(sm, keys::snapshot_pointer(group), encode("snapshot pointer", &cp.log_id)?);
+    if let Some(m) = &cp.data.meta {
+        b.put_cf(sm, keys::meta_state(group), m);
+    }
     b.delete_range_cf(db.cf(CF_IDX)?, &keys::batch(group, 0)[..], &keys::batches_end(group)[..]);
     super::log_store::purge_into(db, group, &cp.log_id, &mut b)?;
     let mut wo = WriteOptions::default();

@@ -24,7 +24,8 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
         out.value(&json!({
             "cluster_id": d.cluster_id,
             "answering_node": d.answering_node_id,
-            "nodes": d.nodes.iter().map(|n| json!({"id": n.node_id, "address": n.address, "alive": n.alive})).collect::<Vec<_>>(),
+            "controller_leader": d.controller_leader_id,
+            "nodes": d.nodes.iter().map(|n| json!({"id": n.node_id, "address": n.address, "alive": n.alive, "leads": n.leader_count})).collect::<Vec<_>>(),
             "topics": d.topics.iter().map(|t| json!({
                 "name": t.name,
                 "partitions": t.partitions.iter().map(|p| json!({
@@ -35,11 +36,21 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    out.line(&format!("cluster {} (answered by node {})", d.cluster_id, d.answering_node_id));
+    let controller =
+        if d.controller_leader_id == 0 { "none".to_string() } else { format!("node {}", d.controller_leader_id) };
+    out.line(&format!(
+        "cluster {} (answered by node {}, controller leader: {controller})",
+        d.cluster_id, d.answering_node_id
+    ));
     out.line("NODE  ADDRESS                 STATUS  LEADS");
     for n in &d.nodes {
-        let leads = d.topics.iter().flat_map(|t| &t.partitions).filter(|p| p.leader_node_id == n.node_id).count();
-        out.line(&format!("{:<5} {:<23} {:<7} {}", n.node_id, n.address, if n.alive { "up" } else { "down" }, leads));
+        out.line(&format!(
+            "{:<5} {:<23} {:<7} {}",
+            n.node_id,
+            n.address,
+            if n.alive { "up" } else { "down" },
+            n.leader_count
+        ));
     }
     for t in &d.topics {
         out.line(&format!("\ntopic {} ({} partitions)", t.name, t.partitions.len()));

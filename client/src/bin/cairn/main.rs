@@ -4,6 +4,7 @@ mod cluster;
 mod consume;
 mod output;
 mod produce;
+mod topic;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +34,11 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
+    },
+    /// Topic administration.
+    Topic {
+        #[command(subcommand)]
+        command: topic::TopicCommand,
     },
     /// Produce records: one per stdin line, or one given with --value.
     Produce(produce::ProduceArgs),
@@ -71,6 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     match cli.command {
         Command::Cluster { command } => cluster::run(&client, command, &out).await,
+        Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
         Command::Produce(args) => produce::run(&client, args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
     }

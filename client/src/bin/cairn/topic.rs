@@ -1,0 +1,132 @@
+//! `cairn topic create|list|describe|delete`.
+
+use std::time::{Duration, Instant};
+
+use cairn_client::{Client, RetentionConfig, TopicSummary};
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::output::Output;
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a topic; waits until every partition has a leader (unless --no-wait).
+    Create {
+        name: String,
+        /// Number of partitions.
+        #[arg(short = 'p', long, default_value_t = 1)]
+        partitions: u32,
+        /// Replicas per partition (default: 3, or the node count if smaller).
+        #[arg(short = 'r', long, default_value_t = 0)]
+        replicas: u32,
+        /// Keep records at least this long (ms); 0 = forever. Stored for retention.
+        #[arg(long, default_value_t = 0)]
+        retention_ms: u64,
+        /// Keep at most about this many bytes per partition; 0 = unlimited.
+        #[arg(long, default_value_t = 0)]
+        retention_bytes: u64,
+        /// Return as soon as the topic exists in the metadata.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List topics.
+    List,
+    /// Partitions of a topic: leader, replicas, log start, high watermark.
+    Describe { name: String },
+    /// Delete a topic and all of its data on every node.
+    Delete { name: String },
+}
+
+fn summary_json(t: &TopicSummary) -> serde_json::Value {
+    let r = t.retention.unwrap_or_default();
+    json!({"name": t.name, "topic_id": t.topic_id, "partitions": t.partitions, "replication_factor": t.replication_factor,
+           "retention_ms": r.retention_ms, "retention_bytes": r.retention_bytes})
+}
+
+pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Duration) -> anyhow::Result<()> {
+    match cmd {
+        TopicCommand::Create { name, partitions, replicas, retention_ms, retention_bytes, no_wait } => {
+            let started = Instant::now();
+            let retention = Some(RetentionConfig { retention_ms, retention_bytes });
+            let t = client.create_topic(&name, partitions, replicas, retention).await?;
+            if !no_wait {
+                wait_for_leaders(client, &name, started + timeout.max(Duration::from_secs(60))).await?;
+            }
+            if out.json {
+                let mut v = summary_json(&t);
+                v["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+                out.value(&v);
+            } else {
+                let ready = if no_wait { "created" } else { "created, every partition has a leader" };
+                out.line(&format!(
+                    "topic {} {ready}: {} partitions, replication factor {} ({:.2} s)",
+                    t.name,
+                    t.partitions,
+                    t.replication_factor,
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        TopicCommand::List => {
+            let topics = client.list_topics().await?;
+            if out.json {
+                for t in &topics {
+                    out.value(&summary_json(t));
+                }
+            } else {
+                out.line("TOPIC                            PARTITIONS  REPLICATION");
+                for t in &topics {
+                    out.line(&format!("{:<32} {:<11} {}", t.name, t.partitions, t.replication_factor));
+                }
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let d = client.describe_topic(&name).await?;
+            let t = d.topic.unwrap_or_default();
+            if out.json {
+                let mut v = summary_json(&t);
+                v["partitions_detail"] = json!(d.partitions.iter().map(|p| json!({
+                    "partition": p.partition, "group_id": p.group_id, "leader": p.leader_node_id,
+                    "replicas": p.replica_node_ids, "high_watermark": p.high_watermark, "log_start_offset": p.log_start_offset,
+                })).collect::<Vec<_>>());
+                out.value(&v);
+            } else {
+                let r = t.retention.unwrap_or_default();
+                out.line(&format!(
+                    "topic {} (id {}): {} partitions, replication factor {}, retention {} ms / {} bytes (0 = unlimited)",
+                    t.name, t.topic_id, t.partitions, t.replication_factor, r.retention_ms, r.retention_bytes
+                ));
+                out.line("PARTITION  LEADER  REPLICAS   LOG START  HIGH WATERMARK");
+                for p in &d.partitions {
+                    let leader = if p.leader_node_id == 0 { "-".to_string() } else { p.leader_node_id.to_string() };
+                    let replicas = p.replica_node_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+                    out.line(&format!(
+                        "{:<10} {:<7} {:<10} {:<10} {}",
+                        p.partition, leader, replicas, p.log_start_offset, p.high_watermark
+                    ));
+                }
+            }
+        }
+        TopicCommand::Delete { name } => {
+            client.delete_topic(&name).await?;
+            if out.json {
+                out.value(&json!({"deleted": name}));
+            } else {
+                out.line(&format!("topic {name} deleted"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_leaders(client: &Client, name: &str, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        let d = client.describe_topic(name).await?;
+        let missing = d.partitions.iter().filter(|p| p.leader_node_id == 0).count();
+        if missing == 0 && !d.partitions.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{missing} partition(s) of {name} still have no leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

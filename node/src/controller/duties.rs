@@ -1,0 +1,57 @@
+//! What the controller leader does on its own: register the bootstrap members once, and create
+//! the topics named in the configuration (`--topic`) when they do not exist yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{MetaAnswer, MetaCommand, Retention};
+use super::Controller;
+use crate::config::Config;
+use crate::liveness::Liveness;
+
+/// Default replication factor: three replicas, or fewer on a smaller cluster.
+pub fn default_replication(cluster_size: usize) -> u32 {
+    cluster_size.clamp(1, 3) as u32
+}
+
+/// Runs until aborted; acts only while this node leads the controller group.
+pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liveness) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !controller.is_leader() {
+            continue;
+        }
+        let state = controller.state();
+        if state.nodes.is_empty() {
+            let cmd = MetaCommand::Bootstrap { nodes: config.initial_cluster.clone() };
+            if let Err(e) = controller.propose(&cmd).await {
+                tracing::warn!(error = %e, "registering the bootstrap members failed; will retry");
+            }
+            continue;
+        }
+        for t in config.topics.iter().filter(|t| !state.topics.contains_key(&t.name)) {
+            let rf = default_replication(state.nodes.len());
+            let live = liveness.live_nodes(config.node_id, state.nodes.keys().copied());
+            if (live.len() as u32) < rf {
+                continue; // wait until enough nodes are up for the bootstrap topic
+            }
+            let cmd = MetaCommand::CreateTopic {
+                name: t.name.clone(),
+                partitions: t.partitions,
+                replication_factor: rf,
+                retention: Retention::default(),
+                live,
+            };
+            match controller.propose(&cmd).await {
+                Ok(MetaAnswer::Created { .. }) => {
+                    tracing::info!(topic = %t.name, partitions = t.partitions, "created configured topic")
+                }
+                Ok(MetaAnswer::AlreadyExists) => {}
+                Ok(other) => tracing::error!(topic = %t.name, answer = ?other, "configured topic rejected"),
+                Err(e) => tracing::warn!(topic = %t.name, error = %e, "creating configured topic failed; will retry"),
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+use super::*;
+
+fn three_nodes() -> ClusterState {
+    let mut s = ClusterState::default();
+    let nodes = (1..=3).map(|n| (n, format!("127.0.0.1:{}", 7700 + n))).collect();
+    assert_eq!(s.apply(1, &MetaCommand::Bootstrap { nodes }), MetaAnswer::Done);
+    s
+}
+
+fn create(name: &str, partitions: u32, rf: u32, live: &[NodeId]) -> MetaCommand {
+    MetaCommand::CreateTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: rf,
+        retention: Retention { retention_ms: 60_000, retention_bytes: 0 },
+        live: live.to_vec(),
+    }
+}
+
+#[test]
+fn thirty_partitions_rf3_spread_preferred_leaders_evenly() {
+    let mut s = three_nodes();
+    assert!(matches!(s.apply(2, &create("orders", 30, 3, &[1, 2, 3])), MetaAnswer::Created { .. }));
+    let t = &s.topics["orders"];
+    let mut leads = BTreeMap::new();
+    for p in &t.partitions {
+        assert_eq!(p.replicas.len(), 3);
+        let nodes: BTreeSet<_> = p.replicas.iter().map(|r| r.node).collect();
+        assert_eq!(nodes.len(), 3, "replicas on distinct nodes");
+        *leads.entry(p.replicas[0].node).or_insert(0) += 1;
+    }
+    assert_eq!(leads, BTreeMap::from([(1, 10), (2, 10), (3, 10)]));
+    assert_eq!(t.retention.retention_ms, 60_000, "retention settings are stored");
+}
+
+#[test]
+fn replicas_spread_across_topics_when_rf_is_below_the_node_count() {
+    let mut s = three_nodes();
+    s.apply(2, &create("a", 4, 1, &[1, 2, 3]));
+    s.apply(3, &create("b", 5, 2, &[1, 2, 3]));
+    let mut holds = BTreeMap::new();
+    for p in s.topics.values().flat_map(|t| &t.partitions) {
+        for r in &p.replicas {
+            *holds.entry(r.node).or_insert(0) += 1;
+        }
+    }
+    let (min, max) = (holds.values().min().copied(), holds.values().max().copied());
+    assert_eq!(holds.values().sum::<i32>(), 4 + 10);
+    assert!(max.unwrap_or(0) - min.unwrap_or(0) <= 1, "{holds:?}");
+}
+
+#[test]
+fn invalid_requests_change_nothing() {
+    let mut s = three_nodes();
+    let before = s.clone();
+    assert!(matches!(s.apply(2, &create("t", 1, 3, &[1, 2])), MetaAnswer::Invalid(m) if m.contains("live")));
+    assert!(matches!(s.apply(3, &create("t", 1, 4, &[1, 2, 3])), MetaAnswer::Invalid(_)));
+    assert!(matches!(s.apply(4, &create("t", 1, 0, &[1, 2, 3])), MetaAnswer::Invalid(_)));
+    assert!(matches!(s.apply(5, &create("t", 0, 1, &[1, 2, 3])), MetaAnswer::Invalid(m) if m.contains("partitions")));
+    assert!(matches!(s.apply(6, &create("bad/name", 1, 1, &[1, 2, 3])), MetaAnswer::Invalid(_)));
+    // A live node the cluster does not know does not count.
+    assert!(matches!(s.apply(7, &create("t", 1, 3, &[1, 2, 9])), MetaAnswer::Invalid(_)));
+    assert_eq!(s, before);
+    assert!(matches!(s.apply(8, &create("t", 2, 3, &[1, 2, 3])), MetaAnswer::Created { .. }));
+    let after_create = s.clone();
+    assert_eq!(s.apply(9, &create("t", 5, 1, &[1, 2, 3])), MetaAnswer::AlreadyExists);
+    assert_eq!(s.apply(10, &MetaCommand::DeleteTopic { name: "nope".into() }), MetaAnswer::NotFound);
+    assert_eq!(s, after_create);
+}
+
+#[test]
+fn deleted_and_recreated_topic_never_reuses_group_ids_or_incarnations() {
+    let mut s = three_nodes();
+    s.apply(2, &create("t", 3, 3, &[1, 2, 3]));
+    let old: Vec<GroupId> = s.topics["t"].partitions.iter().map(|p| p.group_id).collect();
+    let old_inc: BTreeSet<u32> =
+        s.topics["t"].partitions.iter().flat_map(|p| p.replicas.iter().map(|r| r.incarnation)).collect();
+    let old_id = s.topics["t"].id;
+    assert_eq!(s.apply(3, &MetaCommand::DeleteTopic { name: "t".into() }), MetaAnswer::Done);
+    assert!(s.topics.is_empty());
+    s.apply(4, &create("t", 3, 3, &[1, 2, 3]));
+    let new: Vec<GroupId> = s.topics["t"].partitions.iter().map(|p| p.group_id).collect();
+    assert!(new.iter().all(|g| !old.contains(g)), "{old:?} vs {new:?}");
+    assert!(new.iter().all(|g| *g != CONTROLLER_GROUP));
+    let new_inc: BTreeSet<u32> =
+        s.topics["t"].partitions.iter().flat_map(|p| p.replicas.iter().map(|r| r.incarnation)).collect();
+    assert!(old_inc.is_disjoint(&new_inc));
+    assert_ne!(s.topics["t"].id, old_id);
+}
+
+#[test]
+fn bootstrap_happens_once_and_replicas_on_lists_local_partitions() {
+    let mut s = three_nodes();
+    let other = BTreeMap::from([(9, "x:1".to_string())]);
+    s.apply(2, &MetaCommand::Bootstrap { nodes: other });
+    assert_eq!(s.nodes.len(), 3, "a second bootstrap changes nothing");
+    s.apply(3, &create("t", 6, 1, &[1, 2, 3]));
+    let on1: Vec<u32> = s.replicas_on(1).map(|(_, p, _)| p).collect();
+    assert_eq!(on1.len(), 2);
+    assert!(s.replicas_on(1).all(|(t, _, _)| t == "t"));
+}
+
+#[test]
+fn same_commands_same_state() {
+    let cmds =
+        [create("a", 7, 2, &[1, 2, 3]), create("b", 3, 3, &[1, 2, 3]), MetaCommand::DeleteTopic { name: "a".into() }];
+    let (mut x, mut y) = (three_nodes(), three_nodes());
+    for (i, c) in cmds.iter().enumerate() {
+        assert_eq!(x.apply(10 + i as u64, c), y.apply(10 + i as u64, c));
+    }
+    assert_eq!(x, y);
+}

@@ -1,0 +1,199 @@
+//! The partition replicas this node hosts, kept in line with the controller's metadata by the
+//! [`reconciler`].
+
+pub mod reconciler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use cairn_raft::error::LeaderHint;
+use cairn_raft::group::{GroupConfig, PartitionGroup, RaftTimings};
+use cairn_raft::ids::replica_id;
+use cairn_raft::network::{GroupRegistry, PeerChannels};
+use cairn_raft::storage::Db;
+use cairn_raft::{GroupId, NodeId, ReplicaId};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::controller::state::{ClusterState, Partition};
+use crate::service::ServiceError;
+
+/// Where a request for one partition should go.
+pub enum Route {
+    /// This node hosts a replica.
+    Local(Arc<PartitionGroup>),
+    /// Hosted elsewhere: try this node (a replica; it redirects to the leader).
+    Elsewhere(LeaderHint),
+}
+
+/// Shared pieces every local group is started with.
+#[derive(Clone)]
+pub struct GroupEnv {
+    pub me: NodeId,
+    pub db: Arc<Db>,
+    pub peers: PeerChannels,
+    pub registry: GroupRegistry,
+    pub config: Arc<Config>,
+}
+
+impl GroupEnv {
+    /// Group settings from the node configuration.
+    pub fn group_config(&self, group: GroupId, replica: ReplicaId) -> GroupConfig {
+        let config = &self.config;
+        let mut g = GroupConfig::new(group, replica);
+        g.timings = RaftTimings {
+            heartbeat_ms: config.raft.heartbeat_interval_ms,
+            election_timeout_min_ms: config.raft.election_timeout_ms_min,
+            election_timeout_max_ms: config.raft.election_timeout_ms_max,
+        };
+        let l = &config.limits;
+        g.proposal_queue_max = l.proposal_queue_max;
+        g.entry_batches_max = l.entry_batches_max;
+        g.entry_bytes_max = l.entry_bytes_max;
+        g.proposals_in_flight_max = l.proposals_in_flight_max;
+        g.produce_timeout = Duration::from_millis(l.produce_timeout_ms);
+        g
+    }
+}
+
+/// Local replicas by group id, plus the metadata they were started from.
+pub struct LocalGroups {
+    env: GroupEnv,
+    groups: RwLock<HashMap<GroupId, (ReplicaId, Arc<PartitionGroup>)>>,
+    state: watch::Receiver<Arc<ClusterState>>,
+}
+
+impl LocalGroups {
+    pub fn new(env: GroupEnv, state: watch::Receiver<Arc<ClusterState>>) -> LocalGroups {
+        LocalGroups { env, groups: RwLock::default(), state }
+    }
+
+    pub fn env(&self) -> &GroupEnv {
+        &self.env
+    }
+
+    /// The latest metadata this node applied.
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.state.borrow().clone()
+    }
+
+    pub fn get(&self, group: GroupId) -> Option<Arc<PartitionGroup>> {
+        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).map(|(_, g)| g.clone())
+    }
+
+    /// Every local replica.
+    pub fn all(&self) -> Vec<Arc<PartitionGroup>> {
+        self.groups.read().unwrap_or_else(|p| p.into_inner()).values().map(|(_, g)| g.clone()).collect()
+    }
+
+    /// Where `topic`/`partition` is served.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC / UNKNOWN_PARTITION, or UNAVAILABLE while the local replica is starting.
+    pub fn route(&self, topic: &str, partition: u32) -> Result<Route, ServiceError> {
+        let state = self.state();
+        let t = state.topics.get(topic).ok_or_else(|| ServiceError::UnknownTopic(topic.to_string()))?;
+        let p = t.partitions.get(partition as usize).ok_or(ServiceError::UnknownPartition {
+            topic: topic.to_string(),
+            partition,
+            count: t.partitions.len() as u32,
+        })?;
+        if let Some(g) = self.get(p.group_id) {
+            return Ok(Route::Local(g));
+        }
+        if p.replicas.iter().any(|r| r.node == self.env.me) {
+            // A local replica the reconciler has not started yet.
+            return Err(ServiceError::Starting { group: p.group_id });
+        }
+        // Hosted elsewhere: send the client to the preferred leader, which redirects if needed.
+        let first = p.replicas.first().ok_or(ServiceError::Starting { group: p.group_id })?;
+        let address = state.nodes.get(&first.node).cloned().unwrap_or_default();
+        Ok(Route::Elsewhere(LeaderHint { node_id: first.node, address }))
+    }
+
+    /// The first membership of a partition group: its replicas and their nodes' addresses.
+    fn members(state: &ClusterState, p: &Partition) -> BTreeMap<ReplicaId, String> {
+        p.replicas
+            .iter()
+            .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Starts the replicas `state` places here and destroys the ones it no longer does.
+    pub async fn reconcile(&self, state: &ClusterState) {
+        let wanted: HashMap<GroupId, (ReplicaId, &Partition)> = state
+            .replicas_on(self.env.me)
+            .filter_map(|(_, _, p)| {
+                let r = p.replicas.iter().find(|r| r.node == self.env.me)?;
+                Some((p.group_id, (replica_id(r.node, r.incarnation), p)))
+            })
+            .collect();
+        let stale: Vec<(GroupId, Arc<PartitionGroup>)> = {
+            let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<GroupId> = groups
+                .iter()
+                .filter(|(g, (replica, _))| wanted.get(g).is_none_or(|(r, _)| r != replica))
+                .map(|(g, _)| *g)
+                .collect();
+            gone.into_iter().filter_map(|g| groups.remove(&g).map(|(_, p)| (g, p))).collect()
+        };
+        for (group, g) in stale {
+            tracing::info!(group, "replica removed from this node; deleting its data");
+            if let Err(e) = g.destroy().await {
+                tracing::error!(group, error = %e, "could not delete the replica's data");
+            }
+        }
+        for (group, (replica, p)) in wanted {
+            if self.get(group).is_some() {
+                continue;
+            }
+            let cfg = self.env.group_config(group, replica);
+            let started =
+                PartitionGroup::start(cfg, self.env.db.clone(), self.env.peers.clone(), self.env.registry.clone())
+                    .await;
+            let g = match started {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!(group, error = %e, "partition replica failed to start");
+                    continue;
+                }
+            };
+            if let Err(e) = g.bootstrap(&Self::members(state, p)).await {
+                tracing::error!(group, error = %e, "partition replica failed to initialise");
+            }
+            self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, (replica, Arc::new(g)));
+        }
+    }
+
+    /// Deletes data of groups this node holds on disk but `state` no longer places here (a
+    /// deletion applied while a destroy was interrupted, for instance). `keep` are groups that
+    /// are not partitions (the controller).
+    pub async fn remove_orphans(&self, state: &ClusterState, keep: &[GroupId]) {
+        let on_disk = match self.env.db.group_ids().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list local groups");
+                return;
+            }
+        };
+        let placed: Vec<GroupId> = state.replicas_on(self.env.me).map(|(_, _, p)| p.group_id).collect();
+        for g in on_disk.into_iter().filter(|g| !placed.contains(g) && !keep.contains(g)) {
+            tracing::info!(group = g, "deleting data of a group no longer placed on this node");
+            if let Err(e) = cairn_raft::storage::StateMachineStore::destroy(self.env.db.clone(), g).await {
+                tracing::error!(group = g, error = %e, "could not delete orphaned group data");
+            }
+        }
+    }
+
+    /// Stops every local replica (data is kept).
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<PartitionGroup>> = {
+            let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+            groups.drain().map(|(_, (_, g))| g).collect()
+        };
+        for g in all {
+            g.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `cairn.v1.Admin`: topics. Changes go through the controller leader; reads are answered from
+//! this node's copy of the metadata.
+
+use std::sync::Arc;
+
+use cairn_proto::v1::admin_server::{Admin, AdminServer};
+use cairn_proto::v1::{
+    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
+    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RetentionConfig, TopicSummary,
+};
+use cairn_raft::GroupError;
+use tonic::{Request, Response, Status};
+
+use super::error::ServiceError;
+use crate::controller::duties::default_replication;
+use crate::controller::state::{MetaAnswer, MetaCommand, Retention, Topic, CONTROLLER_GROUP, PARTITIONS_MAX};
+use crate::controller::Controller;
+use crate::describe;
+use crate::groups::LocalGroups;
+use crate::liveness::Liveness;
+
+pub struct AdminService {
+    controller: Arc<Controller>,
+    groups: Arc<LocalGroups>,
+    liveness: Liveness,
+}
+
+impl AdminService {
+    pub fn new(controller: Arc<Controller>, groups: Arc<LocalGroups>, liveness: Liveness) -> AdminService {
+        AdminService { controller, groups, liveness }
+    }
+
+    pub fn into_server(self) -> AdminServer<AdminService> {
+        AdminServer::new(self)
+    }
+}
+
+pub fn summary(name: &str, t: &Topic) -> TopicSummary {
+    TopicSummary {
+        name: name.to_string(),
+        topic_id: t.id,
+        partitions: t.partitions.len() as u32,
+        replication_factor: t.replication_factor,
+        retention: Some(RetentionConfig {
+            retention_ms: t.retention.retention_ms,
+            retention_bytes: t.retention.retention_bytes,
+        }),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_topic(
+        &self,
+        request: Request<CreateTopicRequest>,
+    ) -> Result<Response<CreateTopicResponse>, Status> {
+        let req = request.into_inner();
+        crate::topic::check_name(&req.name).map_err(ServiceError::InvalidArgument)?;
+        if req.partitions == 0 || req.partitions > PARTITIONS_MAX {
+            return Err(ServiceError::InvalidArgument(format!(
+                "partitions must be 1..={PARTITIONS_MAX}, got {}",
+                req.partitions
+            ))
+            .into());
+        }
+        // Checks below use the controller leader's view; elsewhere, redirect first.
+        if !self.controller.is_leader() {
+            return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
+        }
+        let state = self.controller.state();
+        if state.nodes.is_empty() {
+            return Err(ServiceError::Starting { group: CONTROLLER_GROUP }.into());
+        }
+        let rf = match req.replication_factor {
+            0 => default_replication(state.nodes.len()),
+            n => n,
+        };
+        if rf as usize > state.nodes.len() {
+            return Err(ServiceError::InvalidReplication(format!(
+                "replication factor {rf} is above the cluster's {} nodes",
+                state.nodes.len()
+            ))
+            .into());
+        }
+        let live = self.liveness.live_nodes(self.groups.env().me, state.nodes.keys().copied());
+        if rf as usize > live.len() {
+            // Nodes may come back (or this node may not have heard from them yet): retriable.
+            return Err(ServiceError::NotEnoughLiveNodes(format!(
+                "replication factor {rf} needs {rf} live nodes; {} of {} nodes are live",
+                live.len(),
+                state.nodes.len()
+            ))
+            .into());
+        }
+        let retention = req
+            .retention
+            .map(|r| Retention { retention_ms: r.retention_ms, retention_bytes: r.retention_bytes })
+            .unwrap_or_default();
+        let cmd = MetaCommand::CreateTopic {
+            name: req.name.clone(),
+            partitions: req.partitions,
+            replication_factor: rf,
+            retention,
+            live,
+        };
+        match self.controller.propose(&cmd).await? {
+            MetaAnswer::Created { .. } => {
+                let state = self.controller.state();
+                let t = state
+                    .topics
+                    .get(&req.name)
+                    .ok_or_else(|| ServiceError::Internal("created topic vanished".into()))?;
+                Ok(Response::new(CreateTopicResponse { topic: Some(summary(&req.name, t)) }))
+            }
+            MetaAnswer::AlreadyExists => Err(ServiceError::TopicExists(req.name).into()),
+            MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
+            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<DeleteTopicRequest>,
+    ) -> Result<Response<DeleteTopicResponse>, Status> {
+        let name = request.into_inner().name;
+        match self.controller.propose(&MetaCommand::DeleteTopic { name: name.clone() }).await? {
+            MetaAnswer::Done => Ok(Response::new(DeleteTopicResponse {})),
+            MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(name).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
+    async fn list_topics(&self, _request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        let state = self.groups.state();
+        let topics = state.topics.iter().map(|(n, t)| summary(n, t)).collect();
+        Ok(Response::new(ListTopicsResponse { topics }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<DescribeTopicRequest>,
+    ) -> Result<Response<DescribeTopicResponse>, Status> {
+        let name = request.into_inner().name;
+        let state = self.groups.state();
+        let t = state.topics.get(&name).ok_or_else(|| ServiceError::UnknownTopic(name.clone()))?;
+        let ids = t.partitions.iter().map(|p| p.group_id).collect();
+        let views = describe::gather(&self.groups, &self.liveness, ids).await;
+        Ok(Response::new(DescribeTopicResponse {
+            topic: Some(summary(&name, t)),
+            partitions: describe::partitions(t, &views, &state),
+        }))
+    }
+}

@@ -1,0 +1,18 @@
+//! Topic naming rules, shared by configuration and the controller.
+
+/// Topic names: 1–249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (Kafka's rules).
+///
+/// # Errors
+/// A message naming the problem.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("topic name {name:?} must be 1 to 249 characters"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is reserved"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic name {name:?} contains {c:?}; allowed: letters, digits, '.', '_', '-'"));
+    }
+    Ok(())
+}
