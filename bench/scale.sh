@@ -10,13 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 partitions="${1:-1000}"
 idle_secs="${2:-60}"
-settle_secs="${SETTLE_SECS:-30}"
+settle_secs="${SETTLE_SECS:-60}"
 source scripts/ensure-deps.sh
 source scripts/rocksdb.sh
 cargo build --workspace --bins --quiet
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 export CAIRN_LOCAL_DIR="$(mktemp -d /tmp/cairn-scale.XXXXXX)"
-export CAIRN_LOCAL_TOPICS=""
+export CAIRN_LOCAL_TOPICS=""   # no bootstrap topic: only the measured one
 trap 'deploy/local-cluster.sh clean >/dev/null 2>&1 || true' EXIT
 
 deploy/local-cluster.sh start >/dev/null

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${CAIRN_LOCAL_DIR:-$HOME/.cairn/local}"
-topics="${CAIRN_LOCAL_TOPICS:-events:3}"
+topics="${CAIRN_LOCAL_TOPICS-events:3}"
 cluster="1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/debug"
@@ -28,14 +28,19 @@ start() {
   mkdir -p "$dir"
   for id in 1 2 3; do
     if running "$id"; then echo "node $id already running (pid $(pid_of "$id"))"; continue; fi
+    topic_args=()
+    if [ -n "$topics" ]; then topic_args=(--topic "$topics"); fi
     nohup "$bin/cairn-node" --node-id "$id" --data-dir "$dir/node$id" \
-      --initial-cluster "$cluster" --topic "$topics" >>"$dir/node$id.log" 2>&1 &
+      --initial-cluster "$cluster" "${topic_args[@]}" >>"$dir/node$id.log" 2>&1 &
     echo $! >"$dir/node$id.pid"
   done
-  echo "==> waiting for every partition to elect a leader"
+  echo "==> waiting for the controller and every partition to elect a leader"
+  want_topics=0
+  if [ -n "$topics" ]; then want_topics=1; fi
   for _ in $(seq 1 120); do
-    if "$bin/cairn" cluster info --json --timeout-secs 1 2>/dev/null | grep -q '"leader":[1-9]' \
-       && ! "$bin/cairn" cluster info --json --timeout-secs 1 2>/dev/null | grep -q '"leader":0'; then
+    info=$("$bin/cairn" cluster info --json --timeout-secs 1 2>/dev/null || true)
+    if echo "$info" | grep -q '"controller_leader":[1-9]' && ! echo "$info" | grep -q '"leader":0' \
+       && { [ "$want_topics" = 0 ] || echo "$info" | grep -q '"leader":[1-9]'; }; then
       echo "cluster ready:"
       for id in 1 2 3; do echo "  node $id  127.0.0.1:770$id  pid $(pid_of "$id")  data $dir/node$id  log $dir/node$id.log"; done
       return 0

@@ -1,52 +1,121 @@
-//! Which nodes this node can currently reach: a background probe of every peer's gRPC health
-//! service, once a second.
+//! Node-level failure detection: every node pings every other node a few times a second.
+//!
+//! Quiesced groups send no heartbeats, so their followers learn that a leader died from here:
+//! a node is *down* once no ping succeeded for [`DOWN_AFTER`]. A ping also reports the peer's
+//! boot id (a restart shows as a new id) and the groups whose replica stopped on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cairn_proto::peer::node_internal_client::NodeInternalClient;
+use cairn_proto::peer::PingRequest;
 use cairn_raft::network::PeerChannels;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use cairn_raft::{GroupId, NodeId};
 
-const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// A peer is alive when a probe succeeded this recently.
-const ALIVE_WITHIN: Duration = Duration::from_secs(3);
+const PING_EVERY: Duration = Duration::from_millis(250);
+/// A node is down when no ping succeeded for this long.
+pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
 
-/// Last successful probe per node.
+#[derive(Clone, Debug)]
+struct Peer {
+    last_ok: Instant,
+    boot_id: u64,
+    /// When the node last became reachable (or restarted).
+    up_since: Instant,
+    stopped_groups: BTreeSet<GroupId>,
+    leading_groups: BTreeSet<GroupId>,
+}
+
+/// What this node knows about the others.
 #[derive(Clone, Default)]
 pub struct Liveness {
-    last_ok: Arc<Mutex<BTreeMap<u64, Instant>>>,
+    peers: Arc<Mutex<BTreeMap<NodeId, Peer>>>,
 }
 
 impl Liveness {
-    pub fn is_alive(&self, node: u64) -> bool {
-        let map = self.last_ok.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&node).is_some_and(|t| t.elapsed() < ALIVE_WITHIN)
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<NodeId, Peer>) -> T) -> T {
+        f(&mut self.peers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        self.with(|m| m.get(&node).is_some_and(|p| p.last_ok.elapsed() < DOWN_AFTER))
+    }
+
+    /// When a ping to `node` last succeeded.
+    pub fn last_seen(&self, node: NodeId) -> Option<Instant> {
+        self.with(|m| m.get(&node).map(|p| p.last_ok))
+    }
+
+    /// How long `node` has been continuously up (None when down or never seen).
+    pub fn up_for(&self, node: NodeId) -> Option<Duration> {
+        self.with(|m| m.get(&node).filter(|p| p.last_ok.elapsed() < DOWN_AFTER).map(|p| p.up_since.elapsed()))
+    }
+
+    /// Whether `node` is alive and its last ping said it leads `group` (its replica running).
+    pub fn leads(&self, node: NodeId, group: GroupId) -> bool {
+        self.with(|m| {
+            m.get(&node).is_some_and(|p| {
+                p.last_ok.elapsed() < DOWN_AFTER
+                    && p.leading_groups.contains(&group)
+                    && !p.stopped_groups.contains(&group)
+            })
+        })
     }
 
     /// `me` plus every node of `nodes` that is alive.
-    pub fn live_nodes(&self, me: u64, nodes: impl Iterator<Item = u64>) -> Vec<u64> {
+    pub fn live_nodes(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
         nodes.filter(|n| *n == me || self.is_alive(*n)).collect()
     }
 
-    /// Probes every node of `members` except `me` until the returned handle is aborted.
-    pub fn spawn(&self, me: u64, members: BTreeMap<u64, String>, peers: PeerChannels) -> tokio::task::JoinHandle<()> {
-        let last_ok = self.last_ok.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PROBE_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                for (id, addr) in members.iter().filter(|(id, _)| **id != me) {
-                    let Ok(ch) = peers.get(addr) else { continue };
-                    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
-                    req.set_timeout(PROBE_EVERY / 2);
-                    if HealthClient::new(ch).check(req).await.is_ok() {
-                        last_ok.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, Instant::now());
+    fn record(&self, node: NodeId, boot_id: u64, stopped: Vec<GroupId>, leading: Vec<GroupId>) {
+        self.with(|m| {
+            let now = Instant::now();
+            let up_since = match m.get(&node) {
+                Some(p) if p.boot_id == boot_id && p.last_ok.elapsed() < DOWN_AFTER => p.up_since,
+                _ => now,
+            };
+            let peer = Peer {
+                last_ok: now,
+                boot_id,
+                up_since,
+                stopped_groups: stopped.into_iter().collect(),
+                leading_groups: leading.into_iter().collect(),
+            };
+            m.insert(node, peer);
+        });
+    }
+
+    /// Pings every node of `members` except `me`, each on its own task, until aborted.
+    pub fn spawn(
+        &self,
+        me: NodeId,
+        members: BTreeMap<NodeId, String>,
+        peers: PeerChannels,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        members
+            .into_iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, addr)| {
+                let (this, peers) = (self.clone(), peers.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(PING_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        let Ok(ch) = peers.get(&addr) else { continue };
+                        let mut req = tonic::Request::new(PingRequest { from_node_id: me });
+                        req.set_timeout(PING_EVERY);
+                        if let Ok(Ok(r)) = tokio::time::timeout(PING_EVERY, NodeInternalClient::new(ch).ping(req)).await
+                        {
+                            let r = r.into_inner();
+                            if r.node_id == id {
+                                this.record(id, r.boot_id, r.stopped_groups, r.leading_groups);
+                            }
+                        }
                     }
-                }
-            }
-        })
+                })
+            })
+            .collect()
     }
 }

@@ -11,7 +11,7 @@ use tokio_stream::StreamExt;
 
 use crate::config::Config;
 use crate::controller::{duties, rebalancer, Controller};
-use crate::groups::{reconciler, GroupEnv, LocalGroups};
+use crate::groups::{quiesce, reconciler, GroupEnv, LocalGroups};
 use crate::identity::Identity;
 use crate::liveness::Liveness;
 use crate::service::{AdminService, BrokerService, InternalService};
@@ -56,12 +56,15 @@ pub async fn run(
     let controller = Arc::new(Controller::start(&env).await?);
     let groups = Arc::new(LocalGroups::new(env.clone(), controller.watch()));
     let liveness = Liveness::default();
-    let tasks = vec![
-        liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone()),
+    let timers =
+        quiesce::Timers { election_timeout_max: std::time::Duration::from_millis(config.raft.election_timeout_ms_max) };
+    let mut tasks = liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone());
+    tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
+        tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
         tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone())),
-        tokio::spawn(rebalancer::run(groups.clone(), liveness.clone())),
-    ];
+        tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
+    ]);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
@@ -84,7 +87,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(PeerService::new(env.registry.clone(), message_bytes_max).into_server())
-        .add_service(InternalService::new(groups.clone()).into_server())
+        .add_service(InternalService::new(groups.clone(), rand::random()).into_server())
         .add_service(broker.into_server())
         .add_service(admin.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)

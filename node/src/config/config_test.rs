@@ -52,7 +52,7 @@ fn unknown_keys_are_rejected() {
 fn contradictions_and_bad_values_are_named() {
     let a = args();
     assert!(err_of("advertise_addr = \"127.0.0.1:9999\"", &a).contains("advertise_addr"));
-    assert!(err_of("[raft]\nheartbeat_interval_ms = 900\n", &a).contains("election_timeout_ms_min"));
+    assert!(err_of("[raft]\nheartbeat_interval_ms = 1200\n", &a).contains("election_timeout_ms_min"));
     assert!(err_of("[limits]\nrecord_bytes_max = 0\n", &a).contains("record_bytes_max"));
     assert!(err_of("[[topics]]\nname = \"bad name\"\npartitions = 1\n", &a).contains("topic name"));
     assert!(err_of("[[topics]]\nname = \"t\"\npartitions = 0\n", &a).contains("partitions"));

@@ -72,7 +72,7 @@ pub struct RaftSection {
 
 impl Default for RaftSection {
     fn default() -> Self {
-        RaftSection { heartbeat_interval_ms: 250, election_timeout_ms_min: 800, election_timeout_ms_max: 1_200 }
+        RaftSection { heartbeat_interval_ms: 400, election_timeout_ms_min: 1_000, election_timeout_ms_max: 1_400 }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The partition replicas this node hosts, kept in line with the controller's metadata by the
 //! [`reconciler`].
 
+pub mod quiesce;
 pub mod reconciler;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,16 +58,34 @@ impl GroupEnv {
     }
 }
 
+/// Which local replicas lead and which stopped, as of the last quiescence pass (what this node
+/// tells its peers in pings).
+#[derive(Clone, Debug, Default)]
+pub struct Roles {
+    /// Groups led here, with when this replica was first seen leading.
+    pub leading: HashMap<GroupId, std::time::Instant>,
+    pub stopped: Vec<GroupId>,
+}
+
 /// Local replicas by group id, plus the metadata they were started from.
 pub struct LocalGroups {
     env: GroupEnv,
     groups: RwLock<HashMap<GroupId, (ReplicaId, Arc<PartitionGroup>)>>,
     state: watch::Receiver<Arc<ClusterState>>,
+    roles: RwLock<Roles>,
 }
 
 impl LocalGroups {
     pub fn new(env: GroupEnv, state: watch::Receiver<Arc<ClusterState>>) -> LocalGroups {
-        LocalGroups { env, groups: RwLock::default(), state }
+        LocalGroups { env, groups: RwLock::default(), state, roles: RwLock::default() }
+    }
+
+    pub fn roles(&self) -> Roles {
+        self.roles.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_roles(&self, roles: Roles) {
+        *self.roles.write().unwrap_or_else(|p| p.into_inner()) = roles;
     }
 
     pub fn env(&self) -> &GroupEnv {

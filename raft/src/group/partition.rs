@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::config::GroupConfig;
 use super::proposer::{self, Proposal};
-use super::{reader, watchdog};
+use super::reader;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::{node_of, GroupId, NodeId, ReplicaId};
 use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
@@ -70,10 +70,36 @@ pub struct PartitionGroup {
     progress: watch::Receiver<Progress>,
     registry: GroupRegistry,
     tasks: Vec<JoinHandle<()>>,
+    /// Whether openraft's timer runs (see [`PartitionGroup::set_ticking`]).
+    ticking: std::sync::atomic::AtomicBool,
+}
+
+/// A replica's role in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+}
+
+/// A replica as the quiescence and failover loop sees it.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub role: Role,
+    /// Node of the leader this replica knows, if any.
+    pub leader_node: Option<NodeId>,
+    pub last_log_index: Option<u64>,
+    /// Leader only: nodes whose replica has not matched the last log index.
+    pub lagging_nodes: Vec<NodeId>,
+    /// Leader only: nodes of the replicas it replicates to.
+    pub follower_nodes: Vec<NodeId>,
+    pub stopped: bool,
+    pub term: u64,
 }
 
 impl PartitionGroup {
-    /// Opens the replica's storage, starts its Raft instance, proposer and watchdog, and
+    /// Opens the replica's storage, starts its Raft instance and proposer, and
     /// registers it for peer RPCs.
     ///
     /// # Errors
@@ -110,15 +136,17 @@ impl PartitionGroup {
         registry.insert(cfg.group, cfg.replica, raft.clone());
 
         let (tx, rx) = mpsc::channel(cfg.proposal_queue_max.max(1));
-        let tasks = vec![
-            tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone())),
-            tokio::spawn(watchdog::run(
-                raft.clone(),
-                cfg.replica,
-                Duration::from_millis(cfg.timings.election_timeout_max_ms),
-            )),
-        ];
-        Ok(PartitionGroup { cfg, raft, db, proposals: tx, progress, registry, tasks })
+        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone()))];
+        Ok(PartitionGroup {
+            cfg,
+            raft,
+            db,
+            proposals: tx,
+            progress,
+            registry,
+            tasks,
+            ticking: std::sync::atomic::AtomicBool::new(true),
+        })
     }
 
     pub fn group_id(&self) -> GroupId {
@@ -337,6 +365,51 @@ impl PartitionGroup {
         Some((m.last_log_index.unwrap_or(0), matched))
     }
 
+    /// What the node's quiescence and failover loop needs to know about this replica.
+    pub fn observe(&self) -> Observation {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let role = match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            _ => Role::Learner,
+        };
+        let last = m.last_log_index;
+        // Only a leader needs the per-follower details; keep the common (follower) case cheap.
+        let (lagging, voters) = match (&m.replication, role) {
+            (Some(r), Role::Leader) => (
+                r.iter()
+                    .filter(|(replica, matched)| **replica != self.cfg.replica && matched.map(|l| l.index) != last)
+                    .map(|(replica, _)| node_of(*replica))
+                    .collect(),
+                r.keys().map(|replica| node_of(*replica)).collect(),
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Observation {
+            role,
+            leader_node: m.current_leader.map(node_of),
+            last_log_index: last,
+            lagging_nodes: lagging,
+            follower_nodes: voters,
+            stopped: m.running_state.is_err(),
+            term: m.current_term,
+        }
+    }
+
+    /// Turns openraft's timer on or off. Off, the replica neither sends heartbeats (leader) nor
+    /// starts elections (follower): the node quiesces idle groups and detects failures per node.
+    pub fn set_ticking(&self, on: bool) {
+        if self.ticking.swap(on, std::sync::atomic::Ordering::Relaxed) != on {
+            self.raft.runtime_config().tick(on);
+        }
+    }
+
+    pub fn is_ticking(&self) -> bool {
+        self.ticking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops the replica and deletes all its data from this node (the partition was deleted
     /// or moved away).
     ///
@@ -349,7 +422,7 @@ impl PartitionGroup {
         Ok(())
     }
 
-    /// Stops the replica: proposer, watchdog and Raft instance.
+    /// Stops the replica: proposer and Raft instance.
     pub async fn shutdown(&self) {
         self.registry.remove(self.cfg.group, self.cfg.replica);
         for t in &self.tasks {
