@@ -97,7 +97,27 @@ impl Client {
         Ok(ch)
     }
 
-    fn broker(&self, ch: Channel) -> BrokerClient<Channel> {
+    /// The channel to `addr`, created once.
+    pub(crate) fn channel_to(&self, addr: &str) -> Result<Channel, ClientError> {
+        self.channel(addr)
+    }
+
+    /// The cached leader of `topic`/`partition`, or some broker to ask.
+    pub(crate) fn partition_target(&self, topic: &str, partition: u32) -> String {
+        self.target_addr(Target::Partition(topic, partition))
+    }
+
+    /// Remembers (or forgets) the leader of `topic`/`partition`.
+    pub(crate) fn set_partition_leader(&self, topic: &str, partition: u32, addr: Option<String>) {
+        self.remember_leader(Target::Partition(topic, partition), addr);
+    }
+
+    /// One metadata refresh attempt, errors ignored by callers that will retry anyway.
+    pub(crate) async fn refresh_once(&self) -> Result<(), ClientError> {
+        self.refresh_metadata_once().await
+    }
+
+    pub(crate) fn broker(&self, ch: Channel) -> BrokerClient<Channel> {
         let max = self.cfg.message_bytes_max;
         BrokerClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(max)
     }
@@ -399,6 +419,21 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A producer id and epoch from the controller leader (see [`crate::Producer`]).
+    ///
+    /// # Errors
+    /// Invalid names, exhausted retries.
+    pub async fn init_producer(&self, name: &str) -> Result<(u64, u32), ClientError> {
+        let req = cairn_proto::v1::InitProducerRequest { name: name.to_string() };
+        let r = self
+            .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                let (mut c, req) = (self.broker(ch), req.clone());
+                async move { c.init_producer(req).await }
+            })
+            .await?;
+        Ok((r.producer_id, r.epoch))
     }
 
     /// Deletes a topic and all of its data.

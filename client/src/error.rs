@@ -5,7 +5,7 @@ pub use cairn_proto::v1::ErrorCode;
 use cairn_proto::v1::ErrorDetail;
 use prost::Message;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with a Cairn error.
     #[error("{message} [{}]", code.as_str_name())]
@@ -82,6 +82,18 @@ impl ClientError {
             ClientError::Transport { .. } => false,
             ClientError::RetriesExhausted { last, .. } => last.is_definite(),
             _ => true,
+        }
+    }
+
+    pub(crate) fn from_detail(d: ErrorDetail) -> ClientError {
+        ClientError::Server {
+            code: d.code(),
+            message: d.message,
+            retriable: d.retriable,
+            definite: d.definite,
+            leader: (d.leader_id != 0 && !d.leader_address.is_empty()).then_some((d.leader_id, d.leader_address)),
+            log_start_offset: d.log_start_offset,
+            high_watermark: d.high_watermark,
         }
     }
 

@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod metadata;
 pub mod partitioner;
+pub mod producer;
 
 pub use cairn_proto::v1::{
     DescribeClusterResponse, DescribeTopicResponse, FetchResponse, FetchedRecord, Header, ListOffsetsResponse,
@@ -28,6 +29,7 @@ pub use cairn_proto::v1::{
 pub use client::{Client, OffsetSpec};
 pub use config::{ClientConfig, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};
 
 /// Convenience constructors for records.
 pub trait RecordExt {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_proto::peer::node_internal_client::NodeInternalClient;
-use cairn_proto::peer::PingRequest;
+use cairn_proto::peer::{PingRequest, PingResponse};
 use cairn_raft::network::PeerChannels;
 use cairn_raft::{GroupId, NodeId};
 
@@ -25,6 +25,7 @@ struct Peer {
     up_since: Instant,
     stopped_groups: BTreeSet<GroupId>,
     leading_groups: BTreeSet<GroupId>,
+    metadata_version: u64,
 }
 
 /// What this node knows about the others.
@@ -63,12 +64,25 @@ impl Liveness {
         })
     }
 
+    /// Whether every live node among `nodes` (other than `me`) reported having applied
+    /// cluster metadata up to `version`.
+    pub fn live_nodes_applied(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>, version: u64) -> bool {
+        self.with(|m| {
+            nodes.filter(|n| *n != me).all(|n| match m.get(&n) {
+                Some(p) if p.last_ok.elapsed() < DOWN_AFTER => p.metadata_version >= version,
+                _ => true, // down: it catches up before it can lead anything again
+            })
+        })
+    }
+
     /// `me` plus every node of `nodes` that is alive.
     pub fn live_nodes(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
         nodes.filter(|n| *n == me || self.is_alive(*n)).collect()
     }
 
-    fn record(&self, node: NodeId, boot_id: u64, stopped: Vec<GroupId>, leading: Vec<GroupId>) {
+    fn record(&self, node: NodeId, r: PingResponse) {
+        let (boot_id, stopped, leading, metadata_version) =
+            (r.boot_id, r.stopped_groups, r.leading_groups, r.metadata_version);
         self.with(|m| {
             let now = Instant::now();
             let up_since = match m.get(&node) {
@@ -81,6 +95,7 @@ impl Liveness {
                 up_since,
                 stopped_groups: stopped.into_iter().collect(),
                 leading_groups: leading.into_iter().collect(),
+                metadata_version,
             };
             m.insert(node, peer);
         });
@@ -110,7 +125,7 @@ impl Liveness {
                         {
                             let r = r.into_inner();
                             if r.node_id == id {
-                                this.record(id, r.boot_id, r.stopped_groups, r.leading_groups);
+                                this.record(id, r);
                             }
                         }
                     }

@@ -28,6 +28,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let identity = Identity::load_or_create(&config)?;
     tracing::info!(node = config.node_id, cluster = %identity.cluster_id, data_dir = %config.data_dir.display(), "starting");
+    if config.faults.any() {
+        tracing::warn!(faults = ?config.faults, "FAULT INJECTION ENABLED: this node misbehaves on purpose");
+    }
 
     // After a failed fsync RocksDB is read-only and the page cache may have dropped the data:
     // the only safe reaction is to stop the process (never retry an fsync).

@@ -16,6 +16,9 @@ pub enum GroupError {
     /// it may or may not be committed. Retriable; an idempotent producer's retry is deduplicated.
     #[error("outcome unknown: {reason}")]
     OutcomeUnknown { reason: String },
+    /// The idempotent producer table refused the batch; nothing was appended.
+    #[error("producer batch refused: {0:?}")]
+    ProducerRefused(crate::storage::producers::Refusal),
     /// The offset is outside `[log_start, high_watermark]`.
     #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
     OffsetOutOfRange { offset: u64, log_start: u64, high_watermark: u64 },

@@ -93,6 +93,10 @@ pub enum ApplyResponse {
 pub enum BatchOutcome {
     /// Records were given offsets `base_offset ..= base_offset + count - 1`.
     Appended { base_offset: u64 },
+    /// An idempotent producer's retry of a batch already appended at `base_offset`.
+    Duplicate { base_offset: u64 },
+    /// Refused by the producer table; nothing appended.
+    Refused(crate::storage::producers::Refusal),
 }
 
 /// Snapshot payload: an immutable retention checkpoint, never record data (DESIGN.md §4).
@@ -102,6 +106,8 @@ pub struct CheckpointData {
     pub next_offset: u64,
     /// The metadata state machine's state at the checkpoint, for groups that have one.
     pub meta: Option<Bytes>,
+    /// The idempotent-producer table at the checkpoint.
+    pub producers: crate::storage::producers::ProducerTable,
 }
 
 /// A deterministic state machine for a group's `Command::Meta` entries (the controller's

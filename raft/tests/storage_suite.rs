@@ -13,10 +13,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cairn_raft::storage::producers::Refusal;
 use cairn_raft::storage::{CheckpointPolicy, Db, DbOptions, LogStore, StateMachineStore};
 use cairn_raft::types::{
-    ApplyResponse, BatchOutcome, Command, Entry, LogId, Membership, ProduceBatch, ProduceEntry, StorageError,
-    TypeConfig,
+    ApplyResponse, BatchOutcome, Command, Entry, LogId, Membership, ProduceBatch, ProduceEntry, ProducerRef,
+    StorageError, TypeConfig,
 };
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
@@ -131,7 +132,13 @@ fn truncate(term: u64, index: u64, upto: LogId) -> Entry {
 fn base_offsets(resp: &[ApplyResponse]) -> Vec<u64> {
     resp.iter()
         .flat_map(|r| match r {
-            ApplyResponse::Produce(o) => o.iter().map(|BatchOutcome::Appended { base_offset }| *base_offset).collect(),
+            ApplyResponse::Produce(o) => o
+                .iter()
+                .map(|b| match b {
+                    BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset } => *base_offset,
+                    BatchOutcome::Refused(r) => panic!("unexpected refusal {r:?}"),
+                })
+                .collect(),
             _ => Vec::new(),
         })
         .collect()
@@ -264,4 +271,75 @@ fn log_reads_are_capped_in_bytes_but_never_empty() {
         Ok(())
     })
     .expect("byte cap");
+}
+
+// ---- The idempotent producer table lives in the state machine: persisted, checkpointed. ----
+
+fn produce_from(term: u64, index: u64, pid: u64, epoch: u32, seq: u32, count: u32) -> Entry {
+    let batch = ProduceBatch {
+        producer: Some(ProducerRef { producer_id: pid, epoch, base_sequence: seq }),
+        record_count: count,
+        max_timestamp_ms: 1_000,
+        records: Bytes::from(vec![0u8; count as usize]),
+    };
+    Entry {
+        log_id: lid(term, index),
+        payload: EntryPayload::Normal(Command::Produce(ProduceEntry { append_time_ms: 1_000, batches: vec![batch] })),
+    }
+}
+
+fn outcomes(resp: &[ApplyResponse]) -> Vec<BatchOutcome> {
+    resp.iter()
+        .flat_map(|r| match r {
+            ApplyResponse::Produce(o) => o.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn producer_state_survives_a_restart_and_travels_in_checkpoints() {
+    run_fut(async {
+        let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
+        let open = || Db::open(dir.path(), &DbOptions::default(), Arc::new(|e: &std::io::Error| panic!("{e}")));
+        let policy = CheckpointPolicy { every_entries: 3, every_bytes: u64::MAX };
+        {
+            let db = open().map_err(|e| StorageIOError::write(&e))?;
+            let mut sm = StateMachineStore::open(db, 7, policy).await.map_err(|e| StorageIOError::read(&e))?;
+            let r = sm
+                .apply([membership(1, 1, &[1, 2, 3]), produce_from(1, 2, 42, 0, 0, 2), produce_from(1, 3, 42, 0, 2, 1)])
+                .await?;
+            assert_eq!(
+                outcomes(&r),
+                vec![BatchOutcome::Appended { base_offset: 0 }, BatchOutcome::Appended { base_offset: 2 }]
+            );
+        }
+        // Reopened (a restart): the retried batch is still recognised, with its original offset.
+        let db = open().map_err(|e| StorageIOError::write(&e))?;
+        let mut sm = StateMachineStore::open(db, 7, policy).await.map_err(|e| StorageIOError::read(&e))?;
+        let r = sm.apply([produce_from(1, 4, 42, 0, 0, 2), produce_from(1, 5, 42, 0, 5, 1)]).await?;
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                BatchOutcome::Duplicate { base_offset: 0 },
+                BatchOutcome::Refused(Refusal::OutOfOrder { expected: 3 }),
+            ]
+        );
+        assert_eq!(sm.progress().borrow().high_watermark, 3, "neither appended anything");
+
+        // The checkpoint at entry 3 carries the table: a replica installed from it deduplicates
+        // the same way.
+        sm.apply([truncate(1, 6, lid(1, 3))]).await?;
+        let snap = sm.get_snapshot_builder().await.build_snapshot().await?;
+        assert!(snap.snapshot.producers.producers.contains_key(&42));
+        let (_d2, _log2, mut other) = every_two().build().await?;
+        other.install_snapshot(&snap.meta, snap.snapshot).await?;
+        let r = other.apply([produce_from(1, 7, 42, 0, 2, 1), produce_from(1, 8, 42, 0, 3, 1)]).await?;
+        assert_eq!(
+            outcomes(&r),
+            vec![BatchOutcome::Duplicate { base_offset: 2 }, BatchOutcome::Appended { base_offset: 3 }]
+        );
+        Ok(())
+    })
+    .expect("producer state");
 }

@@ -37,4 +37,8 @@ pub struct Args {
     /// Log filter (e.g. `info`, `debug`, `info,cairn_raft=debug`).
     #[arg(long, env = "CAIRN_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Deliberate breakage for the test and fault suites (`drop-produce-responses=P`,
+    /// `no-dedup`). Never set in production.
+    #[arg(long = "fault", env = "CAIRN_FAULTS", value_delimiter = ',', hide = true)]
+    pub faults: Vec<String>,
 }

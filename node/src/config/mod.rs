@@ -4,11 +4,13 @@
 
 mod args;
 mod error;
+mod faults;
 mod file;
 mod validate;
 
 pub use args::Args;
 pub use error::ConfigError;
+pub use faults::Faults;
 pub use file::{FileConfig, LimitsSection, LogSection, RaftSection, TopicSpec};
 
 use std::collections::BTreeMap;
@@ -33,6 +35,8 @@ pub struct Config {
     pub raft: RaftSection,
     pub limits: LimitsSection,
     pub log: LogSection,
+    /// Test-only breakage; all off by default.
+    pub faults: Faults,
 }
 
 impl Config {
@@ -84,6 +88,7 @@ impl Config {
         if let Some(level) = &args.log_level {
             log.level = level.clone();
         }
+        let faults = Faults::parse(&args.faults)?;
         let config = Config {
             node_id,
             listen_addr,
@@ -95,6 +100,7 @@ impl Config {
             raft: file.raft,
             limits: file.limits,
             log,
+            faults,
         };
         config.validate()?;
         Ok(config)

@@ -29,10 +29,15 @@ use crate::service::ServiceError;
 /// How long a metadata change may take to commit before the outcome is reported unknown.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Producer ids the controller leader reserves at a time for anonymous producers.
+const PRODUCER_ID_BLOCK: u64 = 1000;
+
 /// This node's replica of the controller group.
 pub struct Controller {
     group: PartitionGroup,
     state: watch::Receiver<Arc<ClusterState>>,
+    /// Unused ids of the block this node reserved (lost, never reused, if the node stops).
+    producer_ids: tokio::sync::Mutex<std::ops::Range<u64>>,
 }
 
 impl Controller {
@@ -60,7 +65,7 @@ impl Controller {
             .map(|(n, addr)| (replica_id(*n, CONTROLLER_INCARNATION), addr.clone()))
             .collect();
         group.bootstrap(&members).await.map_err(|e| anyhow::anyhow!("controller group: {e}"))?;
-        Ok(Controller { group, state })
+        Ok(Controller { group, state, producer_ids: tokio::sync::Mutex::new(0..0) })
     }
 
     /// The metadata this node last applied.
@@ -92,6 +97,39 @@ impl Controller {
     pub async fn propose(&self, cmd: &MetaCommand) -> Result<MetaAnswer, ServiceError> {
         let answer = self.group.propose_meta(encode_command(cmd), PROPOSE_TIMEOUT).await?;
         decode_answer(&answer).map_err(ServiceError::Internal)
+    }
+
+    /// A producer id and epoch: for a name, registered (or its epoch bumped) through the
+    /// controller log; anonymous ids come from a block this node reserved in the log.
+    ///
+    /// # Errors
+    /// NOT_LEADER (call the controller leader), TIMEOUT, invalid names.
+    pub async fn init_producer(&self, name: &str) -> Result<(u64, u32), ServiceError> {
+        if !self.is_leader() {
+            return Err(ServiceError::Group(cairn_raft::GroupError::NotLeader { leader: self.leader() }));
+        }
+        if !name.is_empty() {
+            return match self.propose(&MetaCommand::InitNamedProducer { name: name.to_string() }).await? {
+                MetaAnswer::Producer { id, epoch } => Ok((id, epoch)),
+                MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m)),
+                other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}"))),
+            };
+        }
+        let mut block = self.producer_ids.lock().await;
+        if block.is_empty() {
+            match self.propose(&MetaCommand::AllocateProducerIds { count: PRODUCER_ID_BLOCK }).await? {
+                MetaAnswer::ProducerIds { first, count } => *block = first..first + count,
+                other => return Err(ServiceError::Internal(format!("unexpected controller answer {other:?}"))),
+            }
+        }
+        let id = block.start;
+        block.start += 1;
+        Ok((id, 0))
+    }
+
+    /// The index of the last metadata change this node applied.
+    pub fn applied_version(&self) -> u64 {
+        self.state.borrow().version
     }
 
     /// Stops the controller replica.

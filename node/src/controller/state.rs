@@ -21,8 +21,18 @@ pub struct ClusterState {
     pub next_topic_id: u64,
     pub next_group_id: GroupId,
     pub next_incarnation: u32,
+    /// Next idempotent producer id to hand out (ids start at 1 and are never reused).
+    pub next_producer_id: u64,
+    /// Named producers (stable name → id and current epoch).
+    pub named_producers: BTreeMap<String, NamedProducer>,
     /// Raft index of the last applied change.
     pub version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedProducer {
+    pub id: u64,
+    pub epoch: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,13 +81,32 @@ pub enum MetaCommand {
     DeleteTopic {
         name: String,
     },
+    /// Reserves `count` producer ids for one node to hand out.
+    AllocateProducerIds {
+        count: u64,
+    },
+    /// Registers a named producer, or bumps its epoch (fencing the previous instance).
+    InitNamedProducer {
+        name: String,
+    },
 }
 
 /// The outcome of one command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaAnswer {
     Done,
-    Created { topic_id: u64 },
+    Created {
+        topic_id: u64,
+    },
+    /// Producer ids `[first, first + count)`.
+    ProducerIds {
+        first: u64,
+        count: u64,
+    },
+    Producer {
+        id: u64,
+        epoch: u32,
+    },
     AlreadyExists,
     NotFound,
     Invalid(String),
@@ -105,11 +134,40 @@ impl ClusterState {
                 Some(_) => MetaAnswer::Done,
                 None => MetaAnswer::NotFound,
             },
+            MetaCommand::AllocateProducerIds { count } => {
+                let first = self.next_producer_id.max(1);
+                let count = (*count).clamp(1, 1 << 20);
+                self.next_producer_id = first + count;
+                MetaAnswer::ProducerIds { first, count }
+            }
+            MetaCommand::InitNamedProducer { name } => self.init_named_producer(name),
         };
         if !matches!(answer, MetaAnswer::AlreadyExists | MetaAnswer::NotFound | MetaAnswer::Invalid(_)) {
             self.version = index;
         }
         answer
+    }
+
+    fn init_named_producer(&mut self, name: &str) -> MetaAnswer {
+        if name.is_empty() || name.len() > 249 {
+            return MetaAnswer::Invalid("producer name must be 1 to 249 bytes".into());
+        }
+        let p = match self.named_producers.get(name) {
+            // Epoch exhausted: a fresh id (Kafka does the same).
+            Some(p) if p.epoch < u32::MAX => NamedProducer { id: p.id, epoch: p.epoch + 1 },
+            _ => {
+                let id = self.next_producer_id.max(1);
+                self.next_producer_id = id + 1;
+                NamedProducer { id, epoch: 0 }
+            }
+        };
+        self.named_producers.insert(name.to_string(), p);
+        MetaAnswer::Producer { id: p.id, epoch: p.epoch }
+    }
+
+    /// The current epoch of a named producer's id (None: not a named producer).
+    pub fn named_epoch(&self, producer_id: u64) -> Option<u32> {
+        self.named_producers.values().find(|p| p.id == producer_id).map(|p| p.epoch)
     }
 
     fn create_topic(

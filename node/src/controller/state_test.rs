@@ -110,3 +110,23 @@ fn same_commands_same_state() {
     }
     assert_eq!(x, y);
 }
+
+#[test]
+fn producer_ids_are_unique_and_named_producers_bump_their_epoch() {
+    let mut s = three_nodes();
+    let MetaAnswer::ProducerIds { first: a, count: n } = s.apply(2, &MetaCommand::AllocateProducerIds { count: 100 })
+    else {
+        panic!("expected ids");
+    };
+    assert!(a >= 1 && n == 100);
+    let named = |s: &mut ClusterState, i| s.apply(i, &MetaCommand::InitNamedProducer { name: "billing".into() });
+    let MetaAnswer::Producer { id, epoch: 0 } = named(&mut s, 3) else { panic!("first init") };
+    assert!(id >= a + n, "named id {id} outside the allocated block");
+    assert_eq!(named(&mut s, 4), MetaAnswer::Producer { id, epoch: 1 });
+    assert_eq!(s.named_epoch(id), Some(1));
+    let MetaAnswer::ProducerIds { first: b, .. } = s.apply(5, &MetaCommand::AllocateProducerIds { count: 10 }) else {
+        panic!("expected ids");
+    };
+    assert!(b > id, "blocks never overlap earlier ids");
+    assert!(matches!(s.apply(6, &MetaCommand::InitNamedProducer { name: String::new() }), MetaAnswer::Invalid(_)));
+}

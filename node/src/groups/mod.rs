@@ -54,6 +54,7 @@ impl GroupEnv {
         g.entry_bytes_max = l.entry_bytes_max;
         g.proposals_in_flight_max = l.proposals_in_flight_max;
         g.produce_timeout = Duration::from_millis(l.produce_timeout_ms);
+        g.faults.no_dedup = config.faults.no_dedup;
         g
     }
 }

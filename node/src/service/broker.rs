@@ -8,27 +8,38 @@ use cairn_proto::peer::RecordBatch;
 use cairn_proto::v1::broker_server::{Broker, BrokerServer};
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
-    DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, NodeInfo, ProduceRequest, ProduceResponse, Record, TopicInfo,
+    DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, InitProducerRequest,
+    InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, NodeInfo, ProduceRequest, ProduceResponse,
+    ProduceStreamRequest, ProduceStreamResponse, Record, TopicInfo,
 };
-use cairn_raft::group::{PartitionGroup, ProduceRequest as GroupProduce};
+use cairn_raft::group::{PartitionGroup, PendingProduce, ProduceRequest as GroupProduce};
+use cairn_raft::storage::producers::Refusal;
 use cairn_raft::types::ProducerRef;
 use cairn_raft::GroupError;
 use prost::Message;
-use tonic::{Request, Response, Status};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ServiceError;
-use crate::config::{Config, LimitsSection};
+use crate::config::{Config, Faults, LimitsSection};
 use crate::controller::Controller;
 use crate::describe;
 use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
 
+/// Batches of one produce stream waiting for their commit at once.
+const STREAM_IN_FLIGHT_MAX: usize = 256;
+/// How long a named producer's InitProducer waits for every live node to learn the new epoch.
+const FENCE_PROPAGATION_WAIT: Duration = Duration::from_secs(5);
+
 /// The public broker API of one node.
+#[derive(Clone)]
 pub struct BrokerService {
     groups: Arc<LocalGroups>,
     controller: Arc<Controller>,
     limits: LimitsSection,
+    faults: Faults,
     node_id: u64,
     cluster_id: String,
     liveness: Liveness,
@@ -42,7 +53,36 @@ impl BrokerService {
         controller: Arc<Controller>,
         liveness: Liveness,
     ) -> BrokerService {
-        BrokerService { groups, controller, limits: config.limits, node_id: config.node_id, cluster_id, liveness }
+        BrokerService {
+            groups,
+            controller,
+            limits: config.limits,
+            faults: config.faults,
+            node_id: config.node_id,
+            cluster_id,
+            liveness,
+        }
+    }
+
+    /// Validates, fences and enqueues one produce request. Requests started one after the other
+    /// reach their partition's proposer in that order.
+    fn start_produce(&self, req: ProduceRequest) -> Result<PendingProduce, ServiceError> {
+        let (topic, partition, req) = self.prepare(req)?;
+        if let Some(p) = &req.producer {
+            // A named producer's older instance is fenced on every partition as soon as this
+            // node applied the epoch bump, not only where the new instance wrote already.
+            if let Some(current) = self.groups.state().named_epoch(p.producer_id) {
+                if p.epoch < current {
+                    return Err(GroupError::ProducerRefused(Refusal::Fenced { current_epoch: current }).into());
+                }
+            }
+        }
+        Ok(self.local(&topic, partition)?.enqueue(req)?)
+    }
+
+    /// Fault injection: whether to lose this committed produce's answer.
+    fn drop_answer(&self) -> bool {
+        self.faults.drop_produce_responses > 0.0 && rand::random::<f64>() < self.faults.drop_produce_responses
     }
 
     /// The local replica serving `topic`/`partition`, or NOT_LEADER pointing at a node that has one.
@@ -102,6 +142,10 @@ impl BrokerService {
     }
 }
 
+fn stream_error(correlation_id: u64, e: &ServiceError) -> ProduceStreamResponse {
+    ProduceStreamResponse { correlation_id, response: None, error: Some(e.detail().1) }
+}
+
 fn record_size(r: &Record) -> usize {
     r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>()
 }
@@ -109,10 +153,86 @@ fn record_size(r: &Record) -> usize {
 #[tonic::async_trait]
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        let (topic, partition, req) = self.prepare(request.into_inner())?;
-        let group = self.local(&topic, partition)?;
-        let ack = group.produce(req).await.map_err(ServiceError::from)?;
+        let pending = self.start_produce(request.into_inner())?;
+        let ack = pending.wait().await.map_err(ServiceError::from)?;
+        if self.drop_answer() {
+            // Like a connection lost after the commit: no structured detail, outcome unknown.
+            return Err(Status::unavailable("fault injection: answer dropped after commit"));
+        }
         Ok(Response::new(ProduceResponse { base_offset: ack.base_offset, log_append_time_ms: ack.log_append_time_ms }))
+    }
+
+    type ProduceStreamStream = ReceiverStream<Result<ProduceStreamResponse, Status>>;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT_MAX);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(STREAM_IN_FLIGHT_MAX));
+            while let Ok(Some(msg)) = inbound.message().await {
+                let cid = msg.correlation_id;
+                let started = match msg.request {
+                    Some(r) => this.start_produce(r),
+                    None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
+                };
+                let pending = match started {
+                    Ok(p) => p,
+                    Err(e) => {
+                        if tx.send(Ok(stream_error(cid, &e))).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                let (tx, this) = (tx.clone(), this.clone());
+                tokio::spawn(async move {
+                    let res = pending.wait().await;
+                    drop(permit);
+                    let answer = match res {
+                        Ok(_) if this.drop_answer() => return,
+                        Ok(ack) => ProduceStreamResponse {
+                            correlation_id: cid,
+                            response: Some(ProduceResponse {
+                                base_offset: ack.base_offset,
+                                log_append_time_ms: ack.log_append_time_ms,
+                            }),
+                            error: None,
+                        },
+                        Err(e) => stream_error(cid, &ServiceError::from(e)),
+                    };
+                    let _ = tx.send(Ok(answer)).await;
+                });
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn init_producer(
+        &self,
+        request: Request<InitProducerRequest>,
+    ) -> Result<Response<InitProducerResponse>, Status> {
+        let name = request.into_inner().name;
+        let (producer_id, epoch) = self.controller.init_producer(&name).await?;
+        if !name.is_empty() {
+            // Answer once every live node knows the new epoch, so the old instance is fenced
+            // everywhere by the time the new one starts.
+            let version = self.controller.applied_version();
+            let nodes: Vec<u64> = self.groups.state().nodes.keys().copied().collect();
+            let deadline = tokio::time::Instant::now() + FENCE_PROPAGATION_WAIT;
+            while !self.liveness.live_nodes_applied(self.node_id, nodes.iter().copied(), version) {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(producer_id, epoch, "not every live node confirmed the new producer epoch in time");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(Response::new(InitProducerResponse { producer_id, epoch }))
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {

@@ -2,6 +2,7 @@
 //! `cairn.v1.ErrorDetail` (stable code, retriable, definite, leader hint).
 
 use cairn_proto::v1::{ErrorCode, ErrorDetail};
+use cairn_raft::storage::producers::Refusal;
 use cairn_raft::GroupError;
 use prost::Message;
 use tonic::{Code, Status};
@@ -59,6 +60,13 @@ fn shape(e: &ServiceError) -> Shape {
             GroupError::Overloaded { .. } => s(Code::ResourceExhausted, ErrorCode::Throttled, true, true),
             GroupError::OutcomeUnknown { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
             GroupError::OffsetOutOfRange { .. } => s(Code::OutOfRange, ErrorCode::OffsetOutOfRange, false, true),
+            GroupError::ProducerRefused(r) => match r {
+                Refusal::Fenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
+                // Retriable for a client that still has earlier batches in doubt (DESIGN §6).
+                Refusal::OutOfOrder { .. } => s(Code::FailedPrecondition, ErrorCode::OutOfOrderSequence, true, true),
+                Refusal::UnknownProducer => s(Code::FailedPrecondition, ErrorCode::UnknownProducer, false, true),
+                Refusal::DuplicateOld => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, true),
+            },
             GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),
             GroupError::Storage(_) | GroupError::CorruptBatch { .. } => {
@@ -68,17 +76,19 @@ fn shape(e: &ServiceError) -> Shape {
     }
 }
 
-impl From<ServiceError> for Status {
-    fn from(e: ServiceError) -> Status {
-        let sh = shape(&e);
+impl ServiceError {
+    /// The gRPC code and structured detail of this error: the one mapping every answer uses
+    /// (unary calls as a `Status`, produce streams as an in-band `ErrorDetail`).
+    pub fn detail(&self) -> (Code, ErrorDetail) {
+        let sh = shape(self);
         let mut detail = ErrorDetail {
             code: sh.error as i32,
             retriable: sh.retriable,
             definite: sh.definite,
-            message: e.to_string(),
+            message: self.to_string(),
             ..ErrorDetail::default()
         };
-        match &e {
+        match self {
             ServiceError::Group(GroupError::NotLeader { leader: Some(l) }) => {
                 detail.leader_id = l.node_id;
                 detail.leader_address = l.address.clone();
@@ -89,11 +99,18 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Internal(_)
             | ServiceError::Group(GroupError::Storage(_) | GroupError::CorruptBatch { .. }) => {
-                tracing::error!(error = %e, "internal error served to a client");
+                tracing::error!(error = %self, "internal error served to a client");
             }
             _ => {}
         }
-        Status::with_details(sh.code, detail.message.clone(), detail.encode_to_vec().into())
+        (sh.code, detail)
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Status {
+        let (code, detail) = e.detail();
+        Status::with_details(code, detail.message.clone(), detail.encode_to_vec().into())
     }
 }
 

@@ -45,6 +45,7 @@ impl NodeInternal for InternalService {
             boot_id: self.boot_id,
             stopped_groups: roles.stopped,
             leading_groups: roles.leading.into_keys().collect(),
+            metadata_version: self.groups.state().version,
         }))
     }
 }

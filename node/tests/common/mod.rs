@@ -125,6 +125,11 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Flags added to every node started from now on (restarts included).
+    pub fn set_extra_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+    }
+
     pub fn addr(&self, id: u64) -> String {
         self.nodes[&id].addr.to_string()
     }

@@ -21,6 +21,14 @@ impl Default for RaftTimings {
     }
 }
 
+/// Deliberate breakage for the fault suite's negative controls. All off by default; never
+/// enable them outside tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Accept every idempotent producer batch without checking sequences.
+    pub no_dedup: bool,
+}
+
 /// Everything a [`super::PartitionGroup`] needs to start.
 #[derive(Clone, Debug)]
 pub struct GroupConfig {
@@ -42,6 +50,7 @@ pub struct GroupConfig {
     pub checkpoint: CheckpointPolicy,
     /// Deadline of a full-snapshot install.
     pub snapshot_timeout: Duration,
+    pub faults: Faults,
 }
 
 impl GroupConfig {
@@ -58,6 +67,7 @@ impl GroupConfig {
             replication_read_bytes_max: 4 << 20,
             checkpoint: CheckpointPolicy::default(),
             snapshot_timeout: Duration::from_secs(30),
+            faults: Faults::default(),
         }
     }
 

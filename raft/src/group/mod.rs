@@ -6,5 +6,7 @@ mod partition;
 mod proposer;
 mod reader;
 
-pub use config::{GroupConfig, RaftTimings};
-pub use partition::{FetchResult, GroupStatus, Observation, PartitionGroup, ProduceAck, ProduceRequest, Role};
+pub use config::{Faults, GroupConfig, RaftTimings};
+pub use partition::{
+    FetchResult, GroupStatus, Observation, PartitionGroup, PendingProduce, ProduceAck, ProduceRequest, Role,
+};

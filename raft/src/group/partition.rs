@@ -38,6 +38,26 @@ pub struct ProduceAck {
     pub log_append_time_ms: i64,
 }
 
+/// A batch handed to the proposer, awaiting its commit.
+#[derive(Debug)]
+pub struct PendingProduce {
+    rx: oneshot::Receiver<Result<(u64, i64), GroupError>>,
+}
+
+impl PendingProduce {
+    /// Waits for the batch's outcome.
+    ///
+    /// # Errors
+    /// As [`PartitionGroup::produce`].
+    pub async fn wait(self) -> Result<ProduceAck, GroupError> {
+        match self.rx.await {
+            Ok(Ok((base_offset, log_append_time_ms))) => Ok(ProduceAck { base_offset, log_append_time_ms }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(GroupError::OutcomeUnknown { reason: "proposer dropped the request".into() }),
+        }
+    }
+}
+
 /// Records read from a replica, with its view of the partition bounds.
 #[derive(Debug)]
 pub struct FetchResult {
@@ -127,7 +147,11 @@ impl PartitionGroup {
     ) -> Result<PartitionGroup, GroupError> {
         let raft_cfg = cfg.raft_config()?;
         let log = LogStore::new(db.clone(), cfg.group).with_read_bytes_max(cfg.replication_read_bytes_max);
-        let sm = StateMachineStore::open_with_meta(db.clone(), cfg.group, cfg.checkpoint, meta).await?;
+        let mut sm = StateMachineStore::open_with_meta(db.clone(), cfg.group, cfg.checkpoint, meta).await?;
+        if cfg.faults.no_dedup {
+            tracing::warn!(group = cfg.group, "FAULT INJECTION: idempotent producer deduplication is disabled");
+            sm.disable_dedup_for_fault_injection();
+        }
         let progress = sm.progress();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
         let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm)
@@ -187,6 +211,16 @@ impl PartitionGroup {
     /// `NotLeader` and `Overloaded` (definite, nothing appended), `OutcomeUnknown` (may have been
     /// committed), `Stopped`.
     pub async fn produce(&self, req: ProduceRequest) -> Result<ProduceAck, GroupError> {
+        self.enqueue(req)?.wait().await
+    }
+
+    /// Queues a batch for the proposer without waiting: batches enqueued one after the other
+    /// from one task are proposed (and so sequenced) in that order, which an ordered produce
+    /// stream relies on.
+    ///
+    /// # Errors
+    /// `NotLeader`, `Overloaded`, `Stopped` (all definite).
+    pub fn enqueue(&self, req: ProduceRequest) -> Result<PendingProduce, GroupError> {
         if let Some(reason) = self.stopped() {
             return Err(GroupError::Stopped { reason });
         }
@@ -211,11 +245,7 @@ impl PartitionGroup {
             mpsc::error::TrySendError::Full(_) => GroupError::Overloaded { queued: self.cfg.proposal_queue_max },
             mpsc::error::TrySendError::Closed(_) => GroupError::Stopped { reason: "proposer stopped".into() },
         })?;
-        match rx.await {
-            Ok(Ok((base_offset, log_append_time_ms))) => Ok(ProduceAck { base_offset, log_append_time_ms }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(GroupError::OutcomeUnknown { reason: "proposer dropped the request".into() }),
-        }
+        Ok(PendingProduce { rx })
     }
 
     /// The replica's applied progress.

@@ -101,8 +101,15 @@ fn dispatch(
     match res {
         Ok(Ok(Ok(resp))) => match resp.data {
             ApplyResponse::Produce(outcomes) if outcomes.len() == replies.len() => {
-                for (r, BatchOutcome::Appended { base_offset }) in replies.into_iter().zip(outcomes) {
-                    let _ = r.send(Ok((base_offset, append_time_ms)));
+                for (r, outcome) in replies.into_iter().zip(outcomes) {
+                    let res = match outcome {
+                        // A retried duplicate answers like the original: success at its offset.
+                        BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset } => {
+                            Ok((base_offset, append_time_ms))
+                        }
+                        BatchOutcome::Refused(why) => Err(GroupError::ProducerRefused(why)),
+                    };
+                    let _ = r.send(res);
                 }
             }
             other => {

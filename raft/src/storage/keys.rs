@@ -8,6 +8,7 @@
 //! | raft  | g 0x01 / 0x02 / 0x03     | vote / committed / last purged          |
 //! | log   | g index                  | versioned entry (full LogId + payload)  |
 //! | sm    | g 0x10                   | applied state                           |
+//! | sm    | g 0x11 producer_id       | idempotent producer state               |
 //! | sm    | g 0x12 index             | checkpoint at that raft index           |
 //! | sm    | g 0x13                   | current snapshot pointer                |
 //! | sm    | g 0x14                   | metadata state (controller group)       |
@@ -25,6 +26,7 @@ const VOTE: u8 = 0x01;
 const COMMITTED: u8 = 0x02;
 const LAST_PURGED: u8 = 0x03;
 const APPLIED: u8 = 0x10;
+const PRODUCER: u8 = 0x11;
 const CHECKPOINT: u8 = 0x12;
 const SNAPSHOT_PTR: u8 = 0x13;
 const META_STATE: u8 = 0x14;
@@ -63,6 +65,21 @@ pub fn applied(group: GroupId) -> [u8; 9] {
 
 pub fn snapshot_pointer(group: GroupId) -> [u8; 9] {
     tagged(group, SNAPSHOT_PTR)
+}
+
+/// Idempotent-producer state of producer `pid` in `group`.
+pub fn producer(group: GroupId, pid: u64) -> [u8; 17] {
+    tagged_u64(group, PRODUCER, pid)
+}
+
+/// `[start, end)` of every producer key of `group`.
+pub fn producers_range(group: GroupId) -> ([u8; 17], [u8; 9]) {
+    (producer(group, 0), tagged(group, PRODUCER + 1))
+}
+
+/// Producer id of a producer key.
+pub fn producer_id(key: &[u8]) -> Option<u64> {
+    tagged_tail(key, PRODUCER)
 }
 
 /// The metadata state machine's state (controller group only).
@@ -180,6 +197,7 @@ mod tests {
                 committed(g).to_vec(),
                 last_purged(g).to_vec(),
                 applied(g).to_vec(),
+                producer(g, u64::MAX).to_vec(),
                 snapshot_pointer(g).to_vec(),
                 meta_state(g).to_vec(),
                 checkpoint(g, u64::MAX).to_vec(),

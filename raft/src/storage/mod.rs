@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod log_store;
+pub mod producers;
 pub mod snapshot;
 pub mod state_machine;
 pub mod syncer;

@@ -10,6 +10,7 @@
 //! entries they derive from are already fsynced in the log, and re-applying after a crash is
 //! deterministic. Snapshots are retention checkpoints (DESIGN.md §4), see [`super::snapshot`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -22,6 +23,7 @@ use super::codec::{decode, encode};
 use super::db::{blocking, Db};
 use super::error::StoreError;
 use super::keys::{self, CF_IDX, CF_SM};
+use super::producers::{ProducerState, ProducerTable, Verdict, PRODUCER_EXPIRY_MS};
 use super::snapshot::{self, Checkpoint, SnapshotBuilder};
 use crate::ids::GroupId;
 use crate::types::{
@@ -64,6 +66,8 @@ pub(crate) struct AppliedState {
     pub retention_point: Option<LogId>,
     pub entries_since_checkpoint: u64,
     pub bytes_since_checkpoint: u64,
+    /// The producer table's deterministic clock (largest leader append time applied).
+    pub producer_clock_ms: i64,
 }
 
 /// Where the records of one accepted batch live (idx CF value).
@@ -90,6 +94,10 @@ pub struct StateMachineStore {
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
     /// Applies `Command::Meta` entries (the controller group only).
     meta: Option<Box<dyn MetaStateMachine>>,
+    /// Idempotent producers (persisted per producer under `g 0x11`).
+    producers: ProducerTable,
+    /// Negative control for the fault suite: accept every producer batch unchecked.
+    dedup_disabled: bool,
 }
 
 impl StateMachineStore {
@@ -113,21 +121,38 @@ impl StateMachineStore {
         mut meta: Option<Box<dyn MetaStateMachine>>,
     ) -> Result<StateMachineStore, StoreError> {
         let db2 = db.clone();
-        let (state, saved_meta) = blocking(move || {
+        let (state, saved_meta, producers) = blocking(move || {
             let sm = db2.cf(CF_SM)?;
             let state = match db2.rocks().get_pinned_cf(sm, keys::applied(group)).map_err(StoreError::rocks("get"))? {
                 Some(v) => decode::<AppliedState>("applied state", &v)?,
                 None => AppliedState::default(),
             };
             let meta = db2.rocks().get_cf(sm, keys::meta_state(group)).map_err(StoreError::rocks("get"))?;
-            Ok((state, meta))
+            let producers = load_producers(&db2, group)?;
+            Ok((state, meta, producers))
         })
         .await?;
         if let (Some(m), Some(saved)) = (meta.as_mut(), saved_meta) {
             m.restore(&saved).map_err(|message| StoreError::Corrupt { group, message })?;
         }
+        let producers = ProducerTable { producers, clock_ms: state.producer_clock_ms };
         let (progress, _) = watch::channel(progress_of(&state));
-        Ok(StateMachineStore { db, group, state, policy, progress, snapshot_lock: Arc::default(), meta })
+        Ok(StateMachineStore {
+            db,
+            group,
+            state,
+            policy,
+            progress,
+            snapshot_lock: Arc::default(),
+            meta,
+            producers,
+            dedup_disabled: false,
+        })
+    }
+
+    /// Negative control for the fault suite: stop deduplicating producer batches.
+    pub fn disable_dedup_for_fault_injection(&mut self) {
+        self.dedup_disabled = true;
     }
 
     /// A receiver of the applied progress, updated after every apply.
@@ -142,6 +167,8 @@ impl StateMachineStore {
         // Checkpoints written in this very batch, so a PrefixTruncate naming one is found.
         let mut fresh: Vec<Checkpoint> = Vec::new();
         let mut meta_changed = false;
+        // Producers whose persisted entry must be rewritten (or deleted) with this apply.
+        let mut dirty: BTreeSet<u64> = BTreeSet::new();
         for entry in &entries {
             let mut payload_bytes = 0u64;
             let resp = match &entry.payload {
@@ -152,7 +179,7 @@ impl StateMachineStore {
                 }
                 EntryPayload::Normal(Command::Produce(p)) => {
                     payload_bytes = p.batches.iter().map(|b| b.records.len() as u64).sum();
-                    self.apply_produce(&mut state, &mut batch, entry.log_id.index, p)?
+                    self.apply_produce(&mut state, &mut batch, entry.log_id.index, p, &mut dirty)?
                 }
                 EntryPayload::Normal(Command::PrefixTruncate { upto }) => {
                     self.apply_prefix_truncate(&mut state, &mut batch, upto, &fresh)?;
@@ -172,10 +199,16 @@ impl StateMachineStore {
             if state.entries_since_checkpoint >= self.policy.every_entries
                 || state.bytes_since_checkpoint >= self.policy.every_bytes
             {
+                // Expiry happens at checkpoints, decided by the log's clock: the same everywhere.
+                dirty.extend(self.producers.expire(PRODUCER_EXPIRY_MS));
                 let cp = Checkpoint {
                     log_id: entry.log_id,
                     membership: state.membership.clone(),
-                    data: CheckpointData { next_offset: state.next_offset, meta: self.meta.as_ref().map(|m| m.save()) },
+                    data: CheckpointData {
+                        next_offset: state.next_offset,
+                        meta: self.meta.as_ref().map(|m| m.save()),
+                        producers: self.producers.clone(),
+                    },
                 };
                 batch.put_cf(
                     self.db.cf(CF_SM)?,
@@ -187,6 +220,13 @@ impl StateMachineStore {
                 state.bytes_since_checkpoint = 0;
             }
             responses.push(resp);
+        }
+        state.producer_clock_ms = self.producers.clock_ms;
+        for pid in dirty {
+            match self.producers.producers.get(&pid) {
+                Some(p) => batch.put_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid), encode("producer", p)?),
+                None => batch.delete_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid)),
+            }
         }
         batch.put_cf(self.db.cf(CF_SM)?, keys::applied(self.group), encode("applied state", &state)?);
         if let (true, Some(m)) = (meta_changed, self.meta.as_ref()) {
@@ -203,17 +243,38 @@ impl StateMachineStore {
         Ok(responses)
     }
 
+    /// Assigns offsets to a produce entry's batches, deduplicating idempotent producers'.
+    /// The producer table is updated in place: a failed apply write stops the group for good,
+    /// so it never has to be rolled back.
     fn apply_produce(
-        &self,
+        &mut self,
         state: &mut AppliedState,
         batch: &mut WriteBatch,
         raft_index: u64,
         entry: &ProduceEntry,
+        dirty: &mut BTreeSet<u64>,
     ) -> Result<ApplyResponse, StoreError> {
         let idx_cf = self.db.cf(CF_IDX)?;
         let mut outcomes = Vec::with_capacity(entry.batches.len());
+        self.producers.tick(entry.append_time_ms);
         for (ordinal, b) in entry.batches.iter().enumerate() {
             let base_offset = state.next_offset;
+            if let Some(p) = b.producer.as_ref().filter(|_| b.record_count > 0) {
+                match self.producers.check(p, b.record_count, PRODUCER_EXPIRY_MS) {
+                    Verdict::Accept => {}
+                    _ if self.dedup_disabled => {}
+                    Verdict::Duplicate { base_offset } => {
+                        outcomes.push(BatchOutcome::Duplicate { base_offset });
+                        continue;
+                    }
+                    Verdict::Refuse(r) => {
+                        outcomes.push(BatchOutcome::Refused(r));
+                        continue;
+                    }
+                }
+                self.producers.record(p, b.record_count, base_offset, PRODUCER_EXPIRY_MS);
+                dirty.insert(p.producer_id);
+            }
             // An empty batch gets no offset and no idx key (it would collide with the next one).
             if b.record_count > 0 {
                 let loc = BatchLocation {
@@ -283,6 +344,23 @@ impl StateMachineStore {
     }
 }
 
+/// Every persisted producer of `group`.
+fn load_producers(db: &Db, group: GroupId) -> Result<std::collections::BTreeMap<u64, ProducerState>, StoreError> {
+    let (from, to) = keys::producers_range(group);
+    let mut ro = rocksdb::ReadOptions::default();
+    ro.set_iterate_upper_bound(to.to_vec());
+    let mut it = db.rocks().raw_iterator_cf_opt(db.cf(CF_SM)?, ro);
+    it.seek(from);
+    let mut out = std::collections::BTreeMap::new();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let pid = keys::producer_id(k).ok_or(StoreError::Corrupt { group, message: "bad producer key".into() })?;
+        out.insert(pid, decode::<ProducerState>("producer", v)?);
+        it.next();
+    }
+    it.status().map_err(StoreError::rocks("scan producers"))?;
+    Ok(out)
+}
+
 fn progress_of(s: &AppliedState) -> Progress {
     Progress {
         high_watermark: s.next_offset,
@@ -343,6 +421,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             retention_point: Some(at),
             entries_since_checkpoint: 0,
             bytes_since_checkpoint: 0,
+            producer_clock_ms: snapshot.producers.clock_ms,
         };
         if let (Some(m), Some(saved)) = (self.meta.as_mut(), snapshot.meta.as_ref()) {
             m.restore(saved).map_err(|message| {
@@ -350,10 +429,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             })?;
         }
         let cp = Checkpoint { log_id: at, membership: meta.last_membership.clone(), data: *snapshot };
+        let cp_producers = cp.data.producers.clone();
         let (db, group, st) = (self.db.clone(), self.group, state.clone());
         blocking(move || install(&db, group, &st, &cp))
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        self.producers = cp_producers;
         self.state = state;
         self.progress.send_replace(progress_of(&self.state));
         Ok(())
@@ -381,6 +462,11 @@ fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Re
     b.put_cf(sm, keys::snapshot_pointer(group), encode("snapshot pointer", &cp.log_id)?);
     if let Some(m) = &cp.data.meta {
         b.put_cf(sm, keys::meta_state(group), m);
+    }
+    let (from, to) = keys::producers_range(group);
+    b.delete_range_cf(sm, &from[..], &to[..]);
+    for (pid, p) in &cp.data.producers.producers {
+        b.put_cf(sm, keys::producer(group, *pid), encode("producer", p)?);
     }
     b.delete_range_cf(db.cf(CF_IDX)?, &keys::batch(group, 0)[..], &keys::batches_end(group)[..]);
     super::log_store::purge_into(db, group, &cp.log_id, &mut b)?;

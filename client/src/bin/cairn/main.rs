@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster { command } => cluster::run(&client, command, &out).await,
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
-        Command::Produce(args) => produce::run(&client, args, &out).await,
+        Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
     }
 }

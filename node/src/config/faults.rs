@@ -1,0 +1,44 @@
+//! Test-only fault switches (hidden `--fault` flag / `CAIRN_FAULTS`). They break the node on
+//! purpose so that tests and the fault-injection suite can prove they notice; all are off by
+//! default and a node running with any of them logs a warning at start.
+
+use super::error::ConfigError;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Probability of dropping a produce response after the batch committed (the client sees
+    /// an unknown outcome and retries).
+    pub drop_produce_responses: f64,
+    /// Idempotent producer batches are not deduplicated.
+    pub no_dedup: bool,
+}
+
+impl Faults {
+    /// Parses `NAME[=VALUE]` switches.
+    ///
+    /// # Errors
+    /// Unknown switches and bad values.
+    pub fn parse(specs: &[String]) -> Result<Faults, ConfigError> {
+        let mut f = Faults::default();
+        for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let (name, value) = spec.split_once('=').map_or((spec, None), |(n, v)| (n, Some(v)));
+            let bad = |m: &str| ConfigError::Invalid { key: "fault", message: format!("{spec:?}: {m}") };
+            match (name, value) {
+                ("drop-produce-responses", Some(v)) => {
+                    let p: f64 = v.parse().map_err(|_| bad("expected a probability"))?;
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(bad("probability must be within 0..=1"));
+                    }
+                    f.drop_produce_responses = p;
+                }
+                ("no-dedup", None) => f.no_dedup = true,
+                _ => return Err(bad("unknown fault switch")),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn any(&self) -> bool {
+        *self != Faults::default()
+    }
+}
