@@ -45,7 +45,7 @@ pub async fn run(
         .context("opening the storage")?;
 
     let config = Arc::new(config);
-    let peer_opts = PeerOptions::default();
+    let peer_opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
     let message_bytes_max = peer_opts.message_bytes_max;
     let env = GroupEnv {
         me: config.node_id,

@@ -68,6 +68,8 @@ pub struct RecordAck {
     pub topic: String,
     pub partition: u32,
     pub offset: u64,
+    /// The record's sequence number for this producer and partition.
+    pub sequence: u32,
 }
 
 /// Resolves when the record is committed (or definitely failed).

@@ -40,10 +40,16 @@ pub(crate) fn spawn(shared: Arc<Shared>, topic: String, partition: u32) -> mpsc:
 }
 
 /// A batch sent (or to be sent again) with fixed sequence numbers.
+///
+/// The window (`in_flight`) keeps a batch until every batch before it is answered too: the
+/// server remembers the last 5 batches per producer, so no more than 5 may be sent after the
+/// oldest one still in doubt, or a retry of it would be older than the server's memory.
 struct Batch {
     cid: u64,
     base_seq: u32,
     records: Vec<Pending>,
+    /// Answered (its records resolved); kept only to hold its place in the window.
+    done: bool,
     /// When the current attempt was sent (None: waiting to be sent again).
     sent_at: Option<Instant>,
     /// The oldest record's queue time: the delivery deadline counts from it.
@@ -119,7 +125,7 @@ impl PartitionTask {
                 Event::Answer(Err(status)) => self.reset(&format!("stream failed: {status}"), false),
                 Event::Timer => {
                     let timeout = self.shared.cfg.request_timeout;
-                    if self.in_flight.iter().any(|b| b.sent_at.is_some_and(|t| t.elapsed() >= timeout)) {
+                    if self.in_flight.iter().any(|b| !b.done && b.sent_at.is_some_and(|t| t.elapsed() >= timeout)) {
                         self.reset("no answer within the request timeout", false);
                     }
                 }
@@ -138,7 +144,7 @@ impl PartitionTask {
                 consider(head.queued_at + cfg.linger);
             }
         }
-        for b in &self.in_flight {
+        for b in self.in_flight.iter().filter(|b| !b.done) {
             if let Some(t) = b.sent_at {
                 consider(t + cfg.request_timeout);
             }
@@ -157,7 +163,7 @@ impl PartitionTask {
         if self.retry_at.is_some_and(|r| now < r) {
             return;
         }
-        let needs_send = self.in_flight.iter().any(|b| b.sent_at.is_none());
+        let needs_send = self.in_flight.iter().any(|b| !b.done && b.sent_at.is_none());
         let cfg = self.shared.cfg.clone();
         let ready_new = self.in_flight.len() < cfg.in_flight_max
             && self.queue.front().is_some_and(|h| {
@@ -174,7 +180,7 @@ impl PartitionTask {
         }
         // Resend, in order, every batch whose outcome is in doubt.
         for i in 0..self.in_flight.len() {
-            if self.in_flight[i].sent_at.is_none() && !self.transmit(i).await {
+            if !self.in_flight[i].done && self.in_flight[i].sent_at.is_none() && !self.transmit(i).await {
                 return;
             }
         }
@@ -212,7 +218,7 @@ impl PartitionTask {
         self.next_seq = self.next_seq.wrapping_add(records.len() as u32);
         let cid = self.next_cid;
         self.next_cid += 1;
-        self.in_flight.push_back(Batch { cid, base_seq, records, sent_at: None, created });
+        self.in_flight.push_back(Batch { cid, base_seq, records, done: false, sent_at: None, created });
     }
 
     /// Sends in-flight batch `i` on the stream; false if the stream is gone.
@@ -265,7 +271,7 @@ impl PartitionTask {
     fn reset(&mut self, why: &str, immediately: bool) {
         tracing::debug!(topic = %self.topic, partition = self.partition, why, "resending in-flight batches");
         self.conn = None;
-        for b in &mut self.in_flight {
+        for b in self.in_flight.iter_mut().filter(|b| !b.done) {
             b.sent_at = None;
         }
         if immediately {
@@ -282,18 +288,31 @@ impl PartitionTask {
     }
 
     fn on_answer(&mut self, answer: ProduceStreamResponse) {
-        let Some(i) = self.in_flight.iter().position(|b| b.cid == answer.correlation_id && b.sent_at.is_some()) else {
+        let Some(i) =
+            self.in_flight.iter().position(|b| !b.done && b.cid == answer.correlation_id && b.sent_at.is_some())
+        else {
             return; // an answer to an attempt we already gave up on
         };
         if let Some(ok) = answer.response {
             self.backoff = BACKOFF_MIN;
-            if let Some(b) = self.in_flight.remove(i) {
-                self.resolve(b, ok.base_offset);
-            }
+            let records = std::mem::take(&mut self.in_flight[i].records);
+            let base_seq = self.in_flight[i].base_seq;
+            self.in_flight[i].done = true;
+            self.resolve(records, base_seq, ok.base_offset);
+            self.retire_answered();
             return;
         }
         let err = ClientError::from_detail(answer.error.unwrap_or_default());
         match err.code() {
+            // Committed long ago (a retry older than the server's memory): the records are in
+            // the log exactly once, but their offsets are no longer known. The sequence
+            // numbers stay used.
+            Some(ErrorCode::DuplicateSequence) => {
+                let records = std::mem::take(&mut self.in_flight[i].records);
+                self.in_flight[i].done = true;
+                self.fail_records(records, &err);
+                self.retire_answered();
+            }
             Some(ErrorCode::NotLeader) => {
                 let hint = err.leader_hint().map(String::from);
                 let follow = hint.is_some();
@@ -315,6 +334,7 @@ impl PartitionTask {
             _ => {
                 let base = self.in_flight[i].base_seq;
                 self.fail_from(i, &err);
+                self.retire_answered();
                 self.next_seq = base;
                 // Batches after it may still be on the stream (their refusals are ignored);
                 // earlier ones in doubt go again on a fresh stream.
@@ -339,11 +359,22 @@ impl PartitionTask {
         self.shared.settle(n);
     }
 
-    fn resolve(&self, b: Batch, base_offset: u64) {
-        let n = b.records.len();
-        for (i, p) in b.records.into_iter().enumerate() {
-            let ack =
-                RecordAck { topic: self.topic.clone(), partition: self.partition, offset: base_offset + i as u64 };
+    /// Drops answered batches from the front of the window.
+    fn retire_answered(&mut self) {
+        while self.in_flight.front().is_some_and(|b| b.done) {
+            self.in_flight.pop_front();
+        }
+    }
+
+    fn resolve(&self, records: Vec<Pending>, base_seq: u32, base_offset: u64) {
+        let n = records.len();
+        for (i, p) in records.into_iter().enumerate() {
+            let ack = RecordAck {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: base_offset + i as u64,
+                sequence: base_seq.wrapping_add(i as u32),
+            };
             let _ = p.done.send(Ok(ack));
         }
         self.shared.settle(n);
@@ -353,7 +384,7 @@ impl PartitionTask {
     /// state of the partition is too: everything after them fails as well.
     fn expire_deliveries(&mut self) {
         let limit = self.shared.cfg.delivery_timeout;
-        if let Some(i) = self.in_flight.iter().position(|b| b.created.elapsed() >= limit) {
+        if let Some(i) = self.in_flight.iter().position(|b| !b.done && b.created.elapsed() >= limit) {
             let err = ClientError::RetriesExhausted {
                 attempts: 0,
                 last: Box::new(ClientError::InvalidArgument(format!(

@@ -25,6 +25,9 @@ pub struct Args {
     /// Address peers and clients reach this node at (default: its --initial-cluster entry).
     #[arg(long = "advertise", env = "CAIRN_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
+    /// Bind outgoing connections to other nodes to this local IP (hosts with several addresses).
+    #[arg(long, env = "CAIRN_PEER_SOURCE_IP")]
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// Data directory (created if missing; bound to this node id on first start).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -38,7 +41,7 @@ pub struct Args {
     #[arg(long, env = "CAIRN_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// Deliberate breakage for the test and fault suites (`drop-produce-responses=P`,
-    /// `no-dedup`). Never set in production.
+    /// `no-dedup`, `ack-before-commit`, `fetch-above-hw`). Never set in production.
     #[arg(long = "fault", env = "CAIRN_FAULTS", value_delimiter = ',', hide = true)]
     pub faults: Vec<String>,
 }

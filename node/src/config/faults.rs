@@ -11,6 +11,10 @@ pub struct Faults {
     pub drop_produce_responses: f64,
     /// Idempotent producer batches are not deduplicated.
     pub no_dedup: bool,
+    /// Produce is acknowledged when proposed, before it commits (guessed offsets).
+    pub ack_before_commit: bool,
+    /// Fetch serves entries of the local log that are not applied (maybe never committed).
+    pub fetch_above_hw: bool,
 }
 
 impl Faults {
@@ -32,6 +36,8 @@ impl Faults {
                     f.drop_produce_responses = p;
                 }
                 ("no-dedup", None) => f.no_dedup = true,
+                ("ack-before-commit", None) => f.ack_before_commit = true,
+                ("fetch-above-hw", None) => f.fetch_above_hw = true,
                 _ => return Err(bad("unknown fault switch")),
             }
         }

@@ -14,6 +14,8 @@ pub struct FileConfig {
     pub node_id: Option<u64>,
     pub listen_addr: Option<String>,
     pub advertise_addr: Option<String>,
+    /// Local IP outgoing connections to other nodes bind to.
+    pub peer_source_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,
     /// `"1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"`
     pub initial_cluster: Option<String>,

@@ -37,6 +37,8 @@ pub struct Config {
     pub log: LogSection,
     /// Test-only breakage; all off by default.
     pub faults: Faults,
+    /// Local IP outgoing peer connections bind to.
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 impl Config {
@@ -101,6 +103,7 @@ impl Config {
             limits: file.limits,
             log,
             faults,
+            peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
         };
         config.validate()?;
         Ok(config)

@@ -55,6 +55,8 @@ impl GroupEnv {
         g.proposals_in_flight_max = l.proposals_in_flight_max;
         g.produce_timeout = Duration::from_millis(l.produce_timeout_ms);
         g.faults.no_dedup = config.faults.no_dedup;
+        g.faults.ack_before_commit = config.faults.ack_before_commit;
+        g.faults.fetch_above_hw = config.faults.fetch_above_hw;
         g
     }
 }

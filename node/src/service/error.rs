@@ -65,7 +65,8 @@ fn shape(e: &ServiceError) -> Shape {
                 // Retriable for a client that still has earlier batches in doubt (DESIGN §6).
                 Refusal::OutOfOrder { .. } => s(Code::FailedPrecondition, ErrorCode::OutOfOrderSequence, true, true),
                 Refusal::UnknownProducer => s(Code::FailedPrecondition, ErrorCode::UnknownProducer, false, true),
-                Refusal::DuplicateOld => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, true),
+                // Not a failure: the batch committed long ago; only its offset is unknown.
+                Refusal::DuplicateOld => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, false),
             },
             GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),

@@ -27,6 +27,10 @@ impl Default for RaftTimings {
 pub struct Faults {
     /// Accept every idempotent producer batch without checking sequences.
     pub no_dedup: bool,
+    /// Acknowledge produce requests when proposed, with guessed offsets, before commit.
+    pub ack_before_commit: bool,
+    /// Serve fetches from the local log beyond the high watermark (uncommitted entries).
+    pub fetch_above_hw: bool,
 }
 
 /// Everything a [`super::PartitionGroup`] needs to start.

@@ -160,7 +160,10 @@ impl PartitionGroup {
         registry.insert(cfg.group, cfg.replica, raft.clone());
 
         let (tx, rx) = mpsc::channel(cfg.proposal_queue_max.max(1));
-        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone()))];
+        if cfg.faults.ack_before_commit || cfg.faults.fetch_above_hw {
+            tracing::warn!(group = cfg.group, faults = ?cfg.faults, "FAULT INJECTION enabled for this group");
+        }
+        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone(), progress.clone()))];
         Ok(PartitionGroup {
             cfg,
             raft,
@@ -273,6 +276,21 @@ impl PartitionGroup {
                 if offset > p.high_watermark {
                     return Err(out_of_range(offset, &p));
                 }
+            }
+        }
+        if self.cfg.faults.fetch_above_hw && offset >= p.high_watermark {
+            let (db, group) = (self.db.clone(), self.cfg.group);
+            let records = tokio::task::spawn_blocking(move || {
+                reader::read_unapplied(&db, group, p.applied_index, p.high_watermark, offset)
+            })
+            .await
+            .map_err(|e| GroupError::Storage(e.into()))??;
+            if !records.is_empty() {
+                return Ok(FetchResult {
+                    records,
+                    high_watermark: p.high_watermark,
+                    log_start_offset: p.log_start_offset,
+                });
             }
         }
         if offset >= p.high_watermark {

@@ -13,11 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use openraft::error::ClientWriteError;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::config::GroupConfig;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::node_of;
+use crate::storage::Progress;
 use crate::types::{ApplyResponse, BatchOutcome, Command, ProduceBatch, ProduceEntry, ProducerRef, Raft};
 
 /// One queued produce request.
@@ -32,8 +33,15 @@ pub(crate) struct Proposal {
     pub reply: oneshot::Sender<Result<(u64, i64), GroupError>>,
 }
 
-pub(crate) async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, cfg: GroupConfig) {
+pub(crate) async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Proposal>,
+    cfg: GroupConfig,
+    progress: watch::Receiver<Progress>,
+) {
     let in_flight = Arc::new(Semaphore::new(cfg.proposals_in_flight_max.max(1)));
+    // Negative control only: the offsets an ack-before-commit leader promises.
+    let mut predicted = 0u64;
     while let Some(first) = rx.recv().await {
         let mut bytes = first.records.len();
         let mut props = vec![first];
@@ -51,7 +59,7 @@ pub(crate) async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, cfg: Group
         };
         let append_time_ms = now_ms();
         let mut replies = Vec::with_capacity(props.len());
-        let batches = props
+        let batches: Vec<ProduceBatch> = props
             .into_iter()
             .map(|p| {
                 replies.push(p.reply);
@@ -64,6 +72,15 @@ pub(crate) async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, cfg: Group
                 }
             })
             .collect();
+        if cfg.faults.ack_before_commit {
+            // FAULT INJECTION: acknowledge now with guessed offsets, before anything commits.
+            predicted = predicted.max(progress.borrow().high_watermark);
+            let early: Vec<_> = std::mem::take(&mut replies);
+            for (r, b) in early.into_iter().zip(&batches) {
+                let _ = r.send(Ok((predicted, append_time_ms)));
+                predicted += u64::from(b.record_count);
+            }
+        }
         let cmd = Command::Produce(ProduceEntry { append_time_ms, batches });
         match raft.client_write_ff(cmd).await {
             Ok(resp_rx) => {
@@ -93,6 +110,9 @@ fn dispatch(
     replies: Vec<oneshot::Sender<Result<(u64, i64), GroupError>>>,
     append_time_ms: i64,
 ) {
+    if replies.is_empty() {
+        return; // answered early (ack-before-commit fault injection)
+    }
     let fail = |e: &dyn Fn() -> GroupError, replies: Vec<oneshot::Sender<_>>| {
         for r in replies {
             let _ = r.send(Err(e()));

@@ -145,3 +145,40 @@ pub(crate) fn offset_for_timestamp(
     it.status().map_err(StoreError::rocks("iterate idx"))?;
     Ok(high_watermark)
 }
+
+/// FAULT INJECTION (negative control `fetch-above-hw`): records of entries this replica has in
+/// its log but has not applied (possibly uncommitted), with offsets guessed from the high
+/// watermark. A correct replica never serves these.
+pub(crate) fn read_unapplied(
+    db: &Db,
+    group: GroupId,
+    applied_index: Option<u64>,
+    high_watermark: u64,
+    from: u64,
+) -> Result<Vec<FetchedRecord>, GroupError> {
+    let start = applied_index.map_or(0, |i| i + 1);
+    let entries = crate::storage::log_store::read_entries(db, group, start, None, Some(1 << 20))?;
+    let mut out = Vec::new();
+    let mut offset = high_watermark;
+    for e in entries {
+        let EntryPayload::Normal(Command::Produce(p)) = e.payload else { continue };
+        for b in p.batches {
+            let records = RecordBatch::decode(b.records.clone())
+                .map_err(|source| GroupError::CorruptBatch { raft_index: e.log_id.index, source })?
+                .records;
+            for r in records {
+                if offset >= from {
+                    out.push(FetchedRecord {
+                        offset,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                        timestamp_ms: p.append_time_ms,
+                    });
+                }
+                offset += 1;
+            }
+        }
+    }
+    Ok(out)
+}

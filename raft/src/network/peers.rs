@@ -16,6 +16,9 @@ pub struct PeerOptions {
     pub message_bytes_max: usize,
     /// Deadline of a full-snapshot transfer (openraft puts none around it).
     pub snapshot_timeout: Duration,
+    /// Local address outgoing peer connections bind to (hosts with several addresses; the
+    /// fault suite uses it to cut links between nodes sharing one network namespace).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for PeerOptions {
@@ -24,6 +27,7 @@ impl Default for PeerOptions {
             connect_timeout: Duration::from_millis(500),
             message_bytes_max: 64 << 20,
             snapshot_timeout: Duration::from_secs(30),
+            local_address: None,
         }
     }
 }
@@ -67,6 +71,7 @@ impl PeerChannels {
         }
         let ch = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(self.opts.connect_timeout)
+            .local_address(self.opts.local_address)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))

@@ -1,0 +1,92 @@
+//! Checkers: pure functions over the analysed history (and the replicas' final contents).
+//! Each returns the anomalies it found; [`check`] runs them all.
+
+mod liveness;
+mod loss;
+mod offsets;
+mod order;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use liveness::{liveness, Liveness};
+pub use loss::{aborted_read, lost_on_node, lost_write, replica_agreement, unseen};
+pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
+pub use order::{idempotence, nonmonotonic_send, poll_order};
+
+use crate::history::Analysis;
+
+/// One violation of a guarantee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
+    Anomaly { kind, detail }
+}
+
+/// Every safety checker, in a fixed order (also the report's row order).
+pub const SAFETY_CHECKERS: [&str; 14] = [
+    "inconsistent-offsets",
+    "duplicate",
+    "lost-write",
+    "unseen",
+    "offset-hole",
+    "aborted-read",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "nonmonotonic-send",
+    "idempotence",
+    "lost-on-node",
+    "replica-divergence",
+    "unexpected",
+    "incomplete-drain",
+];
+
+/// Results of all checkers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    /// Anomaly counts by kind (every safety checker listed, zero included).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// Up to 20 examples per kind.
+    pub examples: BTreeMap<&'static str, Vec<String>>,
+    pub liveness: Liveness,
+    pub valid: bool,
+}
+
+/// Runs every checker. `drained` says whether the final drain converged (every node reached the
+/// leaders' high watermarks); without it, `unseen` and replica checks are not meaningful, and
+/// that is itself reported (`incomplete-drain`).
+pub fn check(a: &Analysis, drained: bool) -> Results {
+    let mut all = Vec::new();
+    all.extend(inconsistent_offsets(a));
+    all.extend(duplicate(a));
+    all.extend(lost_write(a));
+    all.extend(offset_hole(a));
+    all.extend(aborted_read(a));
+    all.extend(poll_order(a));
+    all.extend(nonmonotonic_send(a));
+    all.extend(idempotence(a));
+    all.extend(unexpected(a));
+    if drained {
+        all.extend(unseen(a));
+        all.extend(lost_on_node(a));
+        all.extend(replica_agreement(a));
+    } else {
+        all.push(anomaly("incomplete-drain", "the final reads did not converge on every node".into()));
+    }
+    let mut counts: BTreeMap<&'static str, usize> = SAFETY_CHECKERS.iter().map(|k| (*k, 0)).collect();
+    let mut examples: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for x in all {
+        *counts.entry(x.kind).or_insert(0) += 1;
+        let e = examples.entry(x.kind).or_default();
+        if e.len() < 20 {
+            e.push(x.detail);
+        }
+    }
+    let valid = counts.values().all(|c| *c == 0);
+    Results { counts, examples, liveness: liveness(a), valid }
+}

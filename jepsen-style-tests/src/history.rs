@@ -1,0 +1,463 @@
+//! The recorded history: one JSON object per line with Jepsen's field names, and its parsed
+//! form for the checkers.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// `invoke`, then one of `ok`, `fail` (definitely not applied) or `info` (unknown outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One history event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub index: u64,
+    /// Nanoseconds since the run started (one monotonic clock).
+    pub time: u64,
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// Client process; the nemesis is -1, the final drain -2.
+    pub process: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<u64>,
+    pub f: String,
+    pub value: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// Idempotent producer identity of a send: `{"id": .., "epoch": ..}`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub producer: Option<Value>,
+}
+
+pub const NEMESIS: i64 = -1;
+pub const DRAIN: i64 = -2;
+
+/// Appends ops to `history.jsonl` (and keeps them for the checkers).
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Mutex<RecorderInner>>,
+    start: Instant,
+}
+
+struct RecorderInner {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    ops: Vec<Op>,
+}
+
+impl Recorder {
+    /// Records into `path` (None: memory only, for tests).
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub fn new(path: Option<&Path>) -> std::io::Result<Recorder> {
+        let out = match path {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        };
+        Ok(Recorder { inner: Arc::new(Mutex::new(RecorderInner { out, ops: Vec::new() })), start: Instant::now() })
+    }
+
+    /// Nanoseconds since the recorder started.
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Appends one op; the arguments are the history's fields, one to one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        kind: OpType,
+        process: i64,
+        node: Option<u64>,
+        f: &str,
+        value: Value,
+        error: Option<String>,
+        producer: Option<Value>,
+    ) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let op = Op {
+            index: inner.ops.len() as u64,
+            time: self.now(),
+            kind,
+            process,
+            node,
+            f: f.to_string(),
+            value,
+            error,
+            producer,
+        };
+        if let Some(out) = inner.out.as_mut() {
+            if let Ok(line) = serde_json::to_string(&op) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        inner.ops.push(op);
+    }
+
+    /// Nemesis events are `info` ops of process -1.
+    pub fn nemesis(&self, f: &str, value: Value) {
+        self.record(OpType::Info, NEMESIS, None, f, value, None, None);
+    }
+
+    pub fn ops(&self) -> Vec<Op> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).ops.clone()
+    }
+
+    pub fn flush(&self) {
+        if let Some(out) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).out.as_mut() {
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Reads a stored history.
+///
+/// # Errors
+/// I/O errors and malformed lines.
+pub fn load(path: &Path) -> anyhow::Result<Vec<Op>> {
+    let f = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut ops = Vec::new();
+    for (i, line) in f.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        ops.push(serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?);
+    }
+    Ok(ops)
+}
+
+/// The outcome of a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok {
+        offset: u64,
+    },
+    Fail,
+    Info,
+    /// Invoked, never completed (the run ended).
+    Pending,
+}
+
+/// A send with its outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Send {
+    pub process: i64,
+    pub partition: u32,
+    pub value: u64,
+    pub outcome: Outcome,
+    pub producer: Option<(u64, u32)>,
+    pub sequence: Option<u32>,
+    pub invoke_time: u64,
+    pub complete_time: Option<u64>,
+}
+
+/// A successful poll: the records one consumer read from one partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Poll {
+    pub process: i64,
+    pub partition: u32,
+    pub from: u64,
+    pub records: Vec<(u64, u64)>,
+    pub time: u64,
+    /// Incremented by every `assign` of this process: polls of different assignments are not
+    /// expected to continue each other.
+    pub assignment: u64,
+}
+
+/// One node's committed records of one partition after the run (the drain).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinalRead {
+    pub node: u64,
+    pub partition: u32,
+    pub log_start: u64,
+    pub high_watermark: u64,
+    /// (offset, value, digest of the whole record).
+    pub records: Vec<(u64, u64, u64)>,
+}
+
+/// A fault window (start and end times of one nemesis action).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub name: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The history in the checkers' terms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Analysis {
+    pub sends: Vec<Send>,
+    pub polls: Vec<Poll>,
+    pub finals: Vec<FinalRead>,
+    pub windows: Vec<Window>,
+    /// Completed client ops: (time, latency ns, f, type) for the picture and liveness.
+    pub completions: Vec<(u64, u64, String, OpType)>,
+    pub end_time: u64,
+}
+
+fn u(v: &Value, k: &str) -> Option<u64> {
+    v.get(k).and_then(Value::as_u64)
+}
+
+fn pairs(v: &Value) -> Vec<(u64, u64)> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|r| Some((r.get(0)?.as_u64()?, r.get(1)?.as_u64()?))).collect())
+        .unwrap_or_default()
+}
+
+/// Pairs invocations with completions (per process, Jepsen style) and collects what the
+/// checkers need.
+pub fn analyse(ops: &[Op]) -> Analysis {
+    let mut a = Analysis { end_time: ops.last().map_or(0, |o| o.time), ..Analysis::default() };
+    // Sends are paired by value (unique per send; a pipelining process has several open),
+    // everything else by process.
+    let mut open: BTreeMap<(i64, u64), &Op> = BTreeMap::new();
+    let key = |op: &Op| if op.f == "send" { (-3, u(&op.value, "value").unwrap_or(0)) } else { (op.process, 0) };
+    let mut assignment: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut fault_open: BTreeMap<String, u64> = BTreeMap::new();
+    for op in ops {
+        if op.process == NEMESIS {
+            if let Some(name) = op.f.strip_prefix("start-") {
+                fault_open.insert(name.to_string(), op.time);
+            } else if let Some(name) = op.f.strip_prefix("stop-") {
+                if let Some(start) = fault_open.remove(name) {
+                    a.windows.push(Window { name: name.to_string(), start, end: op.time });
+                }
+            }
+            continue;
+        }
+        if op.process == DRAIN {
+            if op.f == "final-read" && op.kind == OpType::Ok {
+                let v = &op.value;
+                let records = v
+                    .get("records")
+                    .and_then(Value::as_array)
+                    .map(|rs| {
+                        rs.iter()
+                            .filter_map(|r| Some((r.get(0)?.as_u64()?, r.get(1)?.as_u64()?, r.get(2)?.as_u64()?)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                a.finals.push(FinalRead {
+                    node: op.node.unwrap_or(0),
+                    partition: u(v, "partition").unwrap_or(0) as u32,
+                    log_start: u(v, "log_start").unwrap_or(0),
+                    high_watermark: u(v, "high_watermark").unwrap_or(0),
+                    records,
+                });
+            }
+            continue;
+        }
+        match op.kind {
+            OpType::Invoke => {
+                if op.f == "assign" {
+                    *assignment.entry(op.process).or_insert(0) += 1;
+                }
+                open.insert(key(op), op);
+            }
+            kind => {
+                let Some(inv) = open.remove(&key(op)) else { continue };
+                a.completions.push((op.time, op.time.saturating_sub(inv.time), op.f.clone(), kind));
+                match op.f.as_str() {
+                    "send" => a.sends.push(send_of(inv, Some(op))),
+                    "poll" if kind == OpType::Ok => a.polls.push(Poll {
+                        process: op.process,
+                        partition: u(&op.value, "partition").unwrap_or(0) as u32,
+                        from: u(&inv.value, "from").unwrap_or(0),
+                        records: pairs(op.value.get("records").unwrap_or(&Value::Null)),
+                        time: op.time,
+                        assignment: assignment.get(&op.process).copied().unwrap_or(0),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (_, inv) in open {
+        if inv.f == "send" {
+            a.sends.push(send_of(inv, None));
+        }
+    }
+    for (name, start) in fault_open {
+        a.windows.push(Window { name, start, end: a.end_time });
+    }
+    a
+}
+
+fn send_of(inv: &Op, done: Option<&Op>) -> Send {
+    let outcome = match done {
+        None => Outcome::Pending,
+        Some(d) => match d.kind {
+            OpType::Ok => Outcome::Ok { offset: u(&d.value, "offset").unwrap_or(u64::MAX) },
+            OpType::Fail => Outcome::Fail,
+            _ => Outcome::Info,
+        },
+    };
+    let producer = done.and_then(|d| d.producer.as_ref()).or(inv.producer.as_ref());
+    Send {
+        process: inv.process,
+        partition: u(&inv.value, "partition").unwrap_or(0) as u32,
+        value: u(&inv.value, "value").unwrap_or(0),
+        outcome,
+        producer: producer.and_then(|p| Some((u(p, "id")?, u(p, "epoch")? as u32))),
+        sequence: done.and_then(|d| u(&d.value, "sequence")).map(|s| s as u32),
+        invoke_time: inv.time,
+        complete_time: done.map(|d| d.time),
+    }
+}
+
+/// Helpers building histories by hand (checker tests).
+pub mod build {
+    use super::*;
+
+    /// A tiny history builder: each call appends invoke + completion ops.
+    #[derive(Default)]
+    pub struct H {
+        pub ops: Vec<Op>,
+        t: u64,
+    }
+
+    impl H {
+        fn push(
+            &mut self,
+            kind: OpType,
+            process: i64,
+            node: Option<u64>,
+            f: &str,
+            value: Value,
+            producer: Option<Value>,
+        ) {
+            self.t += 1_000;
+            self.ops.push(Op {
+                index: self.ops.len() as u64,
+                time: self.t,
+                kind,
+                process,
+                node,
+                f: f.into(),
+                value,
+                error: None,
+                producer,
+            });
+        }
+
+        pub fn send_ok(&mut self, process: i64, partition: u32, value: u64, offset: u64) -> &mut Self {
+            self.push(OpType::Invoke, process, None, "send", json!({"partition": partition, "value": value}), None);
+            self.push(
+                OpType::Ok,
+                process,
+                None,
+                "send",
+                json!({"partition": partition, "value": value, "offset": offset}),
+                None,
+            );
+            self
+        }
+
+        pub fn send_seq(
+            &mut self,
+            process: i64,
+            partition: u32,
+            value: u64,
+            offset: u64,
+            pid: u64,
+            seq: u32,
+        ) -> &mut Self {
+            let p = Some(json!({"id": pid, "epoch": 0}));
+            self.push(
+                OpType::Invoke,
+                process,
+                None,
+                "send",
+                json!({"partition": partition, "value": value}),
+                p.clone(),
+            );
+            self.push(
+                OpType::Ok,
+                process,
+                None,
+                "send",
+                json!({"partition": partition, "value": value, "offset": offset, "sequence": seq}),
+                p,
+            );
+            self
+        }
+
+        pub fn send_fail(&mut self, process: i64, partition: u32, value: u64) -> &mut Self {
+            self.push(OpType::Invoke, process, None, "send", json!({"partition": partition, "value": value}), None);
+            self.push(OpType::Fail, process, None, "send", json!({"partition": partition, "value": value}), None);
+            self
+        }
+
+        pub fn send_info(&mut self, process: i64, partition: u32, value: u64) -> &mut Self {
+            self.push(OpType::Invoke, process, None, "send", json!({"partition": partition, "value": value}), None);
+            self.push(OpType::Info, process, None, "send", json!({"partition": partition, "value": value}), None);
+            self
+        }
+
+        pub fn assign(&mut self, process: i64) -> &mut Self {
+            self.push(OpType::Invoke, process, None, "assign", json!({}), None);
+            self.push(OpType::Ok, process, None, "assign", json!({}), None);
+            self
+        }
+
+        pub fn poll(&mut self, process: i64, partition: u32, from: u64, records: &[(u64, u64)]) -> &mut Self {
+            let recs: Vec<Value> = records.iter().map(|(o, v)| json!([o, v])).collect();
+            self.push(OpType::Invoke, process, None, "poll", json!({"partition": partition, "from": from}), None);
+            self.push(OpType::Ok, process, None, "poll", json!({"partition": partition, "records": recs}), None);
+            self
+        }
+
+        pub fn final_read(&mut self, node: u64, partition: u32, hw: u64, records: &[(u64, u64)]) -> &mut Self {
+            let recs: Vec<Value> = records.iter().map(|(o, v)| json!([o, v, v.wrapping_mul(31)])).collect();
+            self.push(
+                OpType::Ok,
+                DRAIN,
+                Some(node),
+                "final-read",
+                json!({"partition": partition, "log_start": 0, "high_watermark": hw, "records": recs}),
+                None,
+            );
+            self
+        }
+
+        pub fn analysis(&self) -> Analysis {
+            analyse(&self.ops)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::H;
+    use super::*;
+
+    #[test]
+    fn pairs_invocations_with_completions_and_round_trips_json() {
+        let mut h = H::default();
+        h.send_ok(1, 0, 10, 0).send_fail(2, 1, 11).poll(3, 0, 0, &[(0, 10)]).final_read(1, 0, 1, &[(0, 10)]);
+        let a = h.analysis();
+        assert_eq!(a.sends.len(), 2);
+        assert_eq!(a.sends[0].outcome, Outcome::Ok { offset: 0 });
+        assert_eq!(a.sends[1].outcome, Outcome::Fail);
+        assert_eq!(a.polls[0].records, vec![(0, 10)]);
+        assert_eq!(a.finals[0].records.len(), 1);
+        let line = serde_json::to_string(&h.ops[0]).expect("json");
+        assert!(line.contains("\"type\":\"invoke\""), "{line}");
+        let back: Op = serde_json::from_str(&line).expect("parse");
+        assert_eq!(back, h.ops[0]);
+    }
+}

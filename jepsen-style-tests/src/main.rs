@@ -1,0 +1,311 @@
+//! `cairn-jepsen`: run fault-injection tests against real `cairn-node` processes.
+//!
+//! ```text
+//! cairn-jepsen run --nemesis kill --time-limit 60        one test
+//! cairn-jepsen tier ci | long                            a set of tests (CI: ~1 min each)
+//! cairn-jepsen check store/<test>/<time>                 re-check a stored history
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use cairn_jepsen::checker::check;
+use cairn_jepsen::cluster::netns::{self, Netns};
+use cairn_jepsen::history::{analyse, load};
+use cairn_jepsen::nemesis::NemesisKind;
+use cairn_jepsen::report;
+use cairn_jepsen::run::{run, RunParams};
+use cairn_jepsen::workload::{WorkloadKind, WorkloadSpec};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn-jepsen",
+    version,
+    about = "Jepsen-style fault injection for Cairn: real processes, real faults, a recorded history, checkers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one test. Exit code 0 only when every safety checker is clean.
+    Run(RunArgs),
+    /// Run a tier of tests: `ci` (five ~1 minute runs on 3 nodes) or `long` (every nemesis for
+    /// --minutes on 3 and on 5 nodes).
+    Tier {
+        #[arg(value_parser = ["ci", "long"])]
+        tier: String,
+        /// Minutes per run of the long tier.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Base seed; each run's seed derives from it (printed and saved).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Re-run the checkers on a stored run directory (its history.jsonl).
+    Check { dir: PathBuf },
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// The cairn-node binary (default: next to this one).
+    #[arg(long)]
+    node_bin: Option<PathBuf>,
+    /// Where runs are stored: <store>/<test>/<time>/.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// Run in the current network namespace even as root (network faults are then skipped).
+    #[arg(long)]
+    no_netns: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// The fault schedule.
+    #[arg(long, value_enum, default_value = "kill")]
+    nemesis: NemesisKind,
+    /// `queue`: one send at a time per producer; `idempotent`: pipelined sends with forced
+    /// retries (short timeouts, 10% of produce answers dropped by the nodes).
+    #[arg(long, value_enum, default_value = "queue")]
+    workload: WorkloadKind,
+    /// Number of nodes (3 or 5 are typical).
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Seconds of workload; the last --heal seconds run with every fault healed.
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    /// Seconds at the end with all faults healed (recovery is measured there).
+    #[arg(long, default_value_t = 10)]
+    heal: u64,
+    /// Random seed of the schedule and the workload (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    #[arg(long, default_value_t = 4)]
+    producers: u32,
+    #[arg(long, default_value_t = 2)]
+    consumers: u32,
+    /// Target sends per second (all producers).
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Node fault switch for negative controls (`ack-before-commit`, `no-dedup`,
+    /// `fetch-above-hw`, `drop-produce-responses=P`); repeatable.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// Name of the test (default: <nemesis>-<workload>-<nodes>n).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+    /// Internal: already inside the run's network namespace.
+    #[arg(long, hide = true)]
+    inside_netns: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_JEPSEN_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Cmd::Run(args) => run_one(args),
+        Cmd::Tier { tier, minutes, seed, common } => run_tier(&tier, minutes, seed, common),
+        Cmd::Check { dir } => recheck(&dir),
+    };
+    match res {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("cairn-jepsen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn node_bin(common: &Common) -> anyhow::Result<PathBuf> {
+    let p = match &common.node_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("cairn-node"),
+    };
+    anyhow::ensure!(p.exists(), "cairn-node binary not found at {} (build it, or pass --node-bin)", p.display());
+    Ok(p)
+}
+
+/// Runs one test, in a fresh network namespace when the machine allows it.
+fn run_one(args: RunArgs) -> anyhow::Result<bool> {
+    let caps = netns::probe();
+    let use_netns = caps.network_faults() && !args.common.no_netns;
+    if !args.inside_netns && use_netns {
+        // Re-run this very command inside a namespace created (and always removed) here.
+        netns::cleanup_stale();
+        let ns = Netns::create()?;
+        let status = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .arg("--inside-netns")
+            .status()?;
+        drop(ns);
+        return match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => anyhow::bail!("the run inside the namespace failed ({status})"),
+        };
+    }
+    let network = args.inside_netns;
+    if !network {
+        let why = caps.missing().unwrap_or_else(|| "--no-netns given".into());
+        println!("cairn-jepsen: network faults unavailable ({why}); partition and client-partition are skipped");
+        if args.nemesis.needs_network() {
+            println!("cairn-jepsen: SKIPPED {} (needs network faults)", args.nemesis.name());
+            return Ok(true);
+        }
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut node_faults = args.faults.clone();
+    if args.workload == WorkloadKind::Idempotent && !node_faults.iter().any(|f| f.starts_with("drop-produce-responses"))
+    {
+        node_faults.push("drop-produce-responses=0.1".into());
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        let w = if args.workload == WorkloadKind::Queue { "queue" } else { "idempotent" };
+        let f = if args.faults.is_empty() { String::new() } else { format!("-{}", args.faults.join("-")) };
+        format!("{}-{w}-{}n{f}", args.nemesis.name(), args.nodes)
+    });
+    let params = RunParams {
+        name: name.clone(),
+        seed,
+        nemesis: args.nemesis,
+        workload: WorkloadSpec {
+            kind: args.workload,
+            topic: "jepsen".into(),
+            partitions: args.partitions,
+            producers: args.producers,
+            consumers: args.consumers,
+            rate: args.rate,
+        },
+        nodes: args.nodes,
+        time_limit_s: args.time_limit,
+        heal_s: args.heal.min(args.time_limit),
+        node_faults,
+        network_faults: network,
+        node_binary: node_bin(&args.common)?,
+        // Each node has its own address; outside a namespace, keep clear of other users' ports.
+        port: if network { 7000 } else { 20_000 + (std::process::id() % 20_000) as u16 },
+    };
+    let dir = args.common.store.join(&name).join(timestamp());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let outcome = rt.block_on(run(params, &dir))?;
+    println!("cairn-jepsen: results in {}", outcome.dir.display());
+    Ok(outcome.results.valid)
+}
+
+fn run_tier(tier: &str, minutes: u64, seed: Option<u64>, common: Common) -> anyhow::Result<bool> {
+    let base = seed.unwrap_or_else(rand::random);
+    println!("cairn-jepsen: tier {tier}, base seed {base}");
+    let mut plan: Vec<(NemesisKind, WorkloadKind, u64, u64)> = Vec::new();
+    if tier == "ci" {
+        plan.extend([
+            (NemesisKind::None, WorkloadKind::Queue, 3, 45),
+            (NemesisKind::Kill, WorkloadKind::Queue, 3, 60),
+            (NemesisKind::Pause, WorkloadKind::Queue, 3, 60),
+            (NemesisKind::Partition, WorkloadKind::Queue, 3, 60),
+            (NemesisKind::ClientPartition, WorkloadKind::Idempotent, 3, 60),
+        ]);
+    } else {
+        for nodes in [3, 5] {
+            for (i, n) in [
+                NemesisKind::None,
+                NemesisKind::Kill,
+                NemesisKind::Pause,
+                NemesisKind::Partition,
+                NemesisKind::ClientPartition,
+                NemesisKind::CrashLoop,
+                NemesisKind::Combined,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let w = if i % 2 == 0 { WorkloadKind::Queue } else { WorkloadKind::Idempotent };
+                plan.push((n, w, nodes, minutes * 60));
+            }
+        }
+    }
+    let me = std::env::current_exe()?;
+    let mut all_valid = true;
+    let mut summary = Vec::new();
+    for (i, (nemesis, workload, nodes, secs)) in plan.into_iter().enumerate() {
+        let seed = base.wrapping_add(i as u64 * 7_919);
+        let mut cmd = Command::new(&me);
+        cmd.args([
+            "run",
+            "--nemesis",
+            nemesis.name(),
+            "--workload",
+            if workload == WorkloadKind::Queue { "queue" } else { "idempotent" },
+        ])
+        .args(["--nodes", &nodes.to_string(), "--time-limit", &secs.to_string(), "--seed", &seed.to_string()])
+        .arg("--store")
+        .arg(&common.store);
+        if let Some(b) = &common.node_bin {
+            cmd.arg("--node-bin").arg(b);
+        }
+        if common.no_netns {
+            cmd.arg("--no-netns");
+        }
+        let status = cmd.status()?;
+        let verdict = match status.code() {
+            Some(0) => "valid",
+            Some(1) => "INVALID",
+            _ => "ERROR",
+        };
+        all_valid &= status.code() == Some(0);
+        summary.push(format!(
+            "{:<18} {:<11} {}n {:>5}s seed {:<20} {verdict}",
+            nemesis.name(),
+            format!("{workload:?}").to_lowercase(),
+            nodes,
+            secs,
+            seed
+        ));
+    }
+    println!("\ncairn-jepsen tier {tier}:");
+    for line in &summary {
+        println!("  {line}");
+    }
+    Ok(all_valid)
+}
+
+fn recheck(dir: &Path) -> anyhow::Result<bool> {
+    let ops = load(&dir.join("history.jsonl"))?;
+    let a = analyse(&ops);
+    let drained = a.finals.iter().all(|_| true) && !a.finals.is_empty();
+    let r = check(&a, drained);
+    print!("{}", report::table(&dir.display().to_string(), &r));
+    Ok(r.valid)
+}

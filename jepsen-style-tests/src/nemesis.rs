@@ -1,0 +1,251 @@
+//! Faults on a seeded schedule: quiet periods alternate with fault windows until the healing
+//! phase. Every action is recorded (`start-<name>` / `stop-<name>`, process -1) so windows can
+//! be shaded in the picture and liveness measured against them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::peer::node_internal_client::NodeInternalClient;
+use cairn_proto::peer::DescribeGroupsRequest;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cluster::nodes::node_ip;
+use crate::cluster::{Cluster, Net};
+use crate::history::Recorder;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisKind {
+    /// No faults: the baseline.
+    None,
+    /// SIGKILL a random node or a partition's leader; restart it after 0–10 s.
+    Kill,
+    /// SIGSTOP a random node or leader for 1–20 s (longer than the election timeout).
+    Pause,
+    /// Network partitions: one node isolated, majority/minority split, leader isolated, one-way.
+    Partition,
+    /// A leader's replies to clients are dropped: requests execute, answers are lost.
+    ClientPartition,
+    /// One node killed and restarted over and over.
+    CrashLoop,
+    /// A random mix of all of the above.
+    Combined,
+}
+
+impl NemesisKind {
+    pub fn needs_network(self) -> bool {
+        matches!(self, NemesisKind::Partition | NemesisKind::ClientPartition)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NemesisKind::None => "none",
+            NemesisKind::Kill => "kill",
+            NemesisKind::Pause => "pause",
+            NemesisKind::Partition => "partition",
+            NemesisKind::ClientPartition => "client-partition",
+            NemesisKind::CrashLoop => "crash-loop",
+            NemesisKind::Combined => "combined",
+        }
+    }
+}
+
+/// What the nemesis acts on.
+pub struct Nemesis {
+    pub cluster: Arc<Mutex<Cluster>>,
+    pub net: Net,
+    pub rec: Recorder,
+    /// Group ids of the workload's partitions (to find leaders).
+    pub groups: Vec<u64>,
+    pub rng: StdRng,
+}
+
+/// The node whose replica of `group` claims leadership with the highest term.
+pub async fn leader_of(addrs: &[(u64, String)], group: u64) -> Option<u64> {
+    let mut best: Option<(u64, u64)> = None;
+    for (id, addr) in addrs {
+        let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { continue };
+        let req = DescribeGroupsRequest { group_ids: vec![group] };
+        let mut client = NodeInternalClient::new(ep.connect_timeout(Duration::from_millis(300)).connect_lazy());
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(500), client.describe_groups(req)).await {
+            for g in r.into_inner().groups.into_iter().filter(|g| g.is_leader) {
+                if best.is_none_or(|(t, _)| g.term > t) {
+                    best = Some((g.term, *id));
+                }
+            }
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+impl Nemesis {
+    async fn node_count(&self) -> u64 {
+        self.cluster.lock().await.spec.count
+    }
+
+    async fn up_addrs(&self) -> Vec<(u64, String)> {
+        let c = self.cluster.lock().await;
+        c.nodes.iter().filter(|n| c.is_up(n.id)).map(|n| (n.id, n.addr.clone())).collect()
+    }
+
+    /// A random node, or (half the time) the leader of a random partition.
+    async fn target(&mut self) -> u64 {
+        let n = self.node_count().await;
+        if self.rng.random_bool(0.5) {
+            if let Some(g) = self.groups.choose(&mut self.rng).copied() {
+                let addrs = self.up_addrs().await;
+                if let Some(l) = leader_of(&addrs, g).await {
+                    return l;
+                }
+            }
+        }
+        self.rng.random_range(1..=n)
+    }
+
+    fn span(&mut self, lo_ms: u64, hi_ms: u64, until: Instant) -> Duration {
+        let d = Duration::from_millis(self.rng.random_range(lo_ms..=hi_ms));
+        d.min(until.saturating_duration_since(Instant::now()))
+    }
+
+    /// Runs the schedule until `until`, then heals everything.
+    pub async fn run(mut self, kind: NemesisKind, until: Instant) {
+        let kinds: Vec<NemesisKind> = match kind {
+            NemesisKind::Combined => {
+                let mut k = vec![NemesisKind::Kill, NemesisKind::Pause, NemesisKind::CrashLoop];
+                if self.net.enabled {
+                    k.extend([NemesisKind::Partition, NemesisKind::ClientPartition]);
+                }
+                k
+            }
+            k => vec![k],
+        };
+        loop {
+            let quiet = self.span(3_000, 8_000, until);
+            tokio::time::sleep(quiet).await;
+            if Instant::now() + Duration::from_secs(2) >= until || kind == NemesisKind::None {
+                if kind == NemesisKind::None && Instant::now() < until {
+                    continue;
+                }
+                break;
+            }
+            let k = *kinds.choose(&mut self.rng).unwrap_or(&NemesisKind::None);
+            if let Err(e) = self.act(k, until).await {
+                self.rec.nemesis("error", json!({"nemesis": k.name(), "error": e.to_string()}));
+            }
+        }
+        self.heal().await;
+    }
+
+    /// Undoes every fault: network rules flushed, paused nodes resumed, killed nodes restarted.
+    pub async fn heal(&mut self) {
+        let _ = self.net.heal();
+        let res = self.cluster.lock().await.heal_processes();
+        self.rec.nemesis("heal", json!({"ok": res.is_ok()}));
+    }
+
+    async fn act(&mut self, k: NemesisKind, until: Instant) -> anyhow::Result<()> {
+        match k {
+            NemesisKind::None | NemesisKind::Combined => Ok(()),
+            NemesisKind::Kill => {
+                let node = self.target().await;
+                self.rec.nemesis("start-kill", json!({"node": node}));
+                self.cluster.lock().await.kill(node);
+                let down = self.span(0, 10_000, until);
+                tokio::time::sleep(down).await;
+                self.cluster.lock().await.restart(node)?;
+                self.rec.nemesis("stop-kill", json!({"node": node, "down_ms": down.as_millis() as u64}));
+                Ok(())
+            }
+            NemesisKind::Pause => {
+                let node = self.target().await;
+                self.rec.nemesis("start-pause", json!({"node": node}));
+                self.cluster.lock().await.pause(node);
+                let paused = self.span(1_000, 20_000, until);
+                tokio::time::sleep(paused).await;
+                self.cluster.lock().await.resume(node);
+                self.rec.nemesis("stop-pause", json!({"node": node, "paused_ms": paused.as_millis() as u64}));
+                Ok(())
+            }
+            NemesisKind::CrashLoop => {
+                let node = self.rng.random_range(1..=self.node_count().await);
+                let window = self.span(8_000, 20_000, until);
+                let end = Instant::now() + window;
+                self.rec.nemesis("start-crash-loop", json!({"node": node}));
+                let mut kills = 0;
+                while Instant::now() < end {
+                    self.cluster.lock().await.kill(node);
+                    kills += 1;
+                    tokio::time::sleep(self.span(500, 2_000, end)).await;
+                    self.cluster.lock().await.restart(node)?;
+                    tokio::time::sleep(self.span(1_000, 4_000, end)).await;
+                }
+                self.rec.nemesis("stop-crash-loop", json!({"node": node, "kills": kills}));
+                Ok(())
+            }
+            NemesisKind::Partition => self.partition(until).await,
+            NemesisKind::ClientPartition => {
+                let node = self.target().await;
+                self.rec.nemesis("start-client-partition", json!({"node": node}));
+                self.net.drop_replies_to_clients(node_ip(node))?;
+                tokio::time::sleep(self.span(3_000, 12_000, until)).await;
+                self.net.heal()?;
+                self.rec.nemesis("stop-client-partition", json!({"node": node}));
+                Ok(())
+            }
+        }
+    }
+
+    async fn partition(&mut self, until: Instant) -> anyhow::Result<()> {
+        let n = self.node_count().await;
+        let all: Vec<u64> = (1..=n).collect();
+        let variant = ["isolate-node", "majority-minority", "isolate-leader", "one-way"][self.rng.random_range(0..4)];
+        let mut cuts: Vec<(u64, u64)> = Vec::new();
+        let mut one_way = false;
+        match variant {
+            "isolate-node" | "isolate-leader" => {
+                let node = if variant == "isolate-leader" { self.target().await } else { self.rng.random_range(1..=n) };
+                cuts.extend(all.iter().filter(|o| **o != node).map(|o| (node, *o)));
+            }
+            "majority-minority" => {
+                let mut shuffled = all.clone();
+                rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut self.rng);
+                let minority = &shuffled[..(n as usize - 1) / 2];
+                let majority = &shuffled[(n as usize - 1) / 2..];
+                for a in minority {
+                    for b in majority {
+                        cuts.push((*a, *b));
+                    }
+                }
+            }
+            _ => {
+                let a = self.rng.random_range(1..=n);
+                let b = loop {
+                    let b = self.rng.random_range(1..=n);
+                    if b != a {
+                        break b;
+                    }
+                };
+                cuts.push((a, b));
+                one_way = true;
+            }
+        }
+        self.rec.nemesis("start-partition", json!({"variant": variant, "cuts": cuts}));
+        for (a, b) in &cuts {
+            if one_way {
+                self.net.cut(node_ip(*a), node_ip(*b))?;
+            } else {
+                self.net.cut_both(node_ip(*a), node_ip(*b))?;
+            }
+        }
+        tokio::time::sleep(self.span(5_000, 15_000, until)).await;
+        self.net.heal()?;
+        self.rec.nemesis("stop-partition", json!({"variant": variant}));
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! One test run: cluster up, workload and nemesis, heal, drain, check, report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_client::{Client, ClientConfig, OffsetSpec};
+use cairn_proto::v1::FetchRequest;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::checker::{check, Results};
+use crate::cluster::{Cluster, Net, NodeSpec};
+use crate::history::{analyse, OpType, Recorder, DRAIN};
+use crate::nemesis::{leader_of, Nemesis, NemesisKind};
+use crate::report;
+use crate::workload::{self, WorkloadSpec};
+
+/// Everything that defines a run; saved with it so it can be repeated.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunParams {
+    pub name: String,
+    pub seed: u64,
+    pub nemesis: NemesisKind,
+    pub workload: WorkloadSpec,
+    pub nodes: u64,
+    pub time_limit_s: u64,
+    /// Seconds at the end with every fault healed (recovery is measured there).
+    pub heal_s: u64,
+    pub node_faults: Vec<String>,
+    pub network_faults: bool,
+    pub node_binary: PathBuf,
+    pub port: u16,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub results: Results,
+    pub drained: bool,
+}
+
+/// Runs one test and writes `history.jsonl`, `results.json`, `params.json`, `latency.svg` and
+/// the node logs into `dir`.
+///
+/// # Errors
+/// The cluster cannot start or the topic cannot be created (not a safety verdict).
+pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("params.json"), serde_json::to_vec_pretty(&params)?)?;
+    println!("cairn-jepsen: {} (seed {}) -> {}", params.name, params.seed, dir.display());
+    println!("{}", serde_json::to_string(&params)?);
+    let spec = NodeSpec {
+        count: params.nodes,
+        port: params.port,
+        binary: params.node_binary.clone(),
+        dir: dir.to_path_buf(),
+        extra_args: params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]).collect(),
+    };
+    let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
+    let addrs = cluster.lock().await.addrs();
+    let mut cfg = ClientConfig::new(addrs.clone());
+    cfg.retry_deadline = Duration::from_secs(10);
+    cfg.request_timeout = Duration::from_secs(5);
+    let client = Arc::new(connect(cfg).await?);
+    let rf = params.nodes.min(3) as u32;
+    client.create_topic(&params.workload.topic, params.workload.partitions, rf, None).await?;
+    let groups = wait_for_leaders(&client, &params.workload.topic).await?;
+
+    let rec = Recorder::new(Some(&dir.join("history.jsonl")))?;
+    let shared = Arc::new(workload::Shared {
+        client: client.clone(),
+        rec: rec.clone(),
+        spec: params.workload.clone(),
+        stop: AtomicBool::new(false),
+        next_value: AtomicU64::new(0),
+    });
+    let mut rng = StdRng::seed_from_u64(params.seed);
+    let mut workers = Vec::new();
+    for w in 0..params.workload.producers {
+        workers.push(tokio::spawn(workload::producer(shared.clone(), w, rng.random())));
+    }
+    for w in 0..params.workload.consumers {
+        workers.push(tokio::spawn(workload::consumer(shared.clone(), w, rng.random())));
+    }
+    let start = Instant::now();
+    let fault_until = start + Duration::from_secs(params.time_limit_s.saturating_sub(params.heal_s));
+    let nemesis = Nemesis {
+        cluster: cluster.clone(),
+        net: Net { enabled: params.network_faults },
+        rec: rec.clone(),
+        groups: groups.clone(),
+        rng: StdRng::seed_from_u64(rng.random()),
+    };
+    nemesis.run(params.nemesis, fault_until).await;
+    tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        if tokio::time::timeout(Duration::from_secs(60), w).await.is_err() {
+            eprintln!("cairn-jepsen: a worker did not finish within 60 s of the end");
+        }
+    }
+    let crashed = cluster.lock().await.crashed();
+    if !crashed.is_empty() {
+        rec.nemesis("unexpected-exit", json!({"nodes": crashed}));
+    }
+    let drained = drain(&client, &cluster, &params, &rec).await;
+    rec.flush();
+    cluster.lock().await.stop();
+
+    let ops = rec.ops();
+    let analysis = analyse(&ops);
+    let mut results = check(&analysis, drained);
+    if !crashed.is_empty() {
+        results.counts.insert("node-crash", crashed.len());
+        results.examples.insert("node-crash", vec![format!("nodes {crashed:?} exited on their own")]);
+        results.valid = false;
+    }
+    report::write(dir, &params, &analysis, &results, drained)?;
+    Ok(Outcome { dir: dir.to_path_buf(), results, drained })
+}
+
+async fn connect(cfg: ClientConfig) -> anyhow::Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match Client::connect(cfg.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "cluster not up yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => anyhow::bail!("cluster did not come up: {e}"),
+        }
+    }
+}
+
+/// Waits until every partition has a leader; returns the partitions' group ids.
+async fn wait_for_leaders(client: &Client, topic: &str) -> anyhow::Result<Vec<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(d) = client.describe_topic(topic).await {
+            if !d.partitions.is_empty() && d.partitions.iter().all(|p| p.leader_node_id != 0) {
+                let _ = client.refresh_metadata().await;
+                return Ok(d.partitions.iter().map(|p| p.group_id).collect());
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "partitions of {topic} got no leaders within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A stable digest of a whole record (key, value, headers, timestamp): replicas must agree on
+/// every byte, not only on the value.
+fn digest(r: &cairn_proto::v1::FetchedRecord) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |b: &[u8]| {
+        for x in b.iter().chain((b.len() as u64).to_le_bytes().iter()) {
+            h ^= u64::from(*x);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(&r.key);
+    feed(&r.value);
+    for hd in &r.headers {
+        feed(hd.key.as_bytes());
+        feed(&hd.value);
+    }
+    feed(&r.timestamp_ms.to_le_bytes());
+    h
+}
+
+/// After healing: for every partition, reads [log start, high watermark) from every node, once
+/// each node has caught up with the leader. Returns whether every read converged.
+async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, rec: &Recorder) -> bool {
+    let topic = &params.workload.topic;
+    let nodes: Vec<(u64, String)> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    let mut converged = true;
+    for p in 0..params.workload.partitions {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let hw = loop {
+            match client.list_offsets(topic, p, OffsetSpec::Latest).await {
+                Ok(r) => break Some(r.offset),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(_) => break None,
+            }
+        };
+        let Some(hw) = hw else {
+            converged = false;
+            continue;
+        };
+        for (id, addr) in &nodes {
+            let mut records = Vec::new();
+            let mut pos = 0u64;
+            let mut log_start = 0u64;
+            let mut node_hw = 0u64;
+            while pos < hw && Instant::now() < deadline {
+                let req = FetchRequest {
+                    topic: topic.clone(),
+                    partition: p,
+                    offset: pos,
+                    max_bytes: 1 << 20,
+                    max_wait_ms: 200,
+                };
+                match client.fetch_from_node(addr, req).await {
+                    Ok(r) => {
+                        log_start = r.log_start_offset;
+                        node_hw = r.high_watermark;
+                        if pos < log_start {
+                            pos = log_start;
+                        }
+                        for x in &r.records {
+                            let value = String::from_utf8_lossy(&x.value).parse::<u64>().unwrap_or(u64::MAX);
+                            records.push(json!([x.offset, value, digest(x)]));
+                            pos = x.offset + 1;
+                        }
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            let complete = pos >= hw;
+            converged &= complete;
+            let v = json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete});
+            rec.record(if complete { OpType::Ok } else { OpType::Fail }, DRAIN, Some(*id), "final-read", v, None, None);
+        }
+    }
+    let groups = client
+        .describe_topic(topic)
+        .await
+        .map(|d| d.partitions.iter().map(|p| p.group_id).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for g in groups {
+        if leader_of(&nodes, g).await.is_none() {
+            rec.nemesis("no-leader-after-heal", json!({"group": g}));
+        }
+    }
+    converged
+}
