@@ -9,7 +9,8 @@
 set -euo pipefail
 _cairn_target="${CARGO_TARGET_DIR:-$PWD/target}"
 _cairn_rocksdb_ver="$(cargo pkgid librocksdb-sys | sed 's/.*@//')"
-_cairn_rocksdb_dir="$_cairn_target/rocksdb-prebuilt/$_cairn_rocksdb_ver"
+# The library depends on the CPU features it was compiled for (see .cargo/config.toml).
+_cairn_rocksdb_dir="$_cairn_target/rocksdb-prebuilt/$_cairn_rocksdb_ver-x86-64-v2"
 if [ ! -f "$_cairn_rocksdb_dir/librocksdb.a" ]; then
   echo "==> compiling RocksDB $_cairn_rocksdb_ver once (about 15 minutes on 2 cores)"
   env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC cargo build --quiet -p librocksdb-sys

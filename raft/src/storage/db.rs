@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 
 use super::error::StoreError;
-use super::keys::ALL_CFS;
+use super::keys::{ALL_CFS, CF_LOG};
 use super::syncer::{FatalHook, FlushCallback, Syncer, WalSync};
 use crate::ids::GroupId;
 
@@ -90,7 +90,25 @@ impl Db {
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
 
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts()));
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = cf_opts();
+            if *name == CF_LOG {
+                // Record bytes are written once and never updated: keep them in blob files so
+                // compaction moves only small keys and blob references. Without this, compaction
+                // rewrote every record several times and was the largest CPU cost of producing.
+                o.set_enable_blob_files(true);
+                o.set_min_blob_size(256);
+                o.set_blob_file_size(256 << 20);
+                o.set_blob_compression_type(DBCompressionType::None);
+                // No blob GC: the log is purged from its start, so old blob files become wholly
+                // garbage and are deleted as compaction drops their keys; GC would only copy
+                // live records around.
+                o.set_enable_blob_gc(false);
+                o.set_write_buffer_size(opts.write_buffer_bytes * 2);
+                o.set_max_write_buffer_number(4);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
+        });
         let rocks = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(StoreError::rocks("open"))?);
         let syncer = Syncer::start(wal(rocks.clone()), on_fatal)
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;

@@ -5,7 +5,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
@@ -15,6 +15,7 @@ use super::codec::{decode, encode};
 use super::db::{blocking, Db};
 use super::error::StoreError;
 use super::keys::{self, CF_LOG, CF_RAFT};
+use super::tail_cache::TailCache;
 use crate::ids::GroupId;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -28,11 +29,20 @@ pub struct LogStore {
     db: Arc<Db>,
     group: GroupId,
     read_bytes_max: usize,
+    /// The newest entries, shared with the log readers of the replication streams.
+    cache: Arc<Mutex<TailCache>>,
+    /// The committed id openraft reported last; persisted with the next append (one write
+    /// fewer per commit), readable at once.
+    committed: Arc<Mutex<Option<Option<LogId>>>>,
 }
 
 impl LogStore {
     pub fn new(db: Arc<Db>, group: GroupId) -> LogStore {
-        LogStore { db, group, read_bytes_max: DEFAULT_READ_BYTES_MAX }
+        LogStore { db, group, read_bytes_max: DEFAULT_READ_BYTES_MAX, cache: Arc::default(), committed: Arc::default() }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TailCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Caps the bytes one replication read returns.
@@ -42,6 +52,15 @@ impl LogStore {
     }
 
     async fn read(&self, start: u64, end: Option<u64>, byte_cap: Option<usize>) -> Result<Vec<Entry>, StoreError> {
+        {
+            let cache = self.cache();
+            // A capped read needs only the beginning; an uncapped one must be whole.
+            if byte_cap.is_some() || cache.covers(start, end) {
+                if let Some(hit) = cache.get(start, end, byte_cap) {
+                    return Ok(hit);
+                }
+            }
+        }
         let (db, group) = (self.db.clone(), self.group);
         blocking(move || read_entries(&db, group, start, end, byte_cap)).await
     }
@@ -213,17 +232,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not synced: a stale committed id after a crash only means re-learning it from the
-        // leader; the WAL keeps it ordered before later entries' fsync.
-        self.commit(false, |db, g, b| {
-            b.put_cf(db.cf(CF_RAFT)?, keys::committed(g), encode("committed", &committed)?);
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageIOError::write(&e).into())
+        // Kept in memory and written with the next append: a stale committed id after a crash
+        // only means re-learning it from the leader, and a write per commit is not free.
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(c) = *self.committed.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(c);
+        }
         let v: Option<Option<LogId>> =
             self.get_raft_key(keys::committed(self.group), "committed").await.map_err(|e| StorageIOError::read(&e))?;
         Ok(v.flatten())
@@ -234,15 +252,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let committed = *self.committed.lock().unwrap_or_else(|p| p.into_inner());
         let res = self
             .commit(false, |db, g, b| {
                 let cf = db.cf(CF_LOG)?;
-                for e in entries {
-                    b.put_cf(cf, keys::log(g, e.log_id.index), encode("log entry", &e)?);
+                for e in &entries {
+                    b.put_cf(cf, keys::log(g, e.log_id.index), encode("log entry", e)?);
+                }
+                if let Some(c) = committed {
+                    b.put_cf(db.cf(CF_RAFT)?, keys::committed(g), encode("committed", &c)?);
                 }
                 Ok(())
             })
             .await;
+        if res.is_ok() {
+            self.cache().push(&entries);
+        }
         match res {
             Ok(()) => {
                 // Readable now; durable when the syncer's next fsync completes.
@@ -259,6 +285,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Not synced: the appends that follow are fsynced after it (one WAL, in order); losing
         // both to a crash leaves the old, uncommitted suffix, which Raft truncates again.
+        self.cache().truncate_from(log_id.index);
         self.commit(false, |db, g, b| {
             let (from, to) = keys::log_range_from(g, log_id.index);
             b.delete_range_cf(db.cf(CF_LOG)?, &from[..], &to[..]);
@@ -271,6 +298,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // openraft purges only up to its snapshot, and our snapshot pointer is persisted (with
         // sync) before openraft learns of a snapshot, so the purge never passes it.
+        self.cache().purge_to(log_id.index);
         self.commit(false, |db, g, b| purge_into(db, g, &log_id, b))
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())

@@ -10,6 +10,7 @@ pub mod producers;
 pub mod snapshot;
 pub mod state_machine;
 pub mod syncer;
+mod tail_cache;
 
 pub use db::{Db, DbOptions};
 pub use error::StoreError;
