@@ -1,5 +1,6 @@
 //! `cairn`: the command-line tool (cluster info, produce, consume).
 
+mod bench;
 mod cluster;
 mod consume;
 mod output;
@@ -44,6 +45,11 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records of a topic (all partitions, or one with -p).
     Consume(consume::ConsumeArgs),
+    /// Load generators: produce, consume, end to end.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,5 +86,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
+        Command::Bench { command } => bench::run(client.clone(), command).await,
     }
 }
