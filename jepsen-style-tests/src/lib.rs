@@ -13,4 +13,5 @@ pub mod history;
 pub mod nemesis;
 pub mod report;
 pub mod run;
+pub mod summary;
 pub mod workload;

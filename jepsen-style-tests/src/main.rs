@@ -4,6 +4,7 @@
 //! cairn-jepsen run --nemesis kill --time-limit 60        one test
 //! cairn-jepsen tier ci | long                            a set of tests (CI: ~1 min each)
 //! cairn-jepsen check store/<test>/<time>                 re-check a stored history
+//! cairn-jepsen summary store                             markdown table of the newest runs
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ enum Cmd {
         /// Minutes per run of the long tier.
         #[arg(long, default_value_t = 10)]
         minutes: u64,
+        /// Only the runs on this many nodes (the long tier in two sittings); seeds stay those
+        /// of the whole tier.
+        #[arg(long, value_parser = ["3", "5"])]
+        only_nodes: Option<String>,
         /// Base seed; each run's seed derives from it (printed and saved).
         #[arg(long)]
         seed: Option<u64>,
@@ -49,6 +54,8 @@ enum Cmd {
     },
     /// Re-run the checkers on a stored run directory (its history.jsonl).
     Check { dir: PathBuf },
+    /// Print a markdown table of the newest run of every test in a store directory.
+    Summary { store: PathBuf },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -118,8 +125,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Cmd::Run(args) => run_one(args),
-        Cmd::Tier { tier, minutes, seed, common } => run_tier(&tier, minutes, seed, common),
+        Cmd::Tier { tier, minutes, only_nodes, seed, common } => {
+            run_tier(&tier, minutes, only_nodes.and_then(|n| n.parse().ok()), seed, common)
+        }
         Cmd::Check { dir } => recheck(&dir),
+        Cmd::Summary { store } => cairn_jepsen::summary::table(&store).map(|t| {
+            print!("{t}");
+            true
+        }),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
@@ -225,7 +238,13 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
     Ok(outcome.results.valid)
 }
 
-fn run_tier(tier: &str, minutes: u64, seed: Option<u64>, common: Common) -> anyhow::Result<bool> {
+fn run_tier(
+    tier: &str,
+    minutes: u64,
+    only_nodes: Option<u64>,
+    seed: Option<u64>,
+    common: Common,
+) -> anyhow::Result<bool> {
     let base = seed.unwrap_or_else(rand::random);
     println!("cairn-jepsen: tier {tier}, base seed {base}");
     let mut plan: Vec<(NemesisKind, WorkloadKind, u64, u64)> = Vec::new();
@@ -261,6 +280,9 @@ fn run_tier(tier: &str, minutes: u64, seed: Option<u64>, common: Common) -> anyh
     let mut summary = Vec::new();
     for (i, (nemesis, workload, nodes, secs)) in plan.into_iter().enumerate() {
         let seed = base.wrapping_add(i as u64 * 7_919);
+        if only_nodes.is_some_and(|n| n != nodes) {
+            continue;
+        }
         let mut cmd = Command::new(&me);
         cmd.args([
             "run",

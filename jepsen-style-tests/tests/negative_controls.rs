@@ -47,15 +47,29 @@ fn count(anomalies: &serde_json::Value, kinds: &[&str]) -> u64 {
     kinds.iter().map(|k| anomalies[k].as_u64().unwrap_or(0)).sum()
 }
 
+/// Whether a fault is caught is a matter of the schedule and timing: a reader must poll an
+/// isolated leader's uncommitted tail, a dropped answer must land on a batch in flight. Each
+/// control gets up to three runs, with new seeds, to show its anomaly; all three clean fails.
+fn caught(args: &[&str], kinds: &[&str]) {
+    let mut seen = Vec::new();
+    for attempt in 1..=3 {
+        let store = tempfile::tempdir().expect("tempdir");
+        let (code, a) = run(store.path(), args);
+        if code == 1 && count(&a, kinds) > 0 {
+            return;
+        }
+        eprintln!("attempt {attempt}: exit {code}, none of {kinds:?} reported; trying another seed");
+        seen.push(format!("exit {code}: {a}"));
+    }
+    panic!("the broken node was never caught in 3 runs: {seen:#?}");
+}
+
 #[test]
 fn disabled_deduplication_is_reported_as_duplicates() {
-    let store = tempfile::tempdir().expect("tempdir");
-    let (code, a) = run(
-        store.path(),
+    caught(
         &["--nemesis", "none", "--workload", "idempotent", "--time-limit", "25", "--fault", "no-dedup"],
+        &["duplicate"],
     );
-    assert_eq!(code, 1, "the run must be invalid");
-    assert!(count(&a, &["duplicate"]) > 0, "{a}");
 }
 
 #[test]
@@ -64,11 +78,10 @@ fn acknowledging_before_commit_is_reported_as_lost_writes() {
         eprintln!("SKIPPED: this control isolates leaders with iptables (needs root)");
         return;
     }
-    let store = tempfile::tempdir().expect("tempdir");
-    let (code, a) =
-        run(store.path(), &["--nemesis", "partition", "--time-limit", "45", "--fault", "ack-before-commit"]);
-    assert_eq!(code, 1, "the run must be invalid");
-    assert!(count(&a, &["lost-write", "unseen"]) > 0, "{a}");
+    caught(
+        &["--nemesis", "partition", "--time-limit", "45", "--fault", "ack-before-commit"],
+        &["lost-write", "unseen"],
+    );
 }
 
 #[test]
@@ -77,10 +90,10 @@ fn serving_fetches_above_the_high_watermark_is_reported() {
         eprintln!("SKIPPED: this control isolates leaders with iptables (needs root)");
         return;
     }
-    let store = tempfile::tempdir().expect("tempdir");
-    let (code, a) = run(store.path(), &["--nemesis", "partition", "--time-limit", "45", "--fault", "fetch-above-hw"]);
-    assert_eq!(code, 1, "the run must be invalid");
     // Readers saw records the isolated leader never committed; other records later took
     // those offsets.
-    assert!(count(&a, &["inconsistent-offsets", "aborted-read", "duplicate", "unexpected"]) > 0, "{a}");
+    caught(
+        &["--nemesis", "partition", "--time-limit", "45", "--fault", "fetch-above-hw"],
+        &["inconsistent-offsets", "aborted-read", "duplicate", "unexpected"],
+    );
 }
