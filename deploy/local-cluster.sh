@@ -7,7 +7,8 @@
 #   deploy/local-cluster.sh clean    stop and delete the data
 #
 # Data and logs live in $CAIRN_LOCAL_DIR (default: ~/.cairn/local). Bootstrap topic: events (3
-# partitions), override with CAIRN_LOCAL_TOPICS=name:partitions,...
+# partitions), override with CAIRN_LOCAL_TOPICS=name:partitions,... CAIRN_PROFILE=release runs
+# optimised binaries (for `cairn bench`); the default is the debug build the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,13 @@ dir="${CAIRN_LOCAL_DIR:-$HOME/.cairn/local}"
 topics="${CAIRN_LOCAL_TOPICS-events:3}"
 cluster="1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-bin="$target/debug"
+profile="${CAIRN_PROFILE:-debug}"
+case "$profile" in
+  debug) build_args=() ;;
+  release) build_args=(--release) ;;
+  *) echo "CAIRN_PROFILE must be debug or release, not '$profile'" >&2; exit 2 ;;
+esac
+bin="$target/$profile"
 
 pid_of() { cat "$dir/node$1.pid" 2>/dev/null || true; }
 running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
@@ -24,7 +31,7 @@ start() {
   # shellcheck source=scripts/rocksdb.sh
   source scripts/rocksdb.sh
   echo "==> building cairn-node and cairn"
-  cargo build --workspace --bins --quiet
+  cargo build --workspace --bins --quiet "${build_args[@]}"
   mkdir -p "$dir"
   for id in 1 2 3; do
     if running "$id"; then echo "node $id already running (pid $(pid_of "$id"))"; continue; fi
