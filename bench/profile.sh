@@ -30,7 +30,7 @@ wait "$bench"
 # `head` closes the pipes early on purpose.
 set +o pipefail
 {
-  echo "# Produce-path profile: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(git rev-parse --short HEAD)"
+  echo "# Produce-path profile: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(git describe --always --dirty)"
   echo "# Load: cairn bench produce -p 4 --record-size 1024 --window 512 (3 release nodes + the load"
   echo "# generator on this machine); perf record -a -F 199 --call-graph dwarf for 8 s."
   echo
