@@ -37,15 +37,7 @@ pub enum ClientError {
 impl ClientError {
     pub(crate) fn from_status(addr: &str, status: tonic::Status) -> ClientError {
         match ErrorDetail::decode(status.details()) {
-            Ok(d) if d.code != 0 => ClientError::Server {
-                code: d.code(),
-                message: d.message,
-                retriable: d.retriable,
-                definite: d.definite,
-                leader: (d.leader_id != 0 && !d.leader_address.is_empty()).then_some((d.leader_id, d.leader_address)),
-                log_start_offset: d.log_start_offset,
-                high_watermark: d.high_watermark,
-            },
+            Ok(d) if d.code != 0 => ClientError::from_detail(d),
             _ => ClientError::Transport { addr: addr.to_string(), status },
         }
     }

@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientError, Producer, ProducerConfig, Record, RecordExt};
+use cairn_client::{Client, ClientError, Producer, ProducerConfig, Record, RecordAck, RecordExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::history::{OpType, Recorder};
 
@@ -76,6 +76,19 @@ fn producer_config(kind: WorkloadKind) -> ProducerConfig {
     }
 }
 
+/// The completion of one send: its type, value (with offset and sequence when acknowledged)
+/// and error.
+fn send_completion(partition: u32, value: u64, res: Result<RecordAck, ClientError>) -> (OpType, Value, Option<String>) {
+    match res {
+        Ok(ack) => (
+            OpType::Ok,
+            json!({"partition": partition, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
+            None,
+        ),
+        Err(e) => (classify(&e), json!({"partition": partition, "value": value}), Some(e.to_string())),
+    }
+}
+
 /// Producer process `worker` (process ids `worker`, `worker + producers`, ... after crashes).
 pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -103,16 +116,8 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 match p.send(&spec.topic, Some(partition), Record::from_value(value.to_string())).await {
                     Ok(delivery) => in_flight.push_back((partition, value, delivery)),
                     Err(e) => {
-                        let kind = classify(&e);
-                        shared.rec.record(
-                            kind,
-                            process,
-                            None,
-                            "send",
-                            json!({"partition": partition, "value": value}),
-                            Some(e.to_string()),
-                            Some(who.clone()),
-                        );
+                        let (kind, val, err) = send_completion(partition, value, Err(e));
+                        shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
                         if kind == OpType::Info {
                             process += i64::from(spec.producers);
                             continue 'process;
@@ -128,47 +133,17 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 }
                 continue;
             };
-            match delivery.await {
-                Ok(ack) => shared.rec.record(
-                    OpType::Ok,
-                    process,
-                    None,
-                    "send",
-                    json!({"partition": partition, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
-                    None,
-                    Some(who.clone()),
-                ),
-                Err(e) => {
-                    let kind = classify(&e);
-                    shared.rec.record(
-                        kind,
-                        process,
-                        None,
-                        "send",
-                        json!({"partition": partition, "value": value}),
-                        Some(e.to_string()),
-                        Some(who.clone()),
-                    );
-                    if kind == OpType::Info {
-                        // Unknown outcome: this producer is done. The sends still in flight
-                        // complete (or fail) under the same process before it is retired.
-                        for (partition, value, d) in in_flight.drain(..) {
-                            let (kind, val, err) = match d.await {
-                                Ok(ack) => (
-                                    OpType::Ok,
-                                    json!({"partition": partition, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
-                                    None,
-                                ),
-                                Err(e) => {
-                                    (classify(&e), json!({"partition": partition, "value": value}), Some(e.to_string()))
-                                }
-                            };
-                            shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
-                        }
-                        process += i64::from(spec.producers);
-                        continue 'process;
-                    }
+            let (kind, val, err) = send_completion(partition, value, delivery.await);
+            shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
+            if kind == OpType::Info {
+                // Unknown outcome: this producer is done. The sends still in flight
+                // complete (or fail) under the same process before it is retired.
+                for (partition, value, d) in in_flight.drain(..) {
+                    let (kind, val, err) = send_completion(partition, value, d.await);
+                    shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
                 }
+                process += i64::from(spec.producers);
+                continue 'process;
             }
         }
     }
