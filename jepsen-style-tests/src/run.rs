@@ -1,5 +1,6 @@
 //! One test run: cluster up, workload and nemesis, heal, drain, check, report.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -174,69 +175,88 @@ fn digest(r: &cairn_proto::v1::FetchedRecord) -> u64 {
     h
 }
 
-/// After healing: for every partition, reads [log start, high watermark) from every node, once
-/// each node has caught up with the leader. Returns whether every read converged.
+/// After healing: for every partition, reads [log start, high watermark) from every replica of
+/// it, once that replica has caught up with the leader. Returns whether every read converged.
+/// Only replicas are read: with 5 nodes and replication factor 3 the other two nodes hold no copy
+/// (they refuse the fetch), and waiting on them would starve the replicas of their deadline.
 async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, rec: &Recorder) -> bool {
     let topic = &params.workload.topic;
-    let nodes: Vec<(u64, String)> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
-    let mut converged = true;
-    for p in 0..params.workload.partitions {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let hw = loop {
-            match client.list_offsets(topic, p, OffsetSpec::Latest).await {
-                Ok(r) => break Some(r.offset),
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(_) => break None,
-            }
-        };
-        let Some(hw) = hw else {
+    let addrs: BTreeMap<u64, String> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    let Some(described) = until_deadline(Duration::from_secs(90), || client.describe_topic(topic)).await else {
+        eprintln!("cairn-jepsen: drain: topic {topic} could not be described");
+        return false;
+    };
+    let mut converged = described.partitions.len() == params.workload.partitions as usize;
+    for part in &described.partitions {
+        let p = part.partition;
+        let Some(hw) = until_deadline(Duration::from_secs(90), || client.list_offsets(topic, p, OffsetSpec::Latest))
+            .await
+            .map(|r| r.offset)
+        else {
             converged = false;
             continue;
         };
-        for (id, addr) in &nodes {
-            let mut records = Vec::new();
-            let mut pos = 0u64;
-            let mut log_start = 0u64;
-            let mut node_hw = 0u64;
-            while pos < hw && Instant::now() < deadline {
-                let req = FetchRequest {
-                    topic: topic.clone(),
-                    partition: p,
-                    offset: pos,
-                    max_bytes: 1 << 20,
-                    max_wait_ms: 200,
-                };
-                match client.fetch_from_node(addr, req).await {
-                    Ok(r) => {
-                        log_start = r.log_start_offset;
-                        node_hw = r.high_watermark;
-                        if pos < log_start {
-                            pos = log_start;
-                        }
-                        for x in &r.records {
-                            let value = String::from_utf8_lossy(&x.value).parse::<u64>().unwrap_or(u64::MAX);
-                            records.push(json!([x.offset, value, digest(x)]));
-                            pos = x.offset + 1;
-                        }
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-            let complete = pos >= hw;
+        for id in &part.replica_node_ids {
+            let Some(addr) = addrs.get(id) else {
+                converged = false;
+                continue;
+            };
+            let v = read_replica(client, addr, topic, p, hw).await;
+            let complete = v["complete"].as_bool().unwrap_or(false);
             converged &= complete;
-            let v = json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete});
             rec.record(if complete { OpType::Ok } else { OpType::Fail }, DRAIN, Some(*id), "final-read", v, None, None);
         }
     }
-    let groups = client
-        .describe_topic(topic)
-        .await
-        .map(|d| d.partitions.iter().map(|p| p.group_id).collect::<Vec<_>>())
-        .unwrap_or_default();
-    for g in groups {
-        if leader_of(&nodes, g).await.is_none() {
-            rec.nemesis("no-leader-after-heal", json!({"group": g}));
+    let nodes: Vec<(u64, String)> = addrs.into_iter().collect();
+    for part in &described.partitions {
+        if leader_of(&nodes, part.group_id).await.is_none() {
+            rec.nemesis("no-leader-after-heal", json!({"group": part.group_id}));
         }
     }
     converged
+}
+
+/// Retries `call` until it succeeds or `limit` has passed.
+async fn until_deadline<T, F, Fut>(limit: Duration, call: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, cairn_client::ClientError>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match call().await {
+            Ok(r) => return Some(r),
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Reads partition `p` from one replica up to the leader's high watermark `hw`, giving the
+/// replica 90 s to catch up. Returns the final-read op's value.
+async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut records = Vec::new();
+    let (mut pos, mut log_start, mut node_hw) = (0u64, 0u64, 0u64);
+    while pos < hw && Instant::now() < deadline {
+        let req =
+            FetchRequest { topic: topic.to_string(), partition: p, offset: pos, max_bytes: 1 << 20, max_wait_ms: 200 };
+        match client.fetch_from_node(addr, req).await {
+            Ok(r) => {
+                log_start = r.log_start_offset;
+                node_hw = r.high_watermark;
+                if pos < log_start {
+                    pos = log_start;
+                }
+                for x in &r.records {
+                    let value = String::from_utf8_lossy(&x.value).parse::<u64>().unwrap_or(u64::MAX);
+                    records.push(json!([x.offset, value, digest(x)]));
+                    pos = x.offset + 1;
+                }
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let complete = pos >= hw;
+    json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete})
 }
