@@ -21,7 +21,11 @@ fn err_of(file: &str, args: &Args) -> String {
 
 #[test]
 fn shipped_example_config_validates() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/cairn-node.example.toml");
+    // `cargo test` sets the manifest dir at run time; the compile-time value can name another
+    // checkout when several share one target directory (cargo does not rebuild for a move).
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let path = dir.join("../deploy/cairn-node.example.toml");
     let file = FileConfig::read(&path).expect("example config parses");
     let cfg = Config::from_layers(file, &Args::default()).expect("example config validates");
     assert_eq!(cfg.node_id, 1);
