@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientConfig, OffsetSpec};
+use cairn_client::{Client, ClientConfig, ClientError, OffsetSpec};
 use cairn_proto::v1::FetchRequest;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -127,17 +127,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
 }
 
 async fn connect(cfg: ClientConfig) -> anyhow::Result<Client> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match Client::connect(cfg.clone()).await {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!(error = %e, "cluster not up yet");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => anyhow::bail!("cluster did not come up: {e}"),
-        }
-    }
+    until_deadline(Duration::from_secs(60), || Client::connect(cfg.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("cluster did not come up: {e}"))
 }
 
 /// Waits until every partition has a leader; returns the partitions' group ids.
@@ -182,14 +174,17 @@ fn digest(r: &cairn_proto::v1::FetchedRecord) -> u64 {
 async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, rec: &Recorder) -> bool {
     let topic = &params.workload.topic;
     let addrs: BTreeMap<u64, String> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
-    let Some(described) = until_deadline(Duration::from_secs(90), || client.describe_topic(topic)).await else {
-        eprintln!("cairn-jepsen: drain: topic {topic} could not be described");
-        return false;
+    let described = match until_deadline(Duration::from_secs(90), || client.describe_topic(topic)).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cairn-jepsen: drain: topic {topic} could not be described: {e}");
+            return false;
+        }
     };
     let mut converged = described.partitions.len() == params.workload.partitions as usize;
     for part in &described.partitions {
         let p = part.partition;
-        let Some(hw) = until_deadline(Duration::from_secs(90), || client.list_offsets(topic, p, OffsetSpec::Latest))
+        let Ok(hw) = until_deadline(Duration::from_secs(90), || client.list_offsets(topic, p, OffsetSpec::Latest))
             .await
             .map(|r| r.offset)
         else {
@@ -201,8 +196,7 @@ async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, re
                 converged = false;
                 continue;
             };
-            let v = read_replica(client, addr, topic, p, hw).await;
-            let complete = v["complete"].as_bool().unwrap_or(false);
+            let (complete, v) = read_replica(client, addr, topic, p, hw).await;
             converged &= complete;
             rec.record(if complete { OpType::Ok } else { OpType::Fail }, DRAIN, Some(*id), "final-read", v, None, None);
         }
@@ -216,25 +210,28 @@ async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, re
     converged
 }
 
-/// Retries `call` until it succeeds or `limit` has passed.
-async fn until_deadline<T, F, Fut>(limit: Duration, call: F) -> Option<T>
+/// Retries `call` until it succeeds or `limit` has passed; the last error otherwise.
+async fn until_deadline<T, F, Fut>(limit: Duration, call: F) -> Result<T, ClientError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, cairn_client::ClientError>>,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
 {
     let deadline = Instant::now() + limit;
     loop {
         match call().await {
-            Ok(r) => return Some(r),
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(_) => return None,
+            Ok(r) => return Ok(r),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "retrying until the deadline");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
 
 /// Reads partition `p` from one replica up to the leader's high watermark `hw`, giving the
-/// replica 90 s to catch up. Returns the final-read op's value.
-async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64) -> serde_json::Value {
+/// replica 90 s to catch up. Returns whether it got there, and the final-read op's value.
+async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64) -> (bool, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut records = Vec::new();
     let (mut pos, mut log_start, mut node_hw) = (0u64, 0u64, 0u64);
@@ -258,5 +255,6 @@ async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64)
         }
     }
     let complete = pos >= hw;
-    json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete})
+    let v = json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete});
+    (complete, v)
 }
