@@ -34,8 +34,8 @@ pub enum OffsetSpec {
 enum Target<'a> {
     /// Any broker (reads of metadata).
     Any,
-    /// The leader of one partition.
-    Partition(&'a str, u32),
+    /// The leader of one partition of one topic incarnation (id 0: by name).
+    Partition(&'a str, u32, u64),
     /// The controller leader (metadata changes).
     Controller,
 }
@@ -104,12 +104,17 @@ impl Client {
 
     /// The cached leader of `topic`/`partition`, or some broker to ask.
     pub(crate) fn partition_target(&self, topic: &str, partition: u32) -> String {
-        self.target_addr(Target::Partition(topic, partition))
+        self.target_addr(Target::Partition(topic, partition, 0))
     }
 
     /// Remembers (or forgets) the leader of `topic`/`partition`.
     pub(crate) fn set_partition_leader(&self, topic: &str, partition: u32, addr: Option<String>) {
-        self.remember_leader(Target::Partition(topic, partition), addr);
+        self.remember_leader(Target::Partition(topic, partition, 0), addr);
+    }
+
+    /// The incarnation of `topic` in the newest metadata seen (None: no such topic there).
+    pub(crate) fn cached_topic_id(&self, topic: &str) -> Option<u64> {
+        self.meta.read().unwrap_or_else(|p| p.into_inner()).topic_id(topic)
     }
 
     /// One metadata refresh attempt, errors ignored by callers that will retry anyway.
@@ -150,7 +155,7 @@ impl Client {
     fn target_addr(&self, target: Target<'_>) -> String {
         let cached = match target {
             Target::Any => None,
-            Target::Partition(t, p) => {
+            Target::Partition(t, p, _) => {
                 self.meta.read().unwrap_or_else(|e| e.into_inner()).leader(t, p).map(String::from)
             }
             Target::Controller => self.controller.read().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -161,13 +166,15 @@ impl Client {
     fn remember_leader(&self, target: Target<'_>, addr: Option<String>) {
         match target {
             Target::Any => {}
-            Target::Partition(t, p) => self.meta.write().unwrap_or_else(|e| e.into_inner()).set_leader(t, p, addr),
+            Target::Partition(t, p, _) => self.meta.write().unwrap_or_else(|e| e.into_inner()).set_leader(t, p, addr),
             Target::Controller => *self.controller.write().unwrap_or_else(|e| e.into_inner()) = addr,
         }
     }
 
     /// The retry loop shared by every call: follow NOT_LEADER hints (at most `redirects_max` in a
-    /// row), back off and re-resolve on retriable errors, give up at the deadline.
+    /// row), back off and re-resolve on retriable errors, give up at the deadline. Once an
+    /// attempt's outcome was unknown, a later definite error is reported as
+    /// [`ClientError::InDoubt`]: a refusal of the retry says nothing about the first attempt.
     async fn with_retries<T, F, Fut>(&self, target: Target<'_>, extra: Duration, op: F) -> Result<T, ClientError>
     where
         F: Fn(Channel) -> Fut,
@@ -178,6 +185,7 @@ impl Client {
         let mut backoff = self.cfg.backoff_initial;
         let mut attempts = 0u32;
         let mut redirects = 0u32;
+        let mut doubt: Option<ClientError> = None;
         let mut addr = self.target_addr(target);
         loop {
             attempts += 1;
@@ -185,6 +193,9 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            if !err.is_definite() {
+                doubt = Some(err.clone());
+            }
             if let Some(hint) = err.leader_hint() {
                 if redirects < self.cfg.redirects_max && hint != addr {
                     redirects += 1;
@@ -196,12 +207,20 @@ impl Client {
             let unknown_topic = matches!(err.code(), Some(ErrorCode::UnknownTopic | ErrorCode::UnknownPartition));
             let retry_unknown =
                 unknown_topic && matches!(target, Target::Partition(..)) && start.elapsed() < UNKNOWN_TOPIC_GRACE;
+            if let (Some(ErrorCode::UnknownTopicId), Target::Partition(topic, _, id)) = (err.code(), target) {
+                // Retriable only while the incarnation asked for is still the topic's: once the
+                // newest metadata shows another one (or none), it was deleted for good.
+                let _ = self.refresh_metadata_once().await;
+                if self.cached_topic_id(topic) != Some(id) {
+                    return Err(err.after(doubt.as_ref()));
+                }
+            }
             if !err.is_retriable() && !retry_unknown {
-                return Err(err);
+                return Err(err.after(doubt.as_ref()));
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ClientError::RetriesExhausted { attempts, last: Box::new(err) });
+                return Err(ClientError::RetriesExhausted { attempts, last: Box::new(err.after(doubt.as_ref())) });
             }
             tracing::debug!(%addr, error = %err, "retrying");
             let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
@@ -234,7 +253,9 @@ impl Client {
     fn absorb(&self, resp: &DescribeClusterResponse) {
         let fresh = Metadata::from_response(resp);
         let mut meta = self.meta.write().unwrap_or_else(|p| p.into_inner());
-        meta.merge(fresh);
+        if !meta.merge(fresh) {
+            return; // an answer older than what we know: its controller may be stale too
+        }
         if resp.controller_leader_id != 0 {
             let addr = resp.nodes.iter().find(|n| n.node_id == resp.controller_leader_id).map(|n| n.address.clone());
             if addr.is_some() {
@@ -271,19 +292,24 @@ impl Client {
     /// # Errors
     /// UNKNOWN_TOPIC when the cluster does not have the topic.
     pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
-        if let Some(n) = self.meta.read().unwrap_or_else(|p| p.into_inner()).partition_count(topic) {
-            return Ok(n);
+        Ok(self.topic(topic).await?.1)
+    }
+
+    /// The current incarnation (id) of `topic` and its partition count, from cached metadata
+    /// (refreshed once if unknown).
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC when the cluster does not have the topic.
+    pub async fn topic(&self, topic: &str) -> Result<(u64, u32), ClientError> {
+        let cached = |c: &Client| {
+            let meta = c.meta.read().unwrap_or_else(|p| p.into_inner());
+            meta.topic_id(topic).zip(meta.partition_count(topic))
+        };
+        if let Some(t) = cached(self) {
+            return Ok(t);
         }
         self.refresh_metadata().await?;
-        self.meta.read().unwrap_or_else(|p| p.into_inner()).partition_count(topic).ok_or_else(|| ClientError::Server {
-            code: ErrorCode::UnknownTopic,
-            message: format!("unknown topic {topic:?}"),
-            retriable: false,
-            definite: true,
-            leader: None,
-            log_start_offset: 0,
-            high_watermark: 0,
-        })
+        cached(self).ok_or_else(|| ClientError::local(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}")))
     }
 
     /// Appends `records` to one partition; returns once they are committed (on a majority, each
@@ -291,15 +317,18 @@ impl Client {
     /// retry after an unknown outcome may append the records twice.
     ///
     /// # Errors
-    /// Non-retriable server errors (unknown topic, record too large, ...) and exhausted retries.
+    /// Non-retriable server errors (unknown topic, record too large, ...) and exhausted retries;
+    /// [`ClientError::InDoubt`] when an attempt's outcome was unknown.
     pub async fn produce(
         &self,
         topic: &str,
         partition: u32,
         records: Vec<Record>,
     ) -> Result<ProduceResponse, ClientError> {
-        let req = ProduceRequest { topic: topic.to_string(), partition, records, ..ProduceRequest::default() };
-        self.with_retries(Target::Partition(topic, partition), Duration::ZERO, |ch| {
+        let (topic_id, _) = self.topic(topic).await?;
+        let req =
+            ProduceRequest { topic: topic.to_string(), partition, records, topic_id, ..ProduceRequest::default() };
+        self.with_retries(Target::Partition(topic, partition, topic_id), Duration::ZERO, |ch| {
             let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.produce(req).await }
         })
@@ -309,7 +338,8 @@ impl Client {
     /// Reads committed records of one partition from `offset` (from its leader).
     ///
     /// # Errors
-    /// OFFSET_OUT_OF_RANGE and other non-retriable errors; exhausted retries.
+    /// OFFSET_OUT_OF_RANGE and other non-retriable errors; UNKNOWN_TOPIC_ID once the topic was
+    /// deleted (and perhaps re-created) while reading; exhausted retries.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -318,9 +348,10 @@ impl Client {
         max_bytes: u32,
         max_wait_ms: u32,
     ) -> Result<FetchResponse, ClientError> {
-        let req = FetchRequest { topic: topic.to_string(), partition, offset, max_bytes, max_wait_ms };
+        let (topic_id, _) = self.topic(topic).await?;
+        let req = FetchRequest { topic: topic.to_string(), partition, offset, max_bytes, max_wait_ms, topic_id };
         let wait = Duration::from_millis(u64::from(max_wait_ms));
-        self.with_retries(Target::Partition(topic, partition), wait, |ch| {
+        self.with_retries(Target::Partition(topic, partition, topic_id), wait, |ch| {
             let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.fetch(req).await }
         })
@@ -356,8 +387,9 @@ impl Client {
             OffsetSpec::Latest => Spec::Latest(true),
             OffsetSpec::Timestamp(t) => Spec::TimestampMs(t),
         };
-        let req = ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec) };
-        self.with_retries(Target::Partition(topic, partition), Duration::ZERO, |ch| {
+        let (topic_id, _) = self.topic(topic).await?;
+        let req = ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec), topic_id };
+        self.with_retries(Target::Partition(topic, partition, topic_id), Duration::ZERO, |ch| {
             let (mut c, req) = (self.broker(ch), req.clone());
             async move { c.list_offsets(req).await }
         })
@@ -394,7 +426,7 @@ impl Client {
                         .ok_or_else(|| ClientError::InvalidArgument("server answered without a topic".into()));
                 }
                 // Our own earlier attempt may have created it: accept an identical topic.
-                Err(e) if uncertain && e.code() == Some(ErrorCode::TopicAlreadyExists) => {
+                Err(e) if (uncertain || !e.is_definite()) && e.code() == Some(ErrorCode::TopicAlreadyExists) => {
                     let d = self.describe_topic(name).await?;
                     let t = d.topic.ok_or(e)?;
                     let rf_ok = replication_factor == 0 || t.replication_factor == replication_factor;
@@ -402,15 +434,10 @@ impl Client {
                         let _ = self.refresh_metadata().await;
                         return Ok(t);
                     }
-                    return Err(ClientError::Server {
-                        code: ErrorCode::TopicAlreadyExists,
-                        message: format!("topic {name:?} already exists with other settings"),
-                        retriable: false,
-                        definite: true,
-                        leader: None,
-                        log_start_offset: 0,
-                        high_watermark: 0,
-                    });
+                    return Err(ClientError::local(
+                        ErrorCode::TopicAlreadyExists,
+                        format!("topic {name:?} already exists with other settings"),
+                    ));
                 }
                 Err(e) if !e.is_definite() && !uncertain => {
                     uncertain = true;
@@ -421,12 +448,38 @@ impl Client {
         }
     }
 
-    /// A producer id and epoch from the controller leader (see [`crate::Producer`]).
+    /// A producer id and epoch from the controller leader (see [`crate::Producer`]): a new
+    /// anonymous id, or for a name a new instance's epoch (fencing every older instance).
     ///
     /// # Errors
-    /// Invalid names, exhausted retries.
+    /// Invalid names, LIMIT_EXCEEDED, exhausted retries.
     pub async fn init_producer(&self, name: &str) -> Result<(u64, u32), ClientError> {
-        let req = cairn_proto::v1::InitProducerRequest { name: name.to_string() };
+        self.init_producer_request(cairn_proto::v1::InitProducerRequest {
+            name: name.to_string(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A higher epoch for the running instance `(producer_id, epoch)` of named producer `name`,
+    /// without fencing the instance itself (after a send it could not resolve).
+    ///
+    /// # Errors
+    /// FENCED when a newer instance took the name over; exhausted retries.
+    pub(crate) async fn bump_producer_epoch(
+        &self,
+        name: &str,
+        producer_id: u64,
+        epoch: u32,
+    ) -> Result<(u64, u32), ClientError> {
+        self.init_producer_request(cairn_proto::v1::InitProducerRequest { name: name.to_string(), producer_id, epoch })
+            .await
+    }
+
+    async fn init_producer_request(
+        &self,
+        req: cairn_proto::v1::InitProducerRequest,
+    ) -> Result<(u64, u32), ClientError> {
         let r = self
             .with_retries(Target::Controller, Duration::ZERO, |ch| {
                 let (mut c, req) = (self.broker(ch), req.clone());

@@ -32,6 +32,14 @@ pub enum ClientError {
     /// Retries ran out of time; `last` is the final attempt's error.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<ClientError> },
+    /// The last attempt of a retried request failed definitely, but an earlier attempt's
+    /// outcome is unknown: the request may have been applied.
+    #[error("{last} (outcome unknown: an earlier attempt may have been applied: {earlier})")]
+    InDoubt { earlier: Box<ClientError>, last: Box<ClientError> },
+    /// The client could not learn whether the request was applied (a producer that stopped or
+    /// could not resolve a send within its delivery timeout).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl ClientError {
@@ -46,7 +54,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Server { code, .. } => Some(*code),
-            ClientError::RetriesExhausted { last, .. } => last.code(),
+            ClientError::RetriesExhausted { last, .. } | ClientError::InDoubt { last, .. } => last.code(),
             _ => None,
         }
     }
@@ -62,7 +70,7 @@ impl ClientError {
                     | tonic::Code::PermissionDenied
                     | tonic::Code::Unauthenticated
             ),
-            ClientError::RetriesExhausted { last, .. } => last.is_retriable(),
+            ClientError::RetriesExhausted { last, .. } | ClientError::InDoubt { last, .. } => last.is_retriable(),
             _ => false,
         }
     }
@@ -71,9 +79,21 @@ impl ClientError {
     pub fn is_definite(&self) -> bool {
         match self {
             ClientError::Server { definite, .. } => *definite,
-            ClientError::Transport { .. } => false,
+            ClientError::Transport { .. } | ClientError::InDoubt { .. } | ClientError::OutcomeUnknown(_) => false,
             ClientError::RetriesExhausted { last, .. } => last.is_definite(),
             _ => true,
+        }
+    }
+
+    /// This error, or [`ClientError::InDoubt`] when an earlier attempt of the same request had
+    /// an unknown outcome (`earlier`): a definite answer to a retry does not make the request
+    /// definite.
+    pub(crate) fn after(self, earlier: Option<&ClientError>) -> ClientError {
+        match earlier {
+            Some(e) if self.is_definite() => {
+                ClientError::InDoubt { earlier: Box::new(e.clone()), last: Box::new(self) }
+            }
+            _ => self,
         }
     }
 
@@ -94,5 +114,35 @@ impl ClientError {
             ClientError::Server { code: ErrorCode::NotLeader, leader: Some((_, addr)), .. } => Some(addr),
             _ => None,
         }
+    }
+
+    /// A client-side error with a stable code (no server involved).
+    pub(crate) fn local(code: ErrorCode, message: String) -> ClientError {
+        ClientError::Server {
+            code,
+            message,
+            retriable: false,
+            definite: true,
+            leader: None,
+            log_start_offset: 0,
+            high_watermark: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definite_answer_after_an_unknown_outcome_is_in_doubt() {
+        let lost = ClientError::Transport { addr: "a:1".into(), status: tonic::Status::unavailable("reset") };
+        let stale = ClientError::local(ErrorCode::UnknownTopic, "unknown topic \"t\"".into());
+        assert!(stale.is_definite());
+        let e = stale.clone().after(Some(&lost));
+        assert!(!e.is_definite(), "{e}");
+        assert_eq!(e.code(), Some(ErrorCode::UnknownTopic));
+        assert!(e.to_string().contains("outcome unknown"), "{e}");
+        assert!(stale.clone().after(None).is_definite());
     }
 }

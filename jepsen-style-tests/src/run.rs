@@ -236,8 +236,14 @@ async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64)
     let mut records = Vec::new();
     let (mut pos, mut log_start, mut node_hw) = (0u64, 0u64, 0u64);
     while pos < hw && Instant::now() < deadline {
-        let req =
-            FetchRequest { topic: topic.to_string(), partition: p, offset: pos, max_bytes: 1 << 20, max_wait_ms: 200 };
+        let req = FetchRequest {
+            topic: topic.to_string(),
+            partition: p,
+            offset: pos,
+            max_bytes: 1 << 20,
+            max_wait_ms: 200,
+            topic_id: 0,
+        };
         match client.fetch_from_node(addr, req).await {
             Ok(r) => {
                 log_start = r.log_start_offset;

@@ -76,16 +76,22 @@ fn producer_config(kind: WorkloadKind) -> ProducerConfig {
     }
 }
 
-/// The completion of one send: its type, value (with offset and sequence when acknowledged)
-/// and error.
-fn send_completion(partition: u32, value: u64, res: Result<RecordAck, ClientError>) -> (OpType, Value, Option<String>) {
+/// The completion of one send: its type, value (with offset and sequence when acknowledged),
+/// error, and the producer identity it went under (a partition may have taken a new one).
+fn send_completion(
+    partition: u32,
+    value: u64,
+    res: Result<RecordAck, ClientError>,
+    who: &Value,
+) -> (OpType, Value, Option<String>, Value) {
     match res {
         Ok(ack) => (
             OpType::Ok,
             json!({"partition": partition, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
             None,
+            json!({"id": ack.producer_id, "epoch": ack.epoch}),
         ),
-        Err(e) => (classify(&e), json!({"partition": partition, "value": value}), Some(e.to_string())),
+        Err(e) => (classify(&e), json!({"partition": partition, "value": value}), Some(e.to_string()), who.clone()),
     }
 }
 
@@ -116,8 +122,8 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 match p.send(&spec.topic, Some(partition), Record::from_value(value.to_string())).await {
                     Ok(delivery) => in_flight.push_back((partition, value, delivery)),
                     Err(e) => {
-                        let (kind, val, err) = send_completion(partition, value, Err(e));
-                        shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
+                        let (kind, val, err, id) = send_completion(partition, value, Err(e), &who);
+                        shared.rec.record(kind, process, None, "send", val, err, Some(id));
                         if kind == OpType::Info {
                             process += i64::from(spec.producers);
                             continue 'process;
@@ -133,14 +139,14 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 }
                 continue;
             };
-            let (kind, val, err) = send_completion(partition, value, delivery.await);
-            shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
+            let (kind, val, err, id) = send_completion(partition, value, delivery.await, &who);
+            shared.rec.record(kind, process, None, "send", val, err, Some(id));
             if kind == OpType::Info {
                 // Unknown outcome: this producer is done. The sends still in flight
                 // complete (or fail) under the same process before it is retired.
                 for (partition, value, d) in in_flight.drain(..) {
-                    let (kind, val, err) = send_completion(partition, value, d.await);
-                    shared.rec.record(kind, process, None, "send", val, err, Some(who.clone()));
+                    let (kind, val, err, id) = send_completion(partition, value, d.await, &who);
+                    shared.rec.record(kind, process, None, "send", val, err, Some(id));
                 }
                 process += i64::from(spec.producers);
                 continue 'process;

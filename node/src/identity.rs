@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 
 const FILE: &str = "cairn-node.json";
-const FORMAT: u32 = 2;
+/// 3: producer limits in log entries, append times in the producer table, the controller's
+/// producer registry and partition limits (earlier directories cannot be read).
+const FORMAT: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {

@@ -64,14 +64,14 @@ impl Liveness {
         })
     }
 
-    /// Whether every live node among `nodes` (other than `me`) reported having applied
-    /// cluster metadata up to `version`.
-    pub fn live_nodes_applied(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>, version: u64) -> bool {
+    /// The live nodes among `nodes` (other than `me`) that have not reported applying cluster
+    /// metadata up to `version`. Down nodes are not listed: they catch up when they return.
+    pub fn live_nodes_behind(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>, version: u64) -> Vec<NodeId> {
         self.with(|m| {
-            nodes.filter(|n| *n != me).all(|n| match m.get(&n) {
-                Some(p) if p.last_ok.elapsed() < DOWN_AFTER => p.metadata_version >= version,
-                _ => true, // down: it catches up before it can lead anything again
-            })
+            nodes
+                .filter(|n| *n != me)
+                .filter(|n| m.get(n).is_some_and(|p| p.last_ok.elapsed() < DOWN_AFTER && p.metadata_version < version))
+                .collect()
         })
     }
 

@@ -63,7 +63,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     // A follower trails the leader: asked beyond its end it answers empty, never out of range.
     let leader = leader_of(&client, "events", 0).await;
     let follower = (1..=3).find(|n| *n != leader).expect("a follower");
-    let req = FetchRequest { topic: "events".into(), partition: 0, offset: 7, max_bytes: 0, max_wait_ms: 0 };
+    let req = FetchRequest { topic: "events".into(), partition: 0, offset: 7, ..FetchRequest::default() };
     let f = client.fetch_from_node(&cluster.addr(follower), req).await.expect("follower answers");
     assert!(f.records.is_empty());
 }

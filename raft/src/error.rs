@@ -7,8 +7,12 @@ use crate::storage::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
     /// This replica is not the leader. Definite: the request was not appended here.
-    #[error("not the leader (leader: {leader:?})")]
+    #[error("this replica is not the partition's leader{}", hint_text(leader))]
     NotLeader { leader: Option<LeaderHint> },
+    /// The request was appended here, then this replica stopped leading before it committed:
+    /// another replica may still commit it, so the outcome is unknown. Retriable at the leader.
+    #[error("leadership changed before the request committed (outcome unknown){}", hint_text(leader))]
+    LeadershipLost { leader: Option<LeaderHint> },
     /// The proposal queue is full; nothing was appended.
     #[error("partition is overloaded: {queued} requests queued")]
     Overloaded { queued: usize },
@@ -16,9 +20,22 @@ pub enum GroupError {
     /// it may or may not be committed. Retriable; an idempotent producer's retry is deduplicated.
     #[error("outcome unknown: {reason}")]
     OutcomeUnknown { reason: String },
-    /// The idempotent producer table refused the batch; nothing was appended.
-    #[error("producer batch refused: {0:?}")]
-    ProducerRefused(crate::storage::producers::Refusal),
+    /// The producer's epoch is older than the one this partition has seen: a newer instance
+    /// took over. Definite.
+    #[error("producer fenced: this partition has seen its epoch {current_epoch}")]
+    Fenced { current_epoch: u32 },
+    /// The batch's sequence does not follow the producer's last one here (a gap: an earlier
+    /// batch is missing). Definite; retriable for a producer resending earlier batches.
+    #[error("out-of-order sequence: this partition expects sequence {expected} next")]
+    OutOfOrderSequence { expected: u32 },
+    /// The partition has no state for the producer (expired or evicted) and the batch does not
+    /// start at sequence 0. Definite.
+    #[error("unknown producer: this partition has no state for it (expired or evicted)")]
+    UnknownProducer,
+    /// A retry of a batch older than the remembered window: appended long ago, offset no longer
+    /// known.
+    #[error("duplicate of a batch older than the remembered window: appended earlier, offset no longer known")]
+    DuplicateSequence,
     /// The offset is outside `[log_start, high_watermark]`.
     #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
     OffsetOutOfRange { offset: u64, log_start: u64, high_watermark: u64 },
@@ -44,4 +61,29 @@ pub enum GroupError {
 pub struct LeaderHint {
     pub node_id: NodeId,
     pub address: String,
+}
+
+impl std::fmt::Display for LeaderHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node {} at {}", self.node_id, self.address)
+    }
+}
+
+fn hint_text(leader: &Option<LeaderHint>) -> String {
+    match leader {
+        Some(l) => format!("; the leader is {l}"),
+        None => "; no leader is known".to_string(),
+    }
+}
+
+impl From<crate::storage::producers::Refusal> for GroupError {
+    fn from(r: crate::storage::producers::Refusal) -> GroupError {
+        use crate::storage::producers::Refusal;
+        match r {
+            Refusal::Fenced { current_epoch } => GroupError::Fenced { current_epoch },
+            Refusal::OutOfOrder { expected } => GroupError::OutOfOrderSequence { expected },
+            Refusal::UnknownProducer => GroupError::UnknownProducer,
+            Refusal::DuplicateOld => GroupError::DuplicateSequence,
+        }
+    }
 }

@@ -51,6 +51,9 @@ pub struct ProduceEntry {
     /// every replica because it is part of the log.
     pub append_time_ms: i64,
     pub batches: Vec<ProduceBatch>,
+    /// Bounds of the producer table, from the proposing leader's configuration: in the log, so
+    /// every replica expires and evicts producers alike.
+    pub producer_limits: crate::storage::producers::ProducerLimits,
 }
 
 /// One client batch as stored in the log.
@@ -93,8 +96,9 @@ pub enum ApplyResponse {
 pub enum BatchOutcome {
     /// Records were given offsets `base_offset ..= base_offset + count - 1`.
     Appended { base_offset: u64 },
-    /// An idempotent producer's retry of a batch already appended at `base_offset`.
-    Duplicate { base_offset: u64 },
+    /// An idempotent producer's retry of a batch already appended at `base_offset` by an entry
+    /// with leader append time `append_time_ms`.
+    Duplicate { base_offset: u64, append_time_ms: i64 },
     /// Refused by the producer table; nothing appended.
     Refused(crate::storage::producers::Refusal),
 }

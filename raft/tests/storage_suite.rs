@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_raft::storage::producers::Refusal;
+use cairn_raft::storage::producers::{ProducerLimits, Refusal};
 use cairn_raft::storage::{CheckpointPolicy, Db, DbOptions, LogStore, StateMachineStore};
 use cairn_raft::types::{
     ApplyResponse, BatchOutcome, Command, Entry, LogId, Membership, ProduceBatch, ProduceEntry, ProducerRef,
@@ -121,7 +121,11 @@ fn produce(term: u64, index: u64, counts: &[u32]) -> Entry {
         .collect();
     Entry {
         log_id: lid(term, index),
-        payload: EntryPayload::Normal(Command::Produce(ProduceEntry { append_time_ms: 1_000, batches })),
+        payload: EntryPayload::Normal(Command::Produce(ProduceEntry {
+            append_time_ms: 1_000,
+            batches,
+            producer_limits: ProducerLimits::default(),
+        })),
     }
 }
 
@@ -135,7 +139,9 @@ fn base_offsets(resp: &[ApplyResponse]) -> Vec<u64> {
             ApplyResponse::Produce(o) => o
                 .iter()
                 .map(|b| match b {
-                    BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset } => *base_offset,
+                    BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset, .. } => {
+                        *base_offset
+                    }
                     BatchOutcome::Refused(r) => panic!("unexpected refusal {r:?}"),
                 })
                 .collect(),
@@ -284,7 +290,11 @@ fn produce_from(term: u64, index: u64, pid: u64, epoch: u32, seq: u32, count: u3
     };
     Entry {
         log_id: lid(term, index),
-        payload: EntryPayload::Normal(Command::Produce(ProduceEntry { append_time_ms: 1_000, batches: vec![batch] })),
+        payload: EntryPayload::Normal(Command::Produce(ProduceEntry {
+            append_time_ms: 1_000,
+            batches: vec![batch],
+            producer_limits: ProducerLimits::default(),
+        })),
     }
 }
 
@@ -321,7 +331,7 @@ fn producer_state_survives_a_restart_and_travels_in_checkpoints() {
         assert_eq!(
             outcomes(&r),
             vec![
-                BatchOutcome::Duplicate { base_offset: 0 },
+                BatchOutcome::Duplicate { base_offset: 0, append_time_ms: 1_000 },
                 BatchOutcome::Refused(Refusal::OutOfOrder { expected: 3 }),
             ]
         );
@@ -337,7 +347,10 @@ fn producer_state_survives_a_restart_and_travels_in_checkpoints() {
         let r = other.apply([produce_from(1, 7, 42, 0, 2, 1), produce_from(1, 8, 42, 0, 3, 1)]).await?;
         assert_eq!(
             outcomes(&r),
-            vec![BatchOutcome::Duplicate { base_offset: 2 }, BatchOutcome::Appended { base_offset: 3 }]
+            vec![
+                BatchOutcome::Duplicate { base_offset: 2, append_time_ms: 1_000 },
+                BatchOutcome::Appended { base_offset: 3 }
+            ]
         );
         Ok(())
     })

@@ -13,6 +13,14 @@
 //! batch in flight is sent again, in order, with the same producer id, epoch and sequence
 //! numbers. The partition's state machine recognises the duplicates and answers with the
 //! original offsets, so each record is appended once and offsets follow send order.
+//!
+//! A batch one of whose attempts may have been applied is *in doubt*. Only the partition
+//! leader's answer resolves it (appended or duplicate); a definite refusal of a retry, perhaps
+//! from a broker whose metadata lags, proves nothing about the earlier attempt. A batch that
+//! stays in doubt until its delivery timeout is reported with an unknown outcome, never as
+//! failed. Sequence numbers are never given to other records within one producer identity:
+//! after any batch fails or is abandoned, the partition takes a new identity (an anonymous
+//! producer a new id; a named one a higher epoch of its own) before it sequences anything new.
 
 mod partition;
 
@@ -66,13 +74,20 @@ impl Default for ProducerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordAck {
     pub topic: String,
+    /// The topic incarnation the record went to.
+    pub topic_id: u64,
     pub partition: u32,
     pub offset: u64,
-    /// The record's sequence number for this producer and partition.
+    /// The producer identity the record was sent under on this partition, and its sequence.
+    pub producer_id: u64,
+    pub epoch: u32,
     pub sequence: u32,
+    /// The leader's append time (ms since the Unix epoch).
+    pub append_time_ms: i64,
 }
 
-/// Resolves when the record is committed (or definitely failed).
+/// Resolves when the record is committed, definitely failed, or its outcome is known to be
+/// unknowable ([`ClientError::is_definite`] false).
 pub struct DeliveryFuture {
     rx: oneshot::Receiver<Result<RecordAck, ClientError>>,
 }
@@ -83,7 +98,7 @@ impl std::future::Future for DeliveryFuture {
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
             r.unwrap_or_else(|_| {
-                Err(ClientError::InvalidArgument("producer stopped before the record was delivered".into()))
+                Err(ClientError::OutcomeUnknown("the producer stopped before the record was delivered".into()))
             })
         })
     }
@@ -96,12 +111,20 @@ pub(crate) struct Pending {
     pub queued_at: tokio::time::Instant,
 }
 
+/// A producer identity on one partition: id and epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ident {
+    pub producer_id: u64,
+    pub epoch: u32,
+}
+
 /// Shared by the producer handle and its partition tasks.
 pub(crate) struct Shared {
     pub client: Arc<Client>,
     pub cfg: ProducerConfig,
-    pub producer_id: u64,
-    pub epoch: u32,
+    /// The identity InitProducer gave; each partition starts with it and takes a new one after
+    /// a batch it could not deliver.
+    pub base: Ident,
     /// Records sent and not yet resolved (for `flush`).
     pub outstanding: AtomicUsize,
     pub settled: Notify,
@@ -110,6 +133,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A new identity for a partition whose identity `current` gave sequence numbers to records
+    /// that did not all land: an anonymous producer takes a new id, a named one a higher epoch
+    /// of its own instance (which does not fence its other partitions).
+    pub(crate) async fn reinit(&self, current: Ident) -> Result<Ident, ClientError> {
+        let (producer_id, epoch) = match &self.cfg.name {
+            None => self.client.init_producer("").await?,
+            Some(name) => self.client.bump_producer_epoch(name, current.producer_id, current.epoch).await?,
+        };
+        Ok(Ident { producer_id, epoch })
+    }
+
     pub(crate) fn settle(&self, n: usize) {
         if self.outstanding.fetch_sub(n, Ordering::AcqRel) == n {
             self.settled.notify_waiters();
@@ -117,10 +151,14 @@ impl Shared {
     }
 }
 
+/// A partition task's queue and the topic incarnation (id) it writes to.
+type TaskHandle = (u64, mpsc::Sender<Pending>);
+
 /// An idempotent producer. Cheap to share behind an `Arc`; `send` takes `&self`.
 pub struct Producer {
     shared: Arc<Shared>,
-    partitions: Mutex<HashMap<(String, u32), mpsc::Sender<Pending>>>,
+    /// Each partition's task, with the topic incarnation it writes to.
+    partitions: Mutex<HashMap<(String, u32), TaskHandle>>,
     round_robin: AtomicU32,
 }
 
@@ -140,8 +178,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             client,
             cfg,
-            producer_id,
-            epoch,
+            base: Ident { producer_id, epoch },
             outstanding: AtomicUsize::new(0),
             settled: Notify::new(),
             fenced: Mutex::new(None),
@@ -149,12 +186,14 @@ impl Producer {
         Ok(Producer { shared, partitions: Mutex::default(), round_robin: AtomicU32::new(0) })
     }
 
+    /// The id InitProducer gave (a partition may have moved on to another identity; each
+    /// [`RecordAck`] names the one used).
     pub fn producer_id(&self) -> u64 {
-        self.shared.producer_id
+        self.shared.base.producer_id
     }
 
     pub fn epoch(&self) -> u32 {
-        self.shared.epoch
+        self.shared.base.epoch
     }
 
     /// Queues `record` for `topic` (on `partition`, else the key's partition, else
@@ -172,7 +211,7 @@ impl Producer {
         if let Some(e) = self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(e);
         }
-        let count = self.shared.client.partition_count(topic).await?;
+        let (topic_id, count) = self.shared.client.topic(topic).await?;
         let p = match partition {
             Some(p) if p < count => p,
             Some(p) => {
@@ -185,16 +224,25 @@ impl Producer {
         };
         let tx = {
             let mut map = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry((topic.to_string(), p))
-                .or_insert_with(|| partition::spawn(self.shared.clone(), topic.to_string(), p))
-                .clone()
+            let entry = map
+                .entry((topic.to_string(), p))
+                .or_insert_with(|| (topic_id, partition::spawn(self.shared.clone(), topic.to_string(), topic_id, p)));
+            if entry.0 != topic_id || entry.1.is_closed() {
+                // The topic was re-created (or the task retired): a fresh task for the new
+                // incarnation; the old one finishes what it holds on its own.
+                *entry = (topic_id, partition::spawn(self.shared.clone(), topic.to_string(), topic_id, p));
+            }
+            entry.1.clone()
         };
         let (done, rx) = oneshot::channel();
         self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
         let pending = Pending { record, done, queued_at: tokio::time::Instant::now() };
         if tx.send(pending).await.is_err() {
+            // Never queued: definitely not sent.
             self.shared.settle(1);
-            return Err(ClientError::InvalidArgument("the partition's producer task stopped".into()));
+            return Err(ClientError::InvalidArgument(format!(
+                "the producer task of {topic}/{p} stopped (topic {topic} deleted?); send again"
+            )));
         }
         Ok(DeliveryFuture { rx })
     }

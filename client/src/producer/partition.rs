@@ -1,5 +1,13 @@
 //! One partition's producer task: batching, sequence numbers, the ordered stream to the
-//! leader, and resending in order after any doubt.
+//! leader, resending in order after any doubt, and resolving (or giving up on) doubt.
+//!
+//! ```text
+//!  queue ─► form batch (ident, seqs) ─► in flight ─► answer ─► resolved (ack / definite failure)
+//!                                          │  stream lost, timeout, unknown outcome ─► in doubt
+//!                                          └─ resent in order, same seqs, until the leader's
+//!                                             answer or the delivery timeout (then: unknown)
+//!  after any batch that did not land: new identity (reinit) once nothing is in flight
+//! ```
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,23 +20,27 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::{Pending, RecordAck, Shared};
+use super::{Ident, Pending, RecordAck, Shared};
 use crate::error::{ClientError, ErrorCode};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Starts the task for `topic`/`partition`; returns its queue.
-pub(crate) fn spawn(shared: Arc<Shared>, topic: String, partition: u32) -> mpsc::Sender<Pending> {
+/// Starts the task for incarnation `topic_id` of `topic`, partition `partition`; returns its
+/// queue.
+pub(crate) fn spawn(shared: Arc<Shared>, topic: String, topic_id: u64, partition: u32) -> mpsc::Sender<Pending> {
     let (tx, rx) = mpsc::channel(shared.cfg.queue_records_max);
     let task = PartitionTask {
+        ident: shared.base,
         shared,
         topic,
+        topic_id,
         partition,
         rx,
         queue: VecDeque::new(),
         in_flight: VecDeque::new(),
         next_seq: 0,
+        needs_reinit: false,
         next_cid: 1,
         conn: None,
         retry_at: None,
@@ -46,14 +58,25 @@ pub(crate) fn spawn(shared: Arc<Shared>, topic: String, partition: u32) -> mpsc:
 /// oldest one still in doubt, or a retry of it would be older than the server's memory.
 struct Batch {
     cid: u64,
+    ident: Ident,
     base_seq: u32,
     records: Vec<Pending>,
     /// Answered (its records resolved); kept only to hold its place in the window.
     done: bool,
-    /// When the current attempt was sent (None: waiting to be sent again).
+    /// When the current attempt was sent (None: not on the wire, waiting to be sent again).
     sent_at: Option<Instant>,
+    /// Why an earlier attempt may have been applied (lost answer, timeout, unknown outcome).
+    /// Only the leader's acknowledgement clears it.
+    doubt: Option<ClientError>,
     /// The oldest record's queue time: the delivery deadline counts from it.
     created: Instant,
+}
+
+impl Batch {
+    /// Whether some attempt may have been applied: an earlier one in doubt, or one on the wire.
+    fn in_doubt(&self) -> bool {
+        self.doubt.is_some() || self.sent_at.is_some()
+    }
 }
 
 struct Conn {
@@ -64,12 +87,20 @@ struct Conn {
 struct PartitionTask {
     shared: Arc<Shared>,
     topic: String,
+    /// The incarnation this task writes to; when the topic is deleted (or re-created) the task
+    /// settles what it holds and stops.
+    topic_id: u64,
     partition: u32,
     rx: mpsc::Receiver<Pending>,
     /// Records waiting to be batched.
     queue: VecDeque<Pending>,
     in_flight: VecDeque<Batch>,
+    /// The identity new batches are sequenced under, and its next sequence number.
+    ident: Ident,
     next_seq: u32,
+    /// Sequence numbers of `ident` went to records that did not all land: a new identity
+    /// before anything new is sequenced (once nothing is in flight).
+    needs_reinit: bool,
     next_cid: u64,
     conn: Option<Conn>,
     /// No (re)connection before this instant (backoff after an error).
@@ -89,6 +120,10 @@ impl PartitionTask {
     async fn run(mut self) {
         loop {
             if self.closed && self.queue.is_empty() && self.in_flight.is_empty() {
+                return;
+            }
+            if self.incarnation_gone() {
+                self.retire();
                 return;
             }
             self.expire_deliveries();
@@ -121,12 +156,12 @@ impl PartitionTask {
                 }
                 Event::Record(None) => self.closed = true,
                 Event::Answer(Ok(Some(answer))) => self.on_answer(answer),
-                Event::Answer(Ok(None)) => self.reset("the leader closed the stream", false),
-                Event::Answer(Err(status)) => self.reset(&format!("stream failed: {status}"), false),
+                Event::Answer(Ok(None)) => self.reset(lost("the leader closed the stream"), false),
+                Event::Answer(Err(status)) => self.reset(lost(&format!("the stream failed: {status}")), false),
                 Event::Timer => {
                     let timeout = self.shared.cfg.request_timeout;
                     if self.in_flight.iter().any(|b| !b.done && b.sent_at.is_some_and(|t| t.elapsed() >= timeout)) {
-                        self.reset("no answer within the request timeout", false);
+                        self.reset(lost("no answer within the request timeout"), false);
                     }
                 }
             }
@@ -143,6 +178,7 @@ impl PartitionTask {
             if self.in_flight.len() < cfg.in_flight_max {
                 consider(head.queued_at + cfg.linger);
             }
+            consider(head.queued_at + cfg.delivery_timeout);
         }
         for b in self.in_flight.iter().filter(|b| !b.done) {
             if let Some(t) = b.sent_at {
@@ -156,43 +192,70 @@ impl PartitionTask {
         at
     }
 
+    fn head_ready(&self, now: Instant) -> bool {
+        let cfg = &self.shared.cfg;
+        self.queue.front().is_some_and(|h| {
+            self.queue.len() >= cfg.batch_records_max || self.closed || now >= h.queued_at + cfg.linger
+        })
+    }
+
     /// Sends batches while the window has room: first any batch waiting to be resent (in
-    /// order), then new batches from the queue.
+    /// order), then new batches from the queue (after taking a new identity if one is due).
     async fn send_ready(&mut self) {
         let now = Instant::now();
         if self.retry_at.is_some_and(|r| now < r) {
             return;
         }
+        if self.needs_reinit && self.in_flight.is_empty() && self.head_ready(now) && !self.reinit().await {
+            return;
+        }
         let needs_send = self.in_flight.iter().any(|b| !b.done && b.sent_at.is_none());
-        let cfg = self.shared.cfg.clone();
-        let ready_new = self.in_flight.len() < cfg.in_flight_max
-            && self.queue.front().is_some_and(|h| {
-                self.queue.len() >= cfg.batch_records_max || self.closed || now >= h.queued_at + cfg.linger
-            });
+        let window = self.shared.cfg.in_flight_max;
+        let ready_new = !self.needs_reinit && self.in_flight.len() < window && self.head_ready(now);
         if !needs_send && !ready_new {
             return;
         }
         if self.conn.is_none() {
             if let Err(e) = self.connect().await {
-                self.reset(&format!("cannot open a produce stream: {e}"), false);
+                self.reset(lost(&format!("cannot open a produce stream: {e}")), false);
                 return;
             }
         }
-        // Resend, in order, every batch whose outcome is in doubt.
+        // Resend, in order, every batch waiting for another attempt.
         for i in 0..self.in_flight.len() {
             if !self.in_flight[i].done && self.in_flight[i].sent_at.is_none() && !self.transmit(i).await {
                 return;
             }
         }
-        while self.in_flight.len() < cfg.in_flight_max
-            && self.queue.front().is_some_and(|h| {
-                self.queue.len() >= cfg.batch_records_max || self.closed || Instant::now() >= h.queued_at + cfg.linger
-            })
-        {
+        while !self.needs_reinit && self.in_flight.len() < window && self.head_ready(Instant::now()) {
             self.form_batch();
             let last = self.in_flight.len() - 1;
             if !self.transmit(last).await {
                 return;
+            }
+        }
+    }
+
+    /// Takes a new identity for this partition. False when it cannot now (backoff set, or the
+    /// producer was fenced).
+    async fn reinit(&mut self) -> bool {
+        match self.shared.reinit(self.ident).await {
+            Ok(ident) => {
+                tracing::debug!(topic = %self.topic, partition = self.partition, ?ident, "new producer identity");
+                self.ident = ident;
+                self.next_seq = 0;
+                self.needs_reinit = false;
+                self.backoff = BACKOFF_MIN;
+                true
+            }
+            Err(e) if e.code() == Some(ErrorCode::Fenced) => {
+                self.fence(&e);
+                false
+            }
+            Err(e) => {
+                tracing::debug!(topic = %self.topic, error = %e, "cannot take a new producer identity yet");
+                self.back_off();
+                false
             }
         }
     }
@@ -218,7 +281,16 @@ impl PartitionTask {
         self.next_seq = self.next_seq.wrapping_add(records.len() as u32);
         let cid = self.next_cid;
         self.next_cid += 1;
-        self.in_flight.push_back(Batch { cid, base_seq, records, done: false, sent_at: None, created });
+        self.in_flight.push_back(Batch {
+            cid,
+            ident: self.ident,
+            base_seq,
+            records,
+            done: false,
+            sent_at: None,
+            doubt: None,
+            created,
+        });
     }
 
     /// Sends in-flight batch `i` on the stream; false if the stream is gone.
@@ -230,14 +302,16 @@ impl PartitionTask {
                 topic: self.topic.clone(),
                 partition: self.partition,
                 records: b.records.iter().map(|p| p.record.clone()).collect(),
-                producer_id: self.shared.producer_id,
-                producer_epoch: self.shared.epoch,
+                producer_id: b.ident.producer_id,
+                producer_epoch: b.ident.epoch,
                 base_sequence: b.base_seq,
+                topic_id: self.topic_id,
             }),
         };
         let Some(conn) = self.conn.as_ref() else { return false };
+        // A refused send never left: the stream's receiving side was gone.
         if conn.tx.send(req).await.is_err() {
-            self.reset("the produce stream closed", false);
+            self.reset(lost("the produce stream closed"), false);
             return false;
         }
         self.in_flight[i].sent_at = Some(Instant::now());
@@ -267,24 +341,35 @@ impl PartitionTask {
     }
 
     /// Drops the stream and marks every in-flight batch for resending (same sequences) after
-    /// a backoff, or at once when following a leader hint.
-    fn reset(&mut self, why: &str, immediately: bool) {
-        tracing::debug!(topic = %self.topic, partition = self.partition, why, "resending in-flight batches");
+    /// a backoff, or at once when following a leader hint. Attempts that were on the wire are
+    /// now in doubt for `why`.
+    fn reset(&mut self, why: ClientError, immediately: bool) {
+        tracing::debug!(topic = %self.topic, partition = self.partition, why = %why, "resending in-flight batches");
         self.conn = None;
         for b in self.in_flight.iter_mut().filter(|b| !b.done) {
-            b.sent_at = None;
+            if b.sent_at.take().is_some() && b.doubt.is_none() {
+                b.doubt = Some(why.clone());
+            }
         }
         if immediately {
             self.retry_at = None;
         } else {
-            self.retry_at = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            self.back_off();
             self.shared.client.set_partition_leader(&self.topic, self.partition, None);
-            let client = self.shared.client.clone();
-            tokio::spawn(async move {
-                let _ = client.refresh_once().await;
-            });
+            self.refresh_metadata();
         }
+    }
+
+    fn back_off(&mut self) {
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn refresh_metadata(&self) {
+        let client = self.shared.client.clone();
+        tokio::spawn(async move {
+            let _ = client.refresh_once().await;
+        });
     }
 
     fn on_answer(&mut self, answer: ProduceStreamResponse) {
@@ -295,14 +380,17 @@ impl PartitionTask {
         };
         if let Some(ok) = answer.response {
             self.backoff = BACKOFF_MIN;
-            let records = std::mem::take(&mut self.in_flight[i].records);
-            let base_seq = self.in_flight[i].base_seq;
-            self.in_flight[i].done = true;
-            self.resolve(records, base_seq, ok.base_offset);
+            self.resolve(i, ok.base_offset, ok.log_append_time_ms);
             self.retire_answered();
             return;
         }
         let err = ClientError::from_detail(answer.error.unwrap_or_default());
+        // This attempt is answered: it is off the wire (in doubt only if the answer says so).
+        let b = &mut self.in_flight[i];
+        b.sent_at = None;
+        if !err.is_definite() && b.doubt.is_none() {
+            b.doubt = Some(err.clone());
+        }
         match err.code() {
             // Committed long ago (a retry older than the server's memory): the records are in
             // the log exactly once, but their offsets are no longer known. The sequence
@@ -317,37 +405,106 @@ impl PartitionTask {
                 let hint = err.leader_hint().map(String::from);
                 let follow = hint.is_some();
                 self.shared.client.set_partition_leader(&self.topic, self.partition, hint);
-                self.reset("not the leader", follow);
+                self.reset(err, follow);
             }
-            Some(ErrorCode::Fenced) => {
-                *self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
-                self.fail_from(0, &err);
-                let queued: Vec<Pending> = self.queue.drain(..).collect();
-                self.fail_records(queued, &err);
-            }
-            // Retriable (OUT_OF_ORDER_SEQUENCE included: an earlier batch is still in doubt)
-            // or an unknown outcome: resend everything in flight, in order.
-            _ if err.is_retriable() || !err.is_definite() => self.reset(&err.to_string(), false),
-            // Definitely not appended, and never will be: fail it and the batches after it (their
-            // sequences now follow a gap, so the partition refuses them too) and reuse its
-            // sequence numbers for what comes next.
-            _ => {
-                let base = self.in_flight[i].base_seq;
-                self.fail_from(i, &err);
-                self.retire_answered();
-                self.next_seq = base;
-                // Batches after it may still be on the stream (their refusals are ignored);
-                // earlier ones in doubt go again on a fresh stream.
-                self.reset("a batch was refused", true);
-            }
+            Some(ErrorCode::Fenced) => self.fence(&err),
+            // The partition forgot this identity (expired or evicted): nothing sent under it
+            // can be resolved any more.
+            Some(ErrorCode::UnknownProducer) => self.abandon(0, &err),
+            // Retriable (OUT_OF_ORDER_SEQUENCE: an earlier batch is still in doubt; a lagging
+            // node; no leader) or an unknown outcome: resend everything in flight, in order.
+            _ if err.is_retriable() || !err.is_definite() => self.reset(err, false),
+            // A definite refusal of a batch in doubt proves nothing about its earlier attempt
+            // (a broker whose metadata lags answers UNKNOWN_TOPIC): keep trying until the
+            // leader answers or the delivery timeout passes.
+            _ if self.in_flight[i].doubt.is_some() => self.reset(err, false),
+            // Definitely never appended: fail it; the batches after it cannot have been
+            // appended either (they follow a gap), so they go again under a new identity.
+            _ => self.refuse(i, &err),
         }
     }
 
-    /// Fails in-flight batches from index `i` on.
-    fn fail_from(&mut self, i: usize, err: &ClientError) {
-        let failed: Vec<Batch> = self.in_flight.drain(i..).collect();
-        for b in failed {
-            self.fail_records(b.records, err);
+    /// Batch `i`, never appended, fails with `err`; every later batch goes back to the queue
+    /// (in order) to be sequenced again under a new identity. Earlier batches continue.
+    fn refuse(&mut self, i: usize, err: &ClientError) {
+        let mut later: Vec<Batch> = self.in_flight.drain(i..).collect();
+        let refused = later.remove(0);
+        self.fail_records(refused.records, err);
+        for b in later.into_iter().rev().filter(|b| !b.done) {
+            for p in b.records.into_iter().rev() {
+                self.queue.push_front(p);
+            }
+        }
+        self.needs_reinit = true;
+        self.retire_answered();
+    }
+
+    /// Gives up on every batch from index `i` on under the current identity: those in doubt
+    /// are reported with an unknown outcome (`last` ended the hope of resolving them), those
+    /// definitely not appended go back to the queue, unless past their delivery timeout.
+    fn abandon(&mut self, i: usize, last: &ClientError) {
+        let limit = self.shared.cfg.delivery_timeout;
+        let gone: Vec<Batch> = self.in_flight.drain(i..).collect();
+        let mut requeue = Vec::new();
+        for b in gone.into_iter().filter(|b| !b.done) {
+            if b.in_doubt() {
+                let earlier =
+                    b.doubt.clone().unwrap_or_else(|| lost("its answer had not arrived when the producer gave up"));
+                let e = ClientError::InDoubt { earlier: Box::new(earlier), last: Box::new(last.clone()) };
+                self.fail_records(b.records, &e);
+            } else if b.created.elapsed() >= limit {
+                self.fail_records(b.records, &delivery_timeout(limit));
+            } else {
+                requeue.extend(b.records);
+            }
+        }
+        for p in requeue.into_iter().rev() {
+            self.queue.push_front(p);
+        }
+        // Answers to attempts still on the wire are no longer wanted.
+        self.conn = None;
+        self.needs_reinit = true;
+        self.retire_answered();
+    }
+
+    /// The producer was fenced (a newer instance took its name): everything it holds fails,
+    /// with an unknown outcome where an attempt may have landed; every later send fails.
+    fn fence(&mut self, err: &ClientError) {
+        *self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+        self.abandon(0, err);
+        let queued: Vec<Pending> = self.queue.drain(..).collect();
+        self.fail_records(queued, err);
+    }
+
+    /// Whether the newest metadata shows that this task's incarnation of the topic is gone.
+    fn incarnation_gone(&self) -> bool {
+        self.shared.client.cached_topic_id(&self.topic).is_none_or(|id| id != self.topic_id)
+    }
+
+    /// The topic was deleted (perhaps re-created): settles everything and stops. Records in
+    /// doubt get an unknown outcome (they may have been appended, and are deleted with the
+    /// topic); the rest fail definitely and can be sent again to the new incarnation.
+    fn retire(&mut self) {
+        let err = ClientError::local(
+            ErrorCode::UnknownTopicId,
+            format!("topic {} (id {}) was deleted while these records were being sent", self.topic, self.topic_id),
+        );
+        let gone: Vec<Batch> = self.in_flight.drain(..).collect();
+        for b in gone.into_iter().filter(|b| !b.done) {
+            let e = match (b.in_doubt(), b.doubt.clone()) {
+                (true, earlier) => ClientError::InDoubt {
+                    earlier: Box::new(earlier.unwrap_or_else(|| lost("no answer yet"))),
+                    last: Box::new(err.clone()),
+                },
+                (false, _) => err.clone(),
+            };
+            self.fail_records(b.records, &e);
+        }
+        let queued: Vec<Pending> = self.queue.drain(..).collect();
+        self.fail_records(queued, &err);
+        self.rx.close();
+        while let Ok(p) = self.rx.try_recv() {
+            self.fail_records(vec![p], &err);
         }
     }
 
@@ -366,38 +523,57 @@ impl PartitionTask {
         }
     }
 
-    fn resolve(&self, records: Vec<Pending>, base_seq: u32, base_offset: u64) {
+    fn resolve(&mut self, i: usize, base_offset: u64, append_time_ms: i64) {
+        let b = &mut self.in_flight[i];
+        b.done = true;
+        b.sent_at = None;
+        let records = std::mem::take(&mut b.records);
+        let (ident, base_seq) = (b.ident, b.base_seq);
         let n = records.len();
-        for (i, p) in records.into_iter().enumerate() {
+        for (k, p) in records.into_iter().enumerate() {
             let ack = RecordAck {
                 topic: self.topic.clone(),
+                topic_id: self.topic_id,
                 partition: self.partition,
-                offset: base_offset + i as u64,
-                sequence: base_seq.wrapping_add(i as u32),
+                offset: base_offset + k as u64,
+                producer_id: ident.producer_id,
+                epoch: ident.epoch,
+                sequence: base_seq.wrapping_add(k as u32),
+                append_time_ms,
             };
             let _ = p.done.send(Ok(ack));
         }
         self.shared.settle(n);
     }
 
-    /// Fails batches past their delivery timeout. Their outcome is unknown, so the sequence
-    /// state of the partition is too: everything after them fails as well.
+    /// Settles what passed its delivery timeout: queued records (never sent) fail; a batch in
+    /// flight that passed it ends every batch from it on (see [`PartitionTask::abandon`]).
     fn expire_deliveries(&mut self) {
         let limit = self.shared.cfg.delivery_timeout;
-        if let Some(i) = self.in_flight.iter().position(|b| !b.done && b.created.elapsed() >= limit) {
-            let err = ClientError::RetriesExhausted {
-                attempts: 0,
-                last: Box::new(ClientError::InvalidArgument(format!(
-                    "record not acknowledged within the delivery timeout ({limit:?}); outcome unknown"
-                ))),
-            };
-            self.fail_from(i, &err);
-            let queued: Vec<Pending> = self.queue.drain(..).collect();
-            self.fail_records(queued, &err);
-            *self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()) = Some(ClientError::InvalidArgument(
-                "an earlier record's outcome is unknown after its delivery timeout; create a new producer".into(),
-            ));
+        let mut expired = Vec::new();
+        while self.queue.front().is_some_and(|p| p.queued_at.elapsed() >= limit) {
+            expired.extend(self.queue.pop_front());
         }
+        self.fail_records(expired, &delivery_timeout(limit));
+        if let Some(i) = self.in_flight.iter().position(|b| !b.done && b.created.elapsed() >= limit) {
+            let why = ClientError::OutcomeUnknown(format!("not acknowledged within the delivery timeout ({limit:?})"));
+            self.abandon(i, &why);
+        }
+    }
+}
+
+/// The cause of doubt when an attempt's answer is lost.
+fn lost(why: &str) -> ClientError {
+    ClientError::OutcomeUnknown(why.to_string())
+}
+
+/// A record that was never possibly appended and ran out of time.
+fn delivery_timeout(limit: Duration) -> ClientError {
+    ClientError::RetriesExhausted {
+        attempts: 0,
+        last: Box::new(ClientError::InvalidArgument(format!(
+            "not appended: no attempt succeeded within the delivery timeout ({limit:?})"
+        ))),
     }
 }
 

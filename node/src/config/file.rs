@@ -100,6 +100,23 @@ pub struct LimitsSection {
     pub proposals_in_flight_max: usize,
     /// How long a produce waits for commit before answering "outcome unknown".
     pub produce_timeout_ms: u64,
+    /// Idempotent producers one partition remembers; a new one beyond it evicts the one idle
+    /// the longest (whose next batch then gets UNKNOWN_PRODUCER). About 0.3 KiB each.
+    pub producers_per_partition_max: u32,
+    /// A partition forgets a producer idle this long (by the log's clock).
+    pub producer_expiry_ms: u64,
+    /// Named producers the cluster registers; InitProducer with a new name beyond it gets
+    /// LIMIT_EXCEEDED.
+    pub named_producers_max: u64,
+    /// A named producer's registration is forgotten this long after its last InitProducer.
+    pub named_producer_expiry_ms: u64,
+    /// How long InitProducer for a named producer waits for every live node to learn the new
+    /// epoch (the older instance fenced everywhere) before answering TIMEOUT.
+    pub producer_fence_wait_ms: u64,
+    /// Partition replicas one node may host (CreateTopic beyond it: LIMIT_EXCEEDED).
+    pub partition_replicas_per_node_max: u64,
+    /// Partitions in the whole cluster.
+    pub partitions_max: u64,
 }
 
 impl Default for LimitsSection {
@@ -114,6 +131,13 @@ impl Default for LimitsSection {
             entry_bytes_max: 4 << 20,
             proposals_in_flight_max: 64,
             produce_timeout_ms: 10_000,
+            producers_per_partition_max: 1_000,
+            producer_expiry_ms: 86_400_000,
+            named_producers_max: 100_000,
+            named_producer_expiry_ms: 7 * 86_400_000,
+            producer_fence_wait_ms: 10_000,
+            partition_replicas_per_node_max: 4_000,
+            partitions_max: 20_000,
         }
     }
 }

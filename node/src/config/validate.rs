@@ -109,7 +109,7 @@ impl Config {
             return Err(invalid("raft.election_timeout_ms_max", "must be greater than raft.election_timeout_ms_min"));
         }
         let l = &self.limits;
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 16] = [
             ("limits.record_bytes_max", l.record_bytes_max as u64),
             ("limits.request_bytes_max", l.request_bytes_max as u64),
             ("limits.fetch_bytes_max", l.fetch_bytes_max as u64),
@@ -119,12 +119,27 @@ impl Config {
             ("limits.proposals_in_flight_max", l.proposals_in_flight_max as u64),
             ("limits.produce_timeout_ms", l.produce_timeout_ms),
             ("limits.fetch_wait_ms_max", l.fetch_wait_ms_max),
+            ("limits.producers_per_partition_max", u64::from(l.producers_per_partition_max)),
+            ("limits.producer_expiry_ms", l.producer_expiry_ms),
+            ("limits.named_producers_max", l.named_producers_max),
+            ("limits.named_producer_expiry_ms", l.named_producer_expiry_ms),
+            ("limits.producer_fence_wait_ms", l.producer_fence_wait_ms),
+            ("limits.partition_replicas_per_node_max", l.partition_replicas_per_node_max),
+            ("limits.partitions_max", l.partitions_max),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than 0"));
         }
         if l.record_bytes_max >= l.request_bytes_max {
             return Err(invalid("limits.record_bytes_max", "must be smaller than limits.request_bytes_max"));
+        }
+        for (key, ms) in [
+            ("limits.producer_expiry_ms", l.producer_expiry_ms),
+            ("limits.named_producer_expiry_ms", l.named_producer_expiry_ms),
+        ] {
+            if ms > i64::MAX as u64 {
+                return Err(invalid(key, "is too large"));
+            }
         }
         if l.request_bytes_max > 256 << 20 {
             return Err(invalid("limits.request_bytes_max", "must be at most 256 MiB"));

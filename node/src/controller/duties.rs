@@ -43,6 +43,7 @@ pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liv
                 replication_factor: rf,
                 retention: Retention::default(),
                 live,
+                limits: config.limits.partition_limits(),
             };
             match controller.propose(&cmd).await {
                 Ok(MetaAnswer::Created { .. }) => {

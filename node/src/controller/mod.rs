@@ -7,6 +7,7 @@
 //! ```
 
 pub mod duties;
+pub mod producers;
 pub mod rebalancer;
 pub mod sm;
 pub mod state;
@@ -21,8 +22,13 @@ use cairn_raft::ids::replica_id;
 use cairn_raft::ReplicaId;
 use tokio::sync::watch;
 
+use self::producers::NAME_BYTES_MAX;
 use self::sm::{decode_answer, encode_command, ControllerSm};
-use self::state::{ClusterState, MetaAnswer, MetaCommand, CONTROLLER_GROUP, CONTROLLER_INCARNATION};
+use self::state::{
+    ClusterState, MetaAnswer, MetaCommand, NamedProducerLimits, PartitionLimits, CONTROLLER_GROUP,
+    CONTROLLER_INCARNATION,
+};
+use crate::config::LimitsSection;
 use crate::groups::GroupEnv;
 use crate::service::ServiceError;
 
@@ -38,6 +44,22 @@ pub struct Controller {
     state: watch::Receiver<Arc<ClusterState>>,
     /// Unused ids of the block this node reserved (lost, never reused, if the node stops).
     producer_ids: tokio::sync::Mutex<std::ops::Range<u64>>,
+    limits: LimitsSection,
+}
+
+impl LimitsSection {
+    /// The partition bounds a CreateTopic command carries.
+    pub fn partition_limits(&self) -> PartitionLimits {
+        PartitionLimits { per_node_max: self.partition_replicas_per_node_max, total_max: self.partitions_max }
+    }
+
+    /// The registry bounds an InitNamedProducer command carries.
+    pub fn named_producer_limits(&self) -> NamedProducerLimits {
+        NamedProducerLimits {
+            max: self.named_producers_max,
+            expiry_ms: i64::try_from(self.named_producer_expiry_ms).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl Controller {
@@ -65,7 +87,12 @@ impl Controller {
             .map(|(n, addr)| (replica_id(*n, CONTROLLER_INCARNATION), addr.clone()))
             .collect();
         group.bootstrap(&members).await.map_err(|e| anyhow::anyhow!("controller group: {e}"))?;
-        Ok(Controller { group, state, producer_ids: tokio::sync::Mutex::new(0..0) })
+        Ok(Controller { group, state, producer_ids: tokio::sync::Mutex::new(0..0), limits: env.config.limits })
+    }
+
+    /// This node's configured limits (what its proposals carry).
+    pub fn limits(&self) -> &LimitsSection {
+        &self.limits
     }
 
     /// The metadata this node last applied.
@@ -99,18 +126,41 @@ impl Controller {
         decode_answer(&answer).map_err(ServiceError::Internal)
     }
 
-    /// A producer id and epoch: for a name, registered (or its epoch bumped) through the
-    /// controller log; anonymous ids come from a block this node reserved in the log.
+    /// A producer id and epoch. A named producer is registered (or its epoch bumped) through
+    /// the controller log: `instance` None for a new instance, which fences every older one, or
+    /// the caller's current `(id, epoch)` to bump its own epoch. Anonymous ids come from a
+    /// block this node reserved in the log, always with epoch 0; an anonymous producer that
+    /// must start over takes a new id.
     ///
     /// # Errors
-    /// NOT_LEADER (call the controller leader), TIMEOUT, invalid names.
-    pub async fn init_producer(&self, name: &str) -> Result<(u64, u32), ServiceError> {
+    /// NOT_LEADER (call the controller leader), TIMEOUT, invalid names, FENCED for a replaced
+    /// instance, LIMIT_EXCEEDED when the registry is full.
+    pub async fn init_producer(&self, name: &str, instance: Option<(u64, u32)>) -> Result<(u64, u32), ServiceError> {
+        if name.len() > NAME_BYTES_MAX {
+            return Err(ServiceError::InvalidArgument(format!(
+                "producer name is {} bytes; at most {NAME_BYTES_MAX} are allowed",
+                name.len()
+            )));
+        }
+        if name.is_empty() && instance.is_some() {
+            return Err(ServiceError::InvalidArgument(
+                "an anonymous producer starts over with a new id: send no producer_id".into(),
+            ));
+        }
         if !self.is_leader() {
             return Err(ServiceError::Group(cairn_raft::GroupError::NotLeader { leader: self.leader() }));
         }
         if !name.is_empty() {
-            return match self.propose(&MetaCommand::InitNamedProducer { name: name.to_string() }).await? {
+            let cmd = MetaCommand::InitNamedProducer {
+                name: name.to_string(),
+                instance,
+                now_ms: now_ms(),
+                limits: self.limits.named_producer_limits(),
+            };
+            return match self.propose(&cmd).await? {
                 MetaAnswer::Producer { id, epoch } => Ok((id, epoch)),
+                MetaAnswer::Fenced { current_epoch } => Err(ServiceError::ProducerFenced { current_epoch }),
+                MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m)),
                 MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m)),
                 other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}"))),
             };
@@ -136,4 +186,13 @@ impl Controller {
     pub async fn shutdown(&self) {
         self.group.shutdown().await;
     }
+}
+
+/// The proposing leader's wall clock (ms since the Unix epoch), carried in commands that expire
+/// things, so every replica applies the same time.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

@@ -58,7 +58,7 @@ impl MetaStateMachine for ControllerSm {
             // Every replica decodes the same bytes the same way, so this too is deterministic.
             Err(e) => MetaAnswer::Invalid(format!("undecodable controller command: {e}")),
         };
-        if !matches!(answer, MetaAnswer::AlreadyExists | MetaAnswer::NotFound | MetaAnswer::Invalid(_)) {
+        if answer.changes_state() {
             self.tx.send_replace(Arc::new(self.state.clone()));
         }
         encode(&answer)

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use cairn_raft::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
+pub use super::producers::{NamedProducer, NamedProducerLimits, ProducerCheck};
+
 /// The controller's group id; partition groups start at 1 and ids are never reused.
 pub const CONTROLLER_GROUP: GroupId = 0;
 /// Incarnation of the controller's replicas (the bootstrap members).
@@ -23,16 +25,12 @@ pub struct ClusterState {
     pub next_incarnation: u32,
     /// Next idempotent producer id to hand out (ids start at 1 and are never reused).
     pub next_producer_id: u64,
-    /// Named producers (stable name → id and current epoch).
-    pub named_producers: BTreeMap<String, NamedProducer>,
+    /// Named producers by id (see [`super::producers`]).
+    pub named_producers: BTreeMap<u64, NamedProducer>,
+    /// Name → id of every named producer.
+    pub producer_names: BTreeMap<String, u64>,
     /// Raft index of the last applied change.
     pub version: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamedProducer {
-    pub id: u64,
-    pub epoch: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +75,8 @@ pub enum MetaCommand {
         replication_factor: u32,
         retention: Retention,
         live: Vec<NodeId>,
+        /// The proposing leader's bounds on partitions.
+        limits: PartitionLimits,
     },
     DeleteTopic {
         name: String,
@@ -85,10 +85,25 @@ pub enum MetaCommand {
     AllocateProducerIds {
         count: u64,
     },
-    /// Registers a named producer, or bumps its epoch (fencing the previous instance).
+    /// Registers a named producer or issues it a new epoch: `instance` None for a new instance
+    /// (fencing older ones), or the caller's `(id, epoch)` to bump its own epoch.
     InitNamedProducer {
         name: String,
+        instance: Option<(u64, u32)>,
+        /// The proposing leader's clock (registry expiry).
+        now_ms: i64,
+        limits: NamedProducerLimits,
     },
+}
+
+/// Bounds on partitions, from the proposing leader's configuration (in the command, so every
+/// replica decides alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLimits {
+    /// Partition replicas one node may host.
+    pub per_node_max: u64,
+    /// Partitions in the whole cluster.
+    pub total_max: u64,
 }
 
 /// The outcome of one command.
@@ -107,6 +122,12 @@ pub enum MetaAnswer {
         id: u64,
         epoch: u32,
     },
+    /// The named producer instance asking for an epoch was replaced by a newer one.
+    Fenced {
+        current_epoch: u32,
+    },
+    /// A configured limit would be exceeded; nothing changed.
+    LimitExceeded(String),
     AlreadyExists,
     NotFound,
     Invalid(String),
@@ -114,6 +135,20 @@ pub enum MetaAnswer {
 
 /// Largest partition count of one topic.
 pub const PARTITIONS_MAX: u32 = 10_000;
+
+impl MetaAnswer {
+    /// Whether applying the command changed the state (refusals change nothing).
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            MetaAnswer::AlreadyExists
+                | MetaAnswer::NotFound
+                | MetaAnswer::Invalid(_)
+                | MetaAnswer::Fenced { .. }
+                | MetaAnswer::LimitExceeded(_)
+        )
+    }
+}
 
 impl ClusterState {
     /// Applies `cmd` at raft `index`.
@@ -127,8 +162,8 @@ impl ClusterState {
                 }
                 MetaAnswer::Done
             }
-            MetaCommand::CreateTopic { name, partitions, replication_factor, retention, live } => {
-                self.create_topic(name, *partitions, *replication_factor, *retention, live)
+            MetaCommand::CreateTopic { name, partitions, replication_factor, retention, live, limits } => {
+                self.create_topic(name, *partitions, *replication_factor, *retention, live, limits)
             }
             MetaCommand::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => MetaAnswer::Done,
@@ -140,34 +175,14 @@ impl ClusterState {
                 self.next_producer_id = first + count;
                 MetaAnswer::ProducerIds { first, count }
             }
-            MetaCommand::InitNamedProducer { name } => self.init_named_producer(name),
+            MetaCommand::InitNamedProducer { name, instance, now_ms, limits } => {
+                self.init_named_producer(name, *instance, *now_ms, limits)
+            }
         };
-        if !matches!(answer, MetaAnswer::AlreadyExists | MetaAnswer::NotFound | MetaAnswer::Invalid(_)) {
+        if answer.changes_state() {
             self.version = index;
         }
         answer
-    }
-
-    fn init_named_producer(&mut self, name: &str) -> MetaAnswer {
-        if name.is_empty() || name.len() > 249 {
-            return MetaAnswer::Invalid("producer name must be 1 to 249 bytes".into());
-        }
-        let p = match self.named_producers.get(name) {
-            // Epoch exhausted: a fresh id (Kafka does the same).
-            Some(p) if p.epoch < u32::MAX => NamedProducer { id: p.id, epoch: p.epoch + 1 },
-            _ => {
-                let id = self.next_producer_id.max(1);
-                self.next_producer_id = id + 1;
-                NamedProducer { id, epoch: 0 }
-            }
-        };
-        self.named_producers.insert(name.to_string(), p);
-        MetaAnswer::Producer { id: p.id, epoch: p.epoch }
-    }
-
-    /// The current epoch of a named producer's id (None: not a named producer).
-    pub fn named_epoch(&self, producer_id: u64) -> Option<u32> {
-        self.named_producers.values().find(|p| p.id == producer_id).map(|p| p.epoch)
     }
 
     fn create_topic(
@@ -177,6 +192,7 @@ impl ClusterState {
         rf: u32,
         retention: Retention,
         live: &[NodeId],
+        limits: &PartitionLimits,
     ) -> MetaAnswer {
         if let Err(e) = crate::topic::check_name(name) {
             return MetaAnswer::Invalid(e);
@@ -196,7 +212,29 @@ impl ClusterState {
                 self.nodes.len()
             ));
         }
+        let total: u64 = self.topics.values().map(|t| t.partitions.len() as u64).sum();
+        if total + u64::from(partitions) > limits.total_max {
+            return MetaAnswer::LimitExceeded(format!(
+                "the cluster has {total} partitions; {partitions} more would pass the limit of {} \
+                 (limits.partitions_max)",
+                limits.total_max
+            ));
+        }
         let placement = self.place(partitions, rf, &eligible);
+        let mut hosted: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for r in self.topics.values().flat_map(|t| &t.partitions).flat_map(|p| &p.replicas) {
+            *hosted.entry(r.node).or_default() += 1;
+        }
+        for n in placement.iter().flatten() {
+            *hosted.entry(*n).or_default() += 1;
+        }
+        if let Some((node, count)) = hosted.iter().find(|(_, c)| **c > limits.per_node_max) {
+            return MetaAnswer::LimitExceeded(format!(
+                "node {node} would host {count} partition replicas, over the limit of {} \
+                 (limits.partition_replicas_per_node_max)",
+                limits.per_node_max
+            ));
+        }
         let mut parts = Vec::with_capacity(partitions as usize);
         for nodes in placement {
             let replicas = nodes

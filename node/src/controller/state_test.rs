@@ -14,6 +14,7 @@ fn create(name: &str, partitions: u32, rf: u32, live: &[NodeId]) -> MetaCommand 
         replication_factor: rf,
         retention: Retention { retention_ms: 60_000, retention_bytes: 0 },
         live: live.to_vec(),
+        limits: PartitionLimits { per_node_max: 100_000, total_max: 100_000 },
     }
 }
 
@@ -119,14 +120,95 @@ fn producer_ids_are_unique_and_named_producers_bump_their_epoch() {
         panic!("expected ids");
     };
     assert!(a >= 1 && n == 100);
-    let named = |s: &mut ClusterState, i| s.apply(i, &MetaCommand::InitNamedProducer { name: "billing".into() });
-    let MetaAnswer::Producer { id, epoch: 0 } = named(&mut s, 3) else { panic!("first init") };
+    let MetaAnswer::Producer { id, epoch: 0 } = s.apply(3, &named("billing", None, 0)) else { panic!("first init") };
     assert!(id >= a + n, "named id {id} outside the allocated block");
-    assert_eq!(named(&mut s, 4), MetaAnswer::Producer { id, epoch: 1 });
-    assert_eq!(s.named_epoch(id), Some(1));
+    assert_eq!(s.apply(4, &named("billing", None, 1)), MetaAnswer::Producer { id, epoch: 1 });
+    assert_eq!(s.check_producer(id, 1), ProducerCheck::Issued);
+    assert_eq!(s.check_producer(id, 0), ProducerCheck::Fenced { fenced_below: 1 }, "the old instance is fenced");
     let MetaAnswer::ProducerIds { first: b, .. } = s.apply(5, &MetaCommand::AllocateProducerIds { count: 10 }) else {
         panic!("expected ids");
     };
     assert!(b > id, "blocks never overlap earlier ids");
-    assert!(matches!(s.apply(6, &MetaCommand::InitNamedProducer { name: String::new() }), MetaAnswer::Invalid(_)));
+    assert!(matches!(s.apply(6, &named("", None, 2)), MetaAnswer::Invalid(_)));
+}
+
+fn named(name: &str, instance: Option<(u64, u32)>, now_ms: i64) -> MetaCommand {
+    MetaCommand::InitNamedProducer {
+        name: name.into(),
+        instance,
+        now_ms,
+        limits: NamedProducerLimits { max: 3, expiry_ms: 1_000 },
+    }
+}
+
+#[test]
+fn an_instance_bumps_its_own_epoch_without_fencing_itself_and_a_zombie_cannot() {
+    let mut s = three_nodes();
+    let MetaAnswer::Producer { id, epoch: 0 } = s.apply(2, &named("orders", None, 0)) else { panic!("init") };
+    // The instance (epoch 0) bumps itself twice: epochs 1 and 2, all still its own.
+    assert_eq!(s.apply(3, &named("orders", Some((id, 0)), 1)), MetaAnswer::Producer { id, epoch: 1 });
+    assert_eq!(s.apply(4, &named("orders", Some((id, 0)), 2)), MetaAnswer::Producer { id, epoch: 2 });
+    for e in 0..=2 {
+        assert_eq!(s.check_producer(id, e), ProducerCheck::Issued, "epoch {e}");
+    }
+    assert!(matches!(s.check_producer(id, 3), ProducerCheck::NotIssued(_)), "never issued");
+    // A new instance fences all of them; the old instance can no longer bump.
+    assert_eq!(s.apply(5, &named("orders", None, 3)), MetaAnswer::Producer { id, epoch: 3 });
+    assert_eq!(s.check_producer(id, 2), ProducerCheck::Fenced { fenced_below: 3 });
+    let before = s.clone();
+    assert_eq!(s.apply(6, &named("orders", Some((id, 2)), 4)), MetaAnswer::Fenced { current_epoch: 3 });
+    assert_eq!(s.named_producers, before.named_producers, "a refused bump changes nothing");
+}
+
+#[test]
+fn forged_producer_ids_and_epochs_are_not_issued() {
+    let mut s = three_nodes();
+    let MetaAnswer::ProducerIds { first, count } = s.apply(2, &MetaCommand::AllocateProducerIds { count: 10 }) else {
+        panic!("ids");
+    };
+    assert_eq!(s.check_producer(first, 0), ProducerCheck::Issued, "an anonymous id of an allocated block");
+    assert!(matches!(s.check_producer(first + count, 0), ProducerCheck::NotIssued(_)), "beyond every block");
+    assert!(matches!(s.check_producer(u64::MAX, 0), ProducerCheck::NotIssued(_)));
+    assert_eq!(s.check_producer(first, u32::MAX), ProducerCheck::Unregistered, "anonymous producers have epoch 0");
+}
+
+#[test]
+fn the_named_registry_is_bounded_and_forgets_unused_names() {
+    let mut s = three_nodes();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        assert!(matches!(s.apply(2 + i as u64, &named(name, None, 0)), MetaAnswer::Producer { .. }));
+    }
+    let before = s.clone();
+    assert!(
+        matches!(s.apply(5, &named("d", None, 500)), MetaAnswer::LimitExceeded(m) if m.contains("named_producers_max"))
+    );
+    assert_eq!(s.named_producers, before.named_producers);
+    // A known name is still served at the cap.
+    assert!(matches!(s.apply(6, &named("a", None, 600)), MetaAnswer::Producer { epoch: 1, .. }));
+    // After the expiry (1 s here) b and c are forgotten; a was used at 600.
+    assert!(matches!(s.apply(7, &named("d", None, 1_500)), MetaAnswer::Producer { .. }));
+    let names: Vec<&str> = s.producer_names.keys().map(String::as_str).collect();
+    assert_eq!(names, vec!["a", "d"]);
+    assert_eq!(s.named_producers.len(), 2, "the index and the registry agree");
+}
+
+#[test]
+fn partition_limits_refuse_a_topic_and_change_nothing() {
+    let mut s = three_nodes();
+    let limited = |name: &str, partitions, per_node_max, total_max| MetaCommand::CreateTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: 3,
+        retention: Retention::default(),
+        live: vec![1, 2, 3],
+        limits: PartitionLimits { per_node_max, total_max },
+    };
+    assert!(matches!(s.apply(2, &limited("a", 10, 10, 100)), MetaAnswer::Created { .. }));
+    let before = s.clone();
+    assert!(matches!(s.apply(3, &limited("b", 1, 10, 100)), MetaAnswer::LimitExceeded(m) if m.contains("per_node")));
+    assert!(
+        matches!(s.apply(4, &limited("b", 91, 1_000, 100)), MetaAnswer::LimitExceeded(m) if m.contains("partitions_max"))
+    );
+    assert_eq!(s, before);
+    assert!(matches!(s.apply(5, &limited("b", 90, 1_000, 100)), MetaAnswer::Created { .. }));
 }

@@ -12,6 +12,7 @@ use cairn_raft::error::LeaderHint;
 use cairn_raft::group::{GroupConfig, PartitionGroup, RaftTimings};
 use cairn_raft::ids::replica_id;
 use cairn_raft::network::{GroupRegistry, PeerChannels};
+use cairn_raft::storage::producers::ProducerLimits;
 use cairn_raft::storage::Db;
 use cairn_raft::{GroupId, NodeId, ReplicaId};
 use tokio::sync::watch;
@@ -54,6 +55,10 @@ impl GroupEnv {
         g.entry_bytes_max = l.entry_bytes_max;
         g.proposals_in_flight_max = l.proposals_in_flight_max;
         g.produce_timeout = Duration::from_millis(l.produce_timeout_ms);
+        g.producer_limits = ProducerLimits {
+            expiry_ms: i64::try_from(l.producer_expiry_ms).unwrap_or(i64::MAX),
+            max: l.producers_per_partition_max,
+        };
         g.faults.no_dedup = config.faults.no_dedup;
         g.faults.ack_before_commit = config.faults.ack_before_commit;
         g.faults.fetch_above_hw = config.faults.fetch_above_hw;
@@ -109,20 +114,40 @@ impl LocalGroups {
         self.groups.read().unwrap_or_else(|p| p.into_inner()).values().map(|(_, g)| g.clone()).collect()
     }
 
-    /// Where `topic`/`partition` is served.
+    /// Where `topic`/`partition` is served, and the topic incarnation (id) it resolved to.
+    /// `topic_id` 0 resolves by name alone; otherwise it must be this node's incarnation.
     ///
     /// # Errors
-    /// UNKNOWN_TOPIC / UNKNOWN_PARTITION, or UNAVAILABLE while the local replica is starting.
-    pub fn route(&self, topic: &str, partition: u32) -> Result<Route, ServiceError> {
+    /// UNKNOWN_TOPIC / UNKNOWN_PARTITION, UNKNOWN_TOPIC_ID for another incarnation (or a topic
+    /// this node has not learned of yet), or UNAVAILABLE while the local replica is starting.
+    pub fn route(&self, topic: &str, partition: u32, topic_id: u64) -> Result<(u64, Route), ServiceError> {
         let state = self.state();
-        let t = state.topics.get(topic).ok_or_else(|| ServiceError::UnknownTopic(topic.to_string()))?;
+        let Some(t) = state.topics.get(topic) else {
+            if topic_id != 0 {
+                // The client learned of this incarnation elsewhere: this node lags, or the
+                // topic is gone. Either way, not something to resolve by name.
+                return Err(ServiceError::UnknownTopicId {
+                    topic: topic.to_string(),
+                    requested: topic_id,
+                    current: None,
+                });
+            }
+            return Err(ServiceError::UnknownTopic(topic.to_string()));
+        };
+        if topic_id != 0 && topic_id != t.id {
+            return Err(ServiceError::UnknownTopicId {
+                topic: topic.to_string(),
+                requested: topic_id,
+                current: Some(t.id),
+            });
+        }
         let p = t.partitions.get(partition as usize).ok_or(ServiceError::UnknownPartition {
             topic: topic.to_string(),
             partition,
             count: t.partitions.len() as u32,
         })?;
         if let Some(g) = self.get(p.group_id) {
-            return Ok(Route::Local(g));
+            return Ok((t.id, Route::Local(g)));
         }
         if p.replicas.iter().any(|r| r.node == self.env.me) {
             // A local replica the reconciler has not started yet.
@@ -131,7 +156,12 @@ impl LocalGroups {
         // Hosted elsewhere: send the client to the preferred leader, which redirects if needed.
         let first = p.replicas.first().ok_or(ServiceError::Starting { group: p.group_id })?;
         let address = state.nodes.get(&first.node).cloned().unwrap_or_default();
-        Ok(Route::Elsewhere(LeaderHint { node_id: first.node, address }))
+        Ok((t.id, Route::Elsewhere(LeaderHint { node_id: first.node, address })))
+    }
+
+    /// Whether this node's metadata still has incarnation `topic_id` of `topic`.
+    pub fn has_incarnation(&self, topic: &str, topic_id: u64) -> bool {
+        self.state().topics.get(topic).is_some_and(|t| t.id == topic_id)
     }
 
     /// The first membership of a partition group: its replicas and their nodes' addresses.

@@ -102,6 +102,7 @@ impl Admin for AdminService {
             replication_factor: rf,
             retention,
             live,
+            limits: self.controller.limits().partition_limits(),
         };
         match self.controller.propose(&cmd).await? {
             MetaAnswer::Created { .. } => {
@@ -114,6 +115,7 @@ impl Admin for AdminService {
             }
             MetaAnswer::AlreadyExists => Err(ServiceError::TopicExists(req.name).into()),
             MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
+            MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m).into()),
             MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
             other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
         }

@@ -13,7 +13,6 @@ use cairn_proto::v1::{
     ProduceStreamRequest, ProduceStreamResponse, Record, TopicInfo,
 };
 use cairn_raft::group::{PartitionGroup, PendingProduce, ProduceRequest as GroupProduce};
-use cairn_raft::storage::producers::Refusal;
 use cairn_raft::types::ProducerRef;
 use cairn_raft::GroupError;
 use prost::Message;
@@ -23,15 +22,21 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::error::ServiceError;
 use crate::config::{Config, Faults, LimitsSection};
+use crate::controller::state::ProducerCheck;
 use crate::controller::Controller;
 use crate::describe;
 use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
 
-/// Batches of one produce stream waiting for their commit at once.
+/// Batches of one produce stream in flight at once, from receipt until their answer is queued.
 const STREAM_IN_FLIGHT_MAX: usize = 256;
-/// How long a named producer's InitProducer waits for every live node to learn the new epoch.
-const FENCE_PROPAGATION_WAIT: Duration = Duration::from_secs(5);
+
+/// A produce handed to its partition, awaiting its outcome.
+struct Started {
+    pending: PendingProduce,
+    topic: String,
+    topic_id: u64,
+}
 
 /// The public broker API of one node.
 #[derive(Clone)]
@@ -64,20 +69,47 @@ impl BrokerService {
         }
     }
 
-    /// Validates, fences and enqueues one produce request. Requests started one after the other
-    /// reach their partition's proposer in that order.
-    fn start_produce(&self, req: ProduceRequest) -> Result<PendingProduce, ServiceError> {
+    /// Validates, checks the producer identity and enqueues one produce request. Requests
+    /// started one after the other reach their partition's proposer in that order.
+    fn start_produce(&self, req: ProduceRequest) -> Result<Started, ServiceError> {
+        let requested_id = req.topic_id;
         let (topic, partition, req) = self.prepare(req)?;
+        let (topic_id, group) = self.local(&topic, partition, requested_id)?;
         if let Some(p) = &req.producer {
-            // A named producer's older instance is fenced on every partition as soon as this
-            // node applied the epoch bump, not only where the new instance wrote already.
-            if let Some(current) = self.groups.state().named_epoch(p.producer_id) {
-                if p.epoch < current {
-                    return Err(GroupError::ProducerRefused(Refusal::Fenced { current_epoch: current }).into());
-                }
-            }
+            self.check_producer(&group, p)?;
         }
-        Ok(self.local(&topic, partition)?.enqueue(req)?)
+        Ok(Started { pending: group.enqueue(req)?, topic, topic_id })
+    }
+
+    /// A partition accepts only producer ids and epochs the controller issued, so no request
+    /// can fence a producer the controller did not fence; an older instance of a named
+    /// producer is fenced as soon as this node applied the newer one's epoch.
+    fn check_producer(&self, group: &PartitionGroup, p: &ProducerRef) -> Result<(), ServiceError> {
+        match self.groups.state().check_producer(p.producer_id, p.epoch) {
+            ProducerCheck::Issued => Ok(()),
+            ProducerCheck::Fenced { fenced_below } => Err(ServiceError::ProducerFenced { current_epoch: fenced_below }),
+            ProducerCheck::NotIssued(why) => Err(ServiceError::ProducerNotIssued(why)),
+            // An expired registration: the epochs this partition already accepted stay valid.
+            ProducerCheck::Unregistered if group.producer_epoch(p.producer_id).is_some_and(|e| e >= p.epoch) => Ok(()),
+            ProducerCheck::Unregistered => Err(ServiceError::ProducerNotIssued(format!(
+                "epoch {} of producer {} is not registered any more and this partition never saw it",
+                p.epoch, p.producer_id
+            ))),
+        }
+    }
+
+    /// Waits for a started produce; refuses to acknowledge an append to an incarnation of the
+    /// topic this node learned meanwhile was deleted (its records go with it).
+    async fn finish(&self, started: Started) -> Result<ProduceResponse, ServiceError> {
+        let ack = started.pending.wait().await?;
+        if !self.groups.has_incarnation(&started.topic, started.topic_id) {
+            return Err(ServiceError::DeletedInFlight { topic: started.topic, topic_id: started.topic_id });
+        }
+        Ok(ProduceResponse {
+            base_offset: ack.base_offset,
+            log_append_time_ms: ack.log_append_time_ms,
+            topic_id: started.topic_id,
+        })
     }
 
     /// Fault injection: whether to lose this committed produce's answer.
@@ -85,11 +117,32 @@ impl BrokerService {
         self.faults.drop_produce_responses > 0.0 && rand::random::<f64>() < self.faults.drop_produce_responses
     }
 
-    /// The local replica serving `topic`/`partition`, or NOT_LEADER pointing at a node that has one.
-    fn local(&self, topic: &str, partition: u32) -> Result<Arc<PartitionGroup>, ServiceError> {
-        match self.groups.route(topic, partition)? {
-            Route::Local(g) => Ok(g),
-            Route::Elsewhere(hint) => Err(ServiceError::Group(GroupError::NotLeader { leader: Some(hint) })),
+    /// The local replica serving `topic`/`partition` (with the topic's id), or NOT_LEADER
+    /// pointing at a node that has one.
+    fn local(&self, topic: &str, partition: u32, topic_id: u64) -> Result<(u64, Arc<PartitionGroup>), ServiceError> {
+        match self.groups.route(topic, partition, topic_id)? {
+            (id, Route::Local(g)) => Ok((id, g)),
+            (_, Route::Elsewhere(hint)) => Err(ServiceError::Group(GroupError::NotLeader { leader: Some(hint) })),
+        }
+    }
+
+    /// After a new instance of a named producer got its epoch: waits (bounded) until every live
+    /// node applied it, so the older instance is fenced everywhere when InitProducer returns.
+    async fn await_fence(&self, producer_id: u64, epoch: u32) -> Result<(), ServiceError> {
+        let version = self.controller.applied_version();
+        let nodes: Vec<u64> = self.groups.state().nodes.keys().copied().collect();
+        let wait_ms = self.limits.producer_fence_wait_ms;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            let lagging = self.liveness.live_nodes_behind(self.node_id, nodes.iter().copied(), version);
+            if lagging.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ServiceError::FenceNotConfirmed { producer_id, epoch, nodes: lagging, wait_ms });
+            }
+            // Pings carry each node's applied version a few times a second.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -153,13 +206,13 @@ fn record_size(r: &Record) -> usize {
 #[tonic::async_trait]
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        let pending = self.start_produce(request.into_inner())?;
-        let ack = pending.wait().await.map_err(ServiceError::from)?;
+        let started = self.start_produce(request.into_inner())?;
+        let answer = self.finish(started).await?;
         if self.drop_answer() {
             // Like a connection lost after the commit: no structured detail, outcome unknown.
             return Err(Status::unavailable("fault injection: answer dropped after commit"));
         }
-        Ok(Response::new(ProduceResponse { base_offset: ack.base_offset, log_append_time_ms: ack.log_append_time_ms }))
+        Ok(Response::new(answer))
     }
 
     type ProduceStreamStream = ReceiverStream<Result<ProduceStreamResponse, Status>>;
@@ -174,38 +227,33 @@ impl Broker for BrokerService {
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(STREAM_IN_FLIGHT_MAX));
             while let Ok(Some(msg)) = inbound.message().await {
+                // A permit is held from receipt until the answer is queued: a client that writes
+                // but never reads stops being read once STREAM_IN_FLIGHT_MAX answers wait.
+                let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let cid = msg.correlation_id;
                 let started = match msg.request {
                     Some(r) => this.start_produce(r),
                     None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
                 };
-                let pending = match started {
-                    Ok(p) => p,
+                let started = match started {
+                    Ok(s) => s,
                     Err(e) => {
                         if tx.send(Ok(stream_error(cid, &e))).await.is_err() {
                             return;
                         }
+                        drop(permit);
                         continue;
                     }
                 };
-                let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let (tx, this) = (tx.clone(), this.clone());
                 tokio::spawn(async move {
-                    let res = pending.wait().await;
-                    drop(permit);
-                    let answer = match res {
+                    let answer = match this.finish(started).await {
                         Ok(_) if this.drop_answer() => return,
-                        Ok(ack) => ProduceStreamResponse {
-                            correlation_id: cid,
-                            response: Some(ProduceResponse {
-                                base_offset: ack.base_offset,
-                                log_append_time_ms: ack.log_append_time_ms,
-                            }),
-                            error: None,
-                        },
-                        Err(e) => stream_error(cid, &ServiceError::from(e)),
+                        Ok(r) => ProduceStreamResponse { correlation_id: cid, response: Some(r), error: None },
+                        Err(e) => stream_error(cid, &e),
                     };
                     let _ = tx.send(Ok(answer)).await;
+                    drop(permit);
                 });
             }
         });
@@ -216,28 +264,18 @@ impl Broker for BrokerService {
         &self,
         request: Request<InitProducerRequest>,
     ) -> Result<Response<InitProducerResponse>, Status> {
-        let name = request.into_inner().name;
-        let (producer_id, epoch) = self.controller.init_producer(&name).await?;
-        if !name.is_empty() {
-            // Answer once every live node knows the new epoch, so the old instance is fenced
-            // everywhere by the time the new one starts.
-            let version = self.controller.applied_version();
-            let nodes: Vec<u64> = self.groups.state().nodes.keys().copied().collect();
-            let deadline = tokio::time::Instant::now() + FENCE_PROPAGATION_WAIT;
-            while !self.liveness.live_nodes_applied(self.node_id, nodes.iter().copied(), version) {
-                if tokio::time::Instant::now() >= deadline {
-                    tracing::warn!(producer_id, epoch, "not every live node confirmed the new producer epoch in time");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        let req = request.into_inner();
+        let instance = (req.producer_id != 0).then_some((req.producer_id, req.epoch));
+        let (producer_id, epoch) = self.controller.init_producer(&req.name, instance).await?;
+        if !req.name.is_empty() && instance.is_none() {
+            self.await_fence(producer_id, epoch).await?;
         }
         Ok(Response::new(InitProducerResponse { producer_id, epoch }))
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
-        let group = self.local(&req.topic, req.partition)?;
+        let (topic_id, group) = self.local(&req.topic, req.partition, req.topic_id)?;
         let max_bytes = match req.max_bytes as usize {
             0 => self.limits.fetch_bytes_max,
             n => n.min(self.limits.fetch_bytes_max),
@@ -248,6 +286,7 @@ impl Broker for BrokerService {
             records: res.records,
             high_watermark: res.high_watermark,
             log_start_offset: res.log_start_offset,
+            topic_id,
         }))
     }
 
@@ -256,7 +295,7 @@ impl Broker for BrokerService {
         request: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
         let req = request.into_inner();
-        let group = self.local(&req.topic, req.partition)?;
+        let (_, group) = self.local(&req.topic, req.partition, req.topic_id)?;
         let p = group.progress();
         let offset = match req.spec {
             Some(Spec::Earliest(_)) => p.log_start_offset,
@@ -285,7 +324,11 @@ impl Broker for BrokerService {
         let topics: Vec<TopicInfo> = state
             .topics
             .iter()
-            .map(|(name, t)| TopicInfo { name: name.clone(), partitions: describe::partitions(t, &views, &state) })
+            .map(|(name, t)| TopicInfo {
+                name: name.clone(),
+                partitions: describe::partitions(t, &views, &state),
+                topic_id: t.id,
+            })
             .collect();
         let nodes = state
             .nodes
@@ -304,6 +347,7 @@ impl Broker for BrokerService {
             nodes,
             topics,
             controller_leader_id: self.controller.leader().map(|l| l.node_id).unwrap_or(0),
+            metadata_version: state.version,
         }))
     }
 }

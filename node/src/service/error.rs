@@ -2,7 +2,6 @@
 //! `cairn.v1.ErrorDetail` (stable code, retriable, definite, leader hint).
 
 use cairn_proto::v1::{ErrorCode, ErrorDetail};
-use cairn_raft::storage::producers::Refusal;
 use cairn_raft::GroupError;
 use prost::Message;
 use tonic::{Code, Status};
@@ -25,6 +24,25 @@ pub enum ServiceError {
     NotEnoughLiveNodes(String),
     #[error("group {group} is starting on this node")]
     Starting { group: u64 },
+    /// The request names another incarnation of the topic than this node has.
+    #[error("{}", unknown_topic_id_text(topic, *requested, *current))]
+    UnknownTopicId { topic: String, requested: u64, current: Option<u64> },
+    /// The topic was deleted while the request was in flight: it was appended to the deleted
+    /// incarnation, whose records are gone with it.
+    #[error(
+        "topic {topic:?} (id {topic_id}) was deleted while the request was in flight; its records are deleted with it"
+    )]
+    DeletedInFlight { topic: String, topic_id: u64 },
+    #[error("producer fenced: a newer instance of this producer has epoch {current_epoch}")]
+    ProducerFenced { current_epoch: u32 },
+    /// The producer identity was not issued by the controller (as far as this node knows).
+    #[error("{0}")]
+    ProducerNotIssued(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A named producer's new epoch is committed, but not every live node confirmed it in time.
+    #[error("producer {producer_id} got epoch {epoch}, but nodes {nodes:?} did not confirm the fence within {wait_ms} ms; retry InitProducer")]
+    FenceNotConfirmed { producer_id: u64, epoch: u32, nodes: Vec<u64>, wait_ms: u64 },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -53,21 +71,31 @@ fn shape(e: &ServiceError) -> Shape {
             s(Code::FailedPrecondition, ErrorCode::InvalidReplicationFactor, true, true)
         }
         ServiceError::Starting { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
+        ServiceError::UnknownTopicId { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, true, true),
+        ServiceError::DeletedInFlight { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, false, false),
+        ServiceError::ProducerFenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
+        ServiceError::ProducerNotIssued(_) => s(Code::FailedPrecondition, ErrorCode::UnknownProducerEpoch, true, true),
+        ServiceError::LimitExceeded(_) => s(Code::ResourceExhausted, ErrorCode::LimitExceeded, false, true),
+        // The epoch is issued (the command committed); only the confirmation is missing.
+        ServiceError::FenceNotConfirmed { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
         ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),
         ServiceError::Group(g) => match g {
             GroupError::NotLeader { leader: Some(_) } => s(Code::Unavailable, ErrorCode::NotLeader, true, true),
             GroupError::NotLeader { leader: None } => s(Code::Unavailable, ErrorCode::LeaderNotAvailable, true, true),
+            // Appended here, then leadership moved: another replica may still commit it.
+            GroupError::LeadershipLost { .. } => s(Code::Unavailable, ErrorCode::NotLeader, true, false),
             GroupError::Overloaded { .. } => s(Code::ResourceExhausted, ErrorCode::Throttled, true, true),
             GroupError::OutcomeUnknown { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
             GroupError::OffsetOutOfRange { .. } => s(Code::OutOfRange, ErrorCode::OffsetOutOfRange, false, true),
-            GroupError::ProducerRefused(r) => match r {
-                Refusal::Fenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
-                // Retriable for a client that still has earlier batches in doubt (DESIGN §6).
-                Refusal::OutOfOrder { .. } => s(Code::FailedPrecondition, ErrorCode::OutOfOrderSequence, true, true),
-                Refusal::UnknownProducer => s(Code::FailedPrecondition, ErrorCode::UnknownProducer, false, true),
-                // Not a failure: the batch committed long ago; only its offset is unknown.
-                Refusal::DuplicateOld => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, false),
-            },
+            GroupError::Fenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
+            // Retriable for a client that still has earlier batches in doubt
+            // (docs/architecture.md, "Idempotent producer").
+            GroupError::OutOfOrderSequence { .. } => {
+                s(Code::FailedPrecondition, ErrorCode::OutOfOrderSequence, true, true)
+            }
+            GroupError::UnknownProducer => s(Code::FailedPrecondition, ErrorCode::UnknownProducer, false, true),
+            // Not a failure: the batch committed long ago; only its offset is unknown.
+            GroupError::DuplicateSequence => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, false),
             GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),
             GroupError::Storage(_) | GroupError::CorruptBatch { .. } => {
@@ -90,7 +118,9 @@ impl ServiceError {
             ..ErrorDetail::default()
         };
         match self {
-            ServiceError::Group(GroupError::NotLeader { leader: Some(l) }) => {
+            ServiceError::Group(
+                GroupError::NotLeader { leader: Some(l) } | GroupError::LeadershipLost { leader: Some(l) },
+            ) => {
                 detail.leader_id = l.node_id;
                 detail.leader_address = l.address.clone();
             }
@@ -105,6 +135,15 @@ impl ServiceError {
             _ => {}
         }
         (sh.code, detail)
+    }
+}
+
+fn unknown_topic_id_text(topic: &str, requested: u64, current: Option<u64>) -> String {
+    match current {
+        Some(c) => format!(
+            "topic {topic:?} here is incarnation {c}, not the requested {requested} (deleted and re-created, or this node lags)"
+        ),
+        None => format!("this node does not know topic {topic:?} (incarnation {requested}) yet, or it was deleted"),
     }
 }
 

@@ -233,6 +233,7 @@ pub async fn read_from_node(
             offset: pos,
             max_bytes: 1 << 20,
             max_wait_ms: 500,
+            topic_id: 0,
         };
         match client.fetch_from_node(addr, req).await {
             Ok(resp) => {

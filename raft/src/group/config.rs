@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::GroupError;
 use crate::ids::{GroupId, ReplicaId};
+use crate::storage::producers::ProducerLimits;
 use crate::storage::CheckpointPolicy;
 
 /// Raft timers (DESIGN.md §5). `heartbeat_ms` is also openraft's AppendEntries timeout, so a
@@ -52,6 +53,8 @@ pub struct GroupConfig {
     /// Bytes one replication read returns at most.
     pub replication_read_bytes_max: usize,
     pub checkpoint: CheckpointPolicy,
+    /// Bounds of the producer table this replica proposes when it leads.
+    pub producer_limits: ProducerLimits,
     /// Deadline of a full-snapshot install.
     pub snapshot_timeout: Duration,
     pub faults: Faults,
@@ -70,6 +73,7 @@ impl GroupConfig {
             produce_timeout: Duration::from_secs(10),
             replication_read_bytes_max: 4 << 20,
             checkpoint: CheckpointPolicy::default(),
+            producer_limits: ProducerLimits::default(),
             snapshot_timeout: Duration::from_secs(30),
             faults: Faults::default(),
         }

@@ -17,7 +17,7 @@ use super::reader;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::{node_of, GroupId, NodeId, ReplicaId};
 use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
-use crate::storage::{Db, LogStore, Progress, StateMachineStore};
+use crate::storage::{Db, LogStore, Progress, SharedProducers, StateMachineStore};
 use crate::types::{ApplyResponse, Command, MetaStateMachine, ProducerRef, Raft};
 
 /// A produce request as the group takes it: records already encoded.
@@ -88,6 +88,7 @@ pub struct PartitionGroup {
     db: Arc<Db>,
     proposals: mpsc::Sender<Proposal>,
     progress: watch::Receiver<Progress>,
+    producers: SharedProducers,
     registry: GroupRegistry,
     tasks: Vec<JoinHandle<()>>,
     /// Whether openraft's timer runs (see [`PartitionGroup::set_ticking`]).
@@ -153,6 +154,7 @@ impl PartitionGroup {
             sm.disable_dedup_for_fault_injection();
         }
         let progress = sm.progress();
+        let producers = sm.shared_producers();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
         let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm)
             .await
@@ -170,6 +172,7 @@ impl PartitionGroup {
             db,
             proposals: tx,
             progress,
+            producers,
             registry,
             tasks,
             ticking: std::sync::atomic::AtomicBool::new(true),
@@ -249,6 +252,11 @@ impl PartitionGroup {
             mpsc::error::TrySendError::Closed(_) => GroupError::Stopped { reason: "proposer stopped".into() },
         })?;
         Ok(PendingProduce { rx })
+    }
+
+    /// The epoch this replica's applied state knows for producer `pid` (None: not remembered).
+    pub fn producer_epoch(&self, pid: u64) -> Option<u32> {
+        self.producers.read().unwrap_or_else(|p| p.into_inner()).epoch_of(pid)
     }
 
     /// The replica's applied progress.
@@ -375,7 +383,8 @@ impl PartitionGroup {
                 other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
             },
             Ok(Err(e)) => match e.into_api_error() {
-                Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => Err(GroupError::NotLeader {
+                // As for produce (see the proposer): the entry may still commit elsewhere.
+                Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => Err(GroupError::LeadershipLost {
                     leader: f
                         .leader_id
                         .zip(f.leader_node)

@@ -81,7 +81,7 @@ pub(crate) async fn run(
                 predicted += u64::from(b.record_count);
             }
         }
-        let cmd = Command::Produce(ProduceEntry { append_time_ms, batches });
+        let cmd = Command::Produce(ProduceEntry { append_time_ms, batches, producer_limits: cfg.producer_limits });
         match raft.client_write_ff(cmd).await {
             Ok(resp_rx) => {
                 let timeout = cfg.produce_timeout;
@@ -123,11 +123,11 @@ fn dispatch(
             ApplyResponse::Produce(outcomes) if outcomes.len() == replies.len() => {
                 for (r, outcome) in replies.into_iter().zip(outcomes) {
                     let res = match outcome {
-                        // A retried duplicate answers like the original: success at its offset.
-                        BatchOutcome::Appended { base_offset } | BatchOutcome::Duplicate { base_offset } => {
-                            Ok((base_offset, append_time_ms))
-                        }
-                        BatchOutcome::Refused(why) => Err(GroupError::ProducerRefused(why)),
+                        BatchOutcome::Appended { base_offset } => Ok((base_offset, append_time_ms)),
+                        // A retried duplicate answers like the original: success at its offset,
+                        // with the time it was appended.
+                        BatchOutcome::Duplicate { base_offset, append_time_ms } => Ok((base_offset, append_time_ms)),
+                        BatchOutcome::Refused(why) => Err(GroupError::from(why)),
                     };
                     let _ = r.send(res);
                 }
@@ -138,14 +138,16 @@ fn dispatch(
                 fail(&|| GroupError::OutcomeUnknown { reason: reason.clone() }, replies);
             }
         },
-        // Not appended here, or appended and then truncated away by a new leader: the entry can
-        // never commit, so the outcome is definite.
+        // openraft answers ForwardToLeader both when it refused the write (not leader any more)
+        // and when it truncated the appended entry from this replica's log. The second is no
+        // proof: another replica may hold a copy that a later leader commits (Raft's figure 8).
+        // So the outcome is unknown; an idempotent retry sorts it out.
         Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
             let leader = f
                 .leader_id
                 .zip(f.leader_node)
                 .map(|(id, node)| LeaderHint { node_id: node_of(id), address: node.addr });
-            fail(&|| GroupError::NotLeader { leader: leader.clone() }, replies);
+            fail(&|| GroupError::LeadershipLost { leader: leader.clone() }, replies);
         }
         Ok(Ok(Err(e))) => {
             let reason = e.to_string();

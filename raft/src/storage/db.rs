@@ -7,7 +7,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch,
+    WriteOptions, DB,
+};
 
 use super::error::StoreError;
 use super::keys::{ALL_CFS, CF_LOG};
@@ -35,6 +38,8 @@ impl Default for DbOptions {
 pub struct Db {
     rocks: Arc<DB>,
     syncer: Syncer,
+    /// Called when a durable write fails (as for a failed fsync): the node must not go on.
+    on_fatal: FatalHook,
 }
 
 /// RocksDB's own WAL fsync: one WAL for every column family, so one call covers all groups.
@@ -110,9 +115,9 @@ impl Db {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let rocks = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(StoreError::rocks("open"))?);
-        let syncer = Syncer::start(wal(rocks.clone()), on_fatal)
+        let syncer = Syncer::start(wal(rocks.clone()), on_fatal.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
-        Ok(Arc::new(Db { rocks, syncer }))
+        Ok(Arc::new(Db { rocks, syncer, on_fatal }))
     }
 
     pub(crate) fn rocks(&self) -> &DB {
@@ -124,6 +129,23 @@ impl Db {
         self.rocks
             .cf_handle(name)
             .ok_or(StoreError::Corrupt { group: 0, message: format!("column family {name} missing") })
+    }
+
+    /// Writes `batch` and fsyncs it before returning (a vote, a snapshot install, a group's
+    /// deletion). A failure calls the fatal hook, like a failed fsync: after its disk refused a
+    /// durable write a node cannot tell what it still remembers, so it must not carry on.
+    /// Blocking: call it from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// The write failed (after the fatal hook ran, for hooks that return).
+    pub(crate) fn write_durable(&self, batch: WriteBatch, what: &'static str) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.rocks.write_opt(batch, &wo).map_err(|e| {
+            let err = std::io::Error::other(format!("durable write ({what}) failed: {e}"));
+            (self.on_fatal)(&err);
+            StoreError::Rocks { op: what, source: e }
+        })
     }
 
     /// Queues `callback` for the next WAL fsync. Call only after the covered write returned.

@@ -80,8 +80,9 @@ impl LogStore {
         .await
     }
 
-    /// Fills one WriteBatch and writes it off the tokio workers.
-    async fn commit<F>(&self, sync: bool, fill: F) -> Result<(), StoreError>
+    /// Fills one WriteBatch and writes it off the tokio workers; `durable` ones are fsynced
+    /// before returning (and a failure stops the node, see [`Db::write_durable`]).
+    async fn commit<F>(&self, durable: bool, fill: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Db, GroupId, &mut WriteBatch) -> Result<(), StoreError>,
     {
@@ -89,9 +90,11 @@ impl LogStore {
         fill(&self.db, self.group, &mut batch)?;
         let db = self.db.clone();
         blocking(move || {
-            let mut wo = WriteOptions::default();
-            wo.set_sync(sync);
-            db.rocks().write_opt(batch, &wo).map_err(StoreError::rocks("write"))
+            if durable {
+                db.write_durable(batch, "save vote")
+            } else {
+                db.rocks().write_opt(batch, &WriteOptions::default()).map_err(StoreError::rocks("write"))
+            }
         })
         .await
     }

@@ -1,5 +1,5 @@
 //! RocksDB storage shared by every group of a node: log store, metadata state machine,
-//! retention checkpoints and the fsync syncer (DESIGN.md §3–4).
+//! retention checkpoints and the fsync syncer (docs/architecture.md, "Storage").
 
 pub mod codec;
 pub mod db;
@@ -15,5 +15,5 @@ mod tail_cache;
 pub use db::{Db, DbOptions};
 pub use error::StoreError;
 pub use log_store::LogStore;
-pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, StateMachineStore};
+pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, SharedProducers, StateMachineStore};
 pub use syncer::{FatalHook, WalSync};

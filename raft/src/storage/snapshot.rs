@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use openraft::{RaftSnapshotBuilder, StorageIOError};
-use rocksdb::WriteOptions;
+use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode, encode};
@@ -112,11 +112,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let cp = read_checkpoint(&db, group, point.index)?
                 .filter(|c| c.log_id == point)
                 .ok_or(StoreError::Corrupt { group, message: format!("retention point {point} has no checkpoint") })?;
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            db.rocks()
-                .put_cf_opt(db.cf(CF_SM)?, keys::snapshot_pointer(group), encode("snapshot pointer", &point)?, &wo)
-                .map_err(StoreError::rocks("put snapshot pointer"))?;
+            let mut b = WriteBatch::default();
+            b.put_cf(db.cf(CF_SM)?, keys::snapshot_pointer(group), encode("snapshot pointer", &point)?);
+            db.write_durable(b, "snapshot pointer")?;
             Ok(cp.into_snapshot(group))
         })
         .await

@@ -23,13 +23,16 @@ use super::codec::{decode, encode};
 use super::db::{blocking, Db};
 use super::error::StoreError;
 use super::keys::{self, CF_IDX, CF_SM};
-use super::producers::{ProducerState, ProducerTable, Verdict, PRODUCER_EXPIRY_MS};
+use super::producers::{ProducerState, ProducerTable, Verdict};
 use super::snapshot::{self, Checkpoint, SnapshotBuilder};
 use crate::ids::GroupId;
 use crate::types::{
     ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, MetaStateMachine, ProduceEntry, Snapshot,
     SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+
+/// The producer table of a group, written only by its state machine's apply.
+pub type SharedProducers = Arc<std::sync::RwLock<ProducerTable>>;
 
 /// When apply writes a checkpoint (decided from the log alone, so every replica agrees).
 #[derive(Clone, Copy, Debug)]
@@ -94,8 +97,9 @@ pub struct StateMachineStore {
     snapshot_lock: Arc<tokio::sync::Mutex<()>>,
     /// Applies `Command::Meta` entries (the controller group only).
     meta: Option<Box<dyn MetaStateMachine>>,
-    /// Idempotent producers (persisted per producer under `g 0x11`).
-    producers: ProducerTable,
+    /// Idempotent producers (persisted per producer under `g 0x11`); shared read-only with the
+    /// group, whose leader checks epochs against it before proposing.
+    producers: SharedProducers,
     /// Negative control for the fault suite: accept every producer batch unchecked.
     dedup_disabled: bool,
 }
@@ -135,7 +139,7 @@ impl StateMachineStore {
         if let (Some(m), Some(saved)) = (meta.as_mut(), saved_meta) {
             m.restore(&saved).map_err(|message| StoreError::Corrupt { group, message })?;
         }
-        let producers = ProducerTable { producers, clock_ms: state.producer_clock_ms };
+        let producers = Arc::new(std::sync::RwLock::new(ProducerTable::from_parts(producers, state.producer_clock_ms)));
         let (progress, _) = watch::channel(progress_of(&state));
         Ok(StateMachineStore {
             db,
@@ -153,6 +157,15 @@ impl StateMachineStore {
     /// Negative control for the fault suite: stop deduplicating producer batches.
     pub fn disable_dedup_for_fault_injection(&mut self) {
         self.dedup_disabled = true;
+    }
+
+    /// The producer table, for reading (the leader's epoch checks).
+    pub fn shared_producers(&self) -> SharedProducers {
+        self.producers.clone()
+    }
+
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, ProducerTable> {
+        self.producers.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A receiver of the applied progress, updated after every apply.
@@ -199,15 +212,13 @@ impl StateMachineStore {
             if state.entries_since_checkpoint >= self.policy.every_entries
                 || state.bytes_since_checkpoint >= self.policy.every_bytes
             {
-                // Expiry happens at checkpoints, decided by the log's clock: the same everywhere.
-                dirty.extend(self.producers.expire(PRODUCER_EXPIRY_MS));
                 let cp = Checkpoint {
                     log_id: entry.log_id,
                     membership: state.membership.clone(),
                     data: CheckpointData {
                         next_offset: state.next_offset,
                         meta: self.meta.as_ref().map(|m| m.save()),
-                        producers: self.producers.clone(),
+                        producers: self.table().clone(),
                     },
                 };
                 batch.put_cf(
@@ -221,11 +232,16 @@ impl StateMachineStore {
             }
             responses.push(resp);
         }
-        state.producer_clock_ms = self.producers.clock_ms;
-        for pid in dirty {
-            match self.producers.producers.get(&pid) {
-                Some(p) => batch.put_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid), encode("producer", p)?),
-                None => batch.delete_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid)),
+        {
+            let table = self.table();
+            state.producer_clock_ms = table.clock_ms;
+            for pid in dirty {
+                match table.producers.get(&pid) {
+                    Some(p) => {
+                        batch.put_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid), encode("producer", p)?)
+                    }
+                    None => batch.delete_cf(self.db.cf(CF_SM)?, keys::producer(self.group, pid)),
+                }
             }
         }
         batch.put_cf(self.db.cf(CF_SM)?, keys::applied(self.group), encode("applied state", &state)?);
@@ -256,15 +272,19 @@ impl StateMachineStore {
     ) -> Result<ApplyResponse, StoreError> {
         let idx_cf = self.db.cf(CF_IDX)?;
         let mut outcomes = Vec::with_capacity(entry.batches.len());
-        self.producers.tick(entry.append_time_ms);
+        let limits = &entry.producer_limits;
+        let mut table = self.producers.write().unwrap_or_else(|p| p.into_inner());
+        table.tick(entry.append_time_ms);
+        // Expiry by the log's clock, decided at the same entry on every replica.
+        dirty.extend(table.expire(limits.expiry_ms));
         for (ordinal, b) in entry.batches.iter().enumerate() {
             let base_offset = state.next_offset;
             if let Some(p) = b.producer.as_ref().filter(|_| b.record_count > 0) {
-                match self.producers.check(p, b.record_count, PRODUCER_EXPIRY_MS) {
+                match table.check(p, b.record_count, limits) {
                     Verdict::Accept => {}
                     _ if self.dedup_disabled => {}
-                    Verdict::Duplicate { base_offset } => {
-                        outcomes.push(BatchOutcome::Duplicate { base_offset });
+                    Verdict::Duplicate { base_offset, append_time_ms } => {
+                        outcomes.push(BatchOutcome::Duplicate { base_offset, append_time_ms });
                         continue;
                     }
                     Verdict::Refuse(r) => {
@@ -272,7 +292,8 @@ impl StateMachineStore {
                         continue;
                     }
                 }
-                self.producers.record(p, b.record_count, base_offset, PRODUCER_EXPIRY_MS);
+                let evicted = table.record(p, b.record_count, base_offset, entry.append_time_ms, limits);
+                dirty.extend(evicted);
                 dirty.insert(p.producer_id);
             }
             // An empty batch gets no offset and no idx key (it would collide with the next one).
@@ -336,9 +357,7 @@ impl StateMachineStore {
             for cf in keys::ALL_CFS {
                 b.delete_range_cf(db.cf(cf)?, &start, &end);
             }
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            db.rocks().write_opt(b, &wo).map_err(StoreError::rocks("destroy group"))
+            db.write_durable(b, "destroy group")
         })
         .await
     }
@@ -434,7 +453,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         blocking(move || install(&db, group, &st, &cp))
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
-        self.producers = cp_producers;
+        *self.producers.write().unwrap_or_else(|p| p.into_inner()) = cp_producers;
         self.state = state;
         self.progress.send_replace(progress_of(&self.state));
         Ok(())
@@ -470,7 +489,5 @@ fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Re
     }
     b.delete_range_cf(db.cf(CF_IDX)?, &keys::batch(group, 0)[..], &keys::batches_end(group)[..]);
     super::log_store::purge_into(db, group, &cp.log_id, &mut b)?;
-    let mut wo = WriteOptions::default();
-    wo.set_sync(true);
-    db.rocks().write_opt(b, &wo).map_err(StoreError::rocks("install snapshot"))
+    db.write_durable(b, "install snapshot")
 }
