@@ -5,6 +5,8 @@
 #   deploy/local-cluster.sh status   show the processes and `cairn cluster info`
 #   deploy/local-cluster.sh stop     SIGTERM the nodes (data is kept)
 #   deploy/local-cluster.sh clean    stop and delete the data
+#   deploy/local-cluster.sh replace N   rebuild node N from the others: stop it, delete its data
+#                                       directory, `cairn node replace N`, start it empty
 #
 # Data and logs live in $CAIRN_LOCAL_DIR (default: ~/.cairn/local). Bootstrap topic: events (3
 # partitions), override with CAIRN_LOCAL_TOPICS=name:partitions,... CAIRN_PROFILE=release runs
@@ -27,6 +29,27 @@ bin="$target/$profile"
 pid_of() { cat "$dir/node$1.pid" 2>/dev/null || true; }
 running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
+start_node() {
+  topic_args=()
+  if [ -n "$topics" ]; then topic_args=(--topic "$topics"); fi
+  nohup "$bin/cairn-node" --node-id "$1" --data-dir "$dir/node$1" \
+    --initial-cluster "$cluster" "${topic_args[@]}" >>"$dir/node$1.log" 2>&1 &
+  echo $! >"$dir/node$1.pid"
+}
+
+# A node whose data directory was lost (or that should be rebuilt) comes back empty: the cluster
+# must be told first, or it refuses the node (a node that forgot what it acknowledged could lose
+# acknowledged records). The node then catches up from the others before it votes.
+replace() {
+  local id="$1"
+  case "$id" in 1|2|3) ;; *) echo "replace: node id must be 1, 2 or 3" >&2; exit 2 ;; esac
+  if running "$id"; then kill -KILL "$(pid_of "$id")"; sleep 1; fi
+  rm -rf "${dir:?}/node$id"
+  "$bin/cairn" node replace "$id"
+  start_node "$id"
+  echo "node $id restarted empty (pid $(pid_of "$id")); it catches up from the others: watch \`$0 status\`"
+}
+
 start() {
   # shellcheck source=scripts/rocksdb.sh
   source scripts/rocksdb.sh
@@ -35,11 +58,7 @@ start() {
   mkdir -p "$dir"
   for id in 1 2 3; do
     if running "$id"; then echo "node $id already running (pid $(pid_of "$id"))"; continue; fi
-    topic_args=()
-    if [ -n "$topics" ]; then topic_args=(--topic "$topics"); fi
-    nohup "$bin/cairn-node" --node-id "$id" --data-dir "$dir/node$id" \
-      --initial-cluster "$cluster" "${topic_args[@]}" >>"$dir/node$id.log" 2>&1 &
-    echo $! >"$dir/node$id.pid"
+    start_node "$id"
   done
   echo "==> waiting for the controller and every partition to elect a leader"
   want_topics=0
@@ -81,5 +100,6 @@ case "${1:-}" in
     done
     "$bin/cairn" cluster info || true ;;
   clean) stop; rm -rf "$dir"; echo "deleted $dir" ;;
-  *) echo "usage: $0 start|status|stop|clean" >&2; exit 2 ;;
+  replace) replace "${2:-}" ;;
+  *) echo "usage: $0 start|status|stop|clean|replace N" >&2; exit 2 ;;
 esac

@@ -349,6 +349,23 @@ impl Client {
         max_wait_ms: u32,
     ) -> Result<FetchResponse, ClientError> {
         let (topic_id, _) = self.topic(topic).await?;
+        self.fetch_incarnation(topic, topic_id, partition, offset, max_bytes, max_wait_ms).await
+    }
+
+    /// Like [`Client::fetch`], from incarnation `topic_id` of `topic` (as a consumer that must
+    /// not read a re-created topic as the one it was reading).
+    ///
+    /// # Errors
+    /// As [`Client::fetch`]; UNKNOWN_TOPIC_ID when that incarnation is gone.
+    pub async fn fetch_incarnation(
+        &self,
+        topic: &str,
+        topic_id: u64,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    ) -> Result<FetchResponse, ClientError> {
         let req = FetchRequest { topic: topic.to_string(), partition, offset, max_bytes, max_wait_ms, topic_id };
         let wait = Duration::from_millis(u64::from(max_wait_ms));
         self.with_retries(Target::Partition(topic, partition, topic_id), wait, |ch| {
@@ -502,6 +519,23 @@ impl Client {
         .await?;
         self.meta.write().unwrap_or_else(|p| p.into_inner()).topics.remove(name);
         Ok(())
+    }
+
+    /// Marks node `node_id`, whose data directory was lost, for replacement (see
+    /// `cairn node replace`); returns how many partition replicas will be rebuilt on it.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT (unknown node, the node is up with its registered directory, already
+    /// awaiting its replacement), exhausted retries.
+    pub async fn replace_node(&self, node_id: u64) -> Result<u32, ClientError> {
+        let req = cairn_proto::v1::ReplaceNodeRequest { node_id };
+        let r = self
+            .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                let (mut c, req) = (AdminClient::new(ch), req);
+                async move { c.replace_node(req).await }
+            })
+            .await?;
+        Ok(r.replicas)
     }
 
     /// Every topic.

@@ -206,6 +206,25 @@ pub struct Analysis {
     /// Completed client ops: (time, latency ns, f, type) for the picture and liveness.
     pub completions: Vec<(u64, u64, String, OpType)>,
     pub end_time: u64,
+    /// Virtual partitions of topic incarnations the run deleted (`delete-topic` nemesis ops):
+    /// their records are gone with them, so loss checkers skip them.
+    pub deleted: std::collections::BTreeSet<u32>,
+}
+
+impl Analysis {
+    /// The analysis without the sends, polls and final reads of deleted incarnations.
+    pub fn without_deleted(&self) -> Analysis {
+        if self.deleted.is_empty() {
+            return self.clone();
+        }
+        let keep = |p: &u32| !self.deleted.contains(p);
+        Analysis {
+            sends: self.sends.iter().filter(|s| keep(&s.partition)).cloned().collect(),
+            polls: self.polls.iter().filter(|p| keep(&p.partition)).cloned().collect(),
+            finals: self.finals.iter().filter(|f| keep(&f.partition)).cloned().collect(),
+            ..self.clone()
+        }
+    }
 }
 
 fn u(v: &Value, k: &str) -> Option<u64> {
@@ -230,6 +249,11 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     let mut fault_open: BTreeMap<String, u64> = BTreeMap::new();
     for op in ops {
         if op.process == NEMESIS {
+            if op.f == "delete-topic" {
+                if let Some(ps) = op.value.get("partitions").and_then(Value::as_array) {
+                    a.deleted.extend(ps.iter().filter_map(Value::as_u64).map(|p| p as u32));
+                }
+            }
             if let Some(name) = op.f.strip_prefix("start-") {
                 fault_open.insert(name.to_string(), op.time);
             } else if let Some(name) = op.f.strip_prefix("stop-") {
@@ -307,9 +331,11 @@ fn send_of(inv: &Op, done: Option<&Op>) -> Send {
         },
     };
     let producer = done.and_then(|d| d.producer.as_ref()).or(inv.producer.as_ref());
+    // The completion names where the send landed (an incarnation other than the one meant).
+    let partition = done.and_then(|d| u(&d.value, "partition")).or_else(|| u(&inv.value, "partition"));
     Send {
         process: inv.process,
-        partition: u(&inv.value, "partition").unwrap_or(0) as u32,
+        partition: partition.unwrap_or(0) as u32,
         value: u(&inv.value, "value").unwrap_or(0),
         outcome,
         producer: producer.and_then(|p| Some((u(p, "id")?, u(p, "epoch")? as u32))),
@@ -431,6 +457,12 @@ pub mod build {
                 json!({"partition": partition, "log_start": 0, "high_watermark": hw, "records": recs}),
                 None,
             );
+            self
+        }
+
+        /// The nemesis deleted the incarnation owning `partitions`.
+        pub fn delete_topic(&mut self, partitions: &[u32]) -> &mut Self {
+            self.push(OpType::Info, NEMESIS, None, "delete-topic", json!({"partitions": partitions}), None);
             self
         }
 

@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod history;
+pub mod incarnations;
 pub mod nemesis;
 pub mod report;
 pub mod run;

@@ -34,8 +34,8 @@ struct Cli {
 enum Cmd {
     /// Run one test. Exit code 0 only when every safety checker is clean.
     Run(RunArgs),
-    /// Run a tier of tests: `ci` (five ~1 minute runs on 3 nodes) or `long` (every nemesis for
-    /// --minutes on 3 and on 5 nodes).
+    /// Run a tier of tests: `ci` (~1 minute runs: five nemeses on 3 nodes, stale-broker on 3,
+    /// recreate on 5) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
     Tier {
         #[arg(value_parser = ["ci", "long"])]
         tier: String,
@@ -77,7 +77,8 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "kill")]
     nemesis: NemesisKind,
     /// `queue`: one send at a time per producer; `idempotent`: pipelined sends with forced
-    /// retries (short timeouts, 10% of produce answers dropped by the nodes).
+    /// retries (short timeouts, 10% of produce answers dropped by the nodes); `topics`: like
+    /// `idempotent`, over topics created (and, by the recreate nemesis, re-created) as it runs.
     #[arg(long, value_enum, default_value = "queue")]
     workload: WorkloadKind,
     /// Number of nodes (3 or 5 are typical).
@@ -105,6 +106,10 @@ struct RunArgs {
     /// `fetch-above-hw`, `drop-produce-responses=P`); repeatable.
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Client fault switch for negative controls (`trust-retry-refusals`: producers fail a
+    /// batch in doubt on a definite refusal of its retry and reuse its sequence numbers).
+    #[arg(long = "client-fault", value_parser = ["trust-retry-refusals"])]
+    client_faults: Vec<String>,
     /// Name of the test (default: <nemesis>-<workload>-<nodes>n).
     #[arg(long)]
     name: Option<String>,
@@ -201,13 +206,13 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut node_faults = args.faults.clone();
-    if args.workload == WorkloadKind::Idempotent && !node_faults.iter().any(|f| f.starts_with("drop-produce-responses"))
-    {
+    if args.workload.pipelined() && !node_faults.iter().any(|f| f.starts_with("drop-produce-responses")) {
         node_faults.push("drop-produce-responses=0.1".into());
     }
     let name = args.name.clone().unwrap_or_else(|| {
-        let w = if args.workload == WorkloadKind::Queue { "queue" } else { "idempotent" };
-        let f = if args.faults.is_empty() { String::new() } else { format!("-{}", args.faults.join("-")) };
+        let w = args.workload.name();
+        let all: Vec<String> = args.faults.iter().chain(&args.client_faults).cloned().collect();
+        let f = if all.is_empty() { String::new() } else { format!("-{}", all.join("-")) };
         format!("{}-{w}-{}n{f}", args.nemesis.name(), args.nodes)
     });
     let params = RunParams {
@@ -221,6 +226,7 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
             producers: args.producers,
             consumers: args.consumers,
             rate: args.rate,
+            trust_retry_refusals: args.client_faults.iter().any(|f| f == "trust-retry-refusals"),
         },
         nodes: args.nodes,
         time_limit_s: args.time_limit,
@@ -255,6 +261,8 @@ fn run_tier(
             (NemesisKind::Pause, WorkloadKind::Queue, 3, 60),
             (NemesisKind::Partition, WorkloadKind::Queue, 3, 60),
             (NemesisKind::ClientPartition, WorkloadKind::Idempotent, 3, 60),
+            (NemesisKind::StaleBroker, WorkloadKind::Topics, 3, 60),
+            (NemesisKind::Recreate, WorkloadKind::Topics, 5, 60),
         ]);
     } else {
         for nodes in [3, 5] {
@@ -273,7 +281,9 @@ fn run_tier(
                 let w = if i % 2 == 0 { WorkloadKind::Queue } else { WorkloadKind::Idempotent };
                 plan.push((n, w, nodes, minutes * 60));
             }
+            plan.push((NemesisKind::StaleBroker, WorkloadKind::Topics, nodes, minutes * 60));
         }
+        plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60));
     }
     let me = std::env::current_exe()?;
     let mut all_valid = true;
@@ -284,16 +294,10 @@ fn run_tier(
             continue;
         }
         let mut cmd = Command::new(&me);
-        cmd.args([
-            "run",
-            "--nemesis",
-            nemesis.name(),
-            "--workload",
-            if workload == WorkloadKind::Queue { "queue" } else { "idempotent" },
-        ])
-        .args(["--nodes", &nodes.to_string(), "--time-limit", &secs.to_string(), "--seed", &seed.to_string()])
-        .arg("--store")
-        .arg(&common.store);
+        cmd.args(["run", "--nemesis", nemesis.name(), "--workload", workload.name()])
+            .args(["--nodes", &nodes.to_string(), "--time-limit", &secs.to_string(), "--seed", &seed.to_string()])
+            .arg("--store")
+            .arg(&common.store);
         if let Some(b) = &common.node_bin {
             cmd.arg("--node-bin").arg(b);
         }
@@ -310,7 +314,7 @@ fn run_tier(
         summary.push(format!(
             "{:<18} {:<11} {}n {:>5}s seed {:<20} {verdict}",
             nemesis.name(),
-            format!("{workload:?}").to_lowercase(),
+            workload.name(),
             nodes,
             secs,
             seed

@@ -15,9 +15,12 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use cairn_client::Client;
+
 use crate::cluster::nodes::node_ip;
 use crate::cluster::{Cluster, Net};
 use crate::history::Recorder;
+use crate::incarnations::Incarnations;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -34,13 +37,23 @@ pub enum NemesisKind {
     ClientPartition,
     /// One node killed and restarted over and over.
     CrashLoop,
+    /// One node cut off from the controller leader (both ways) while clients still reach it:
+    /// its metadata lags while topics are created (pair with the `topics` workload).
+    StaleBroker,
+    /// Two replicas of a partition (not the controller leader) cut off from the other nodes
+    /// while the topic is deleted and re-created through the majority: the minority still runs
+    /// the old incarnation's group (5 nodes).
+    Recreate,
     /// A random mix of all of the above.
     Combined,
 }
 
 impl NemesisKind {
     pub fn needs_network(self) -> bool {
-        matches!(self, NemesisKind::Partition | NemesisKind::ClientPartition)
+        matches!(
+            self,
+            NemesisKind::Partition | NemesisKind::ClientPartition | NemesisKind::StaleBroker | NemesisKind::Recreate
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -51,6 +64,8 @@ impl NemesisKind {
             NemesisKind::Partition => "partition",
             NemesisKind::ClientPartition => "client-partition",
             NemesisKind::CrashLoop => "crash-loop",
+            NemesisKind::StaleBroker => "stale-broker",
+            NemesisKind::Recreate => "recreate",
             NemesisKind::Combined => "combined",
         }
     }
@@ -64,6 +79,10 @@ pub struct Nemesis {
     /// Group ids of the workload's partitions (to find leaders).
     pub groups: Vec<u64>,
     pub rng: StdRng,
+    /// For faults that are cluster operations (re-creating a topic).
+    pub client: Arc<Client>,
+    pub incarnations: Arc<Incarnations>,
+    pub replication_factor: u32,
 }
 
 /// The node whose replica of `group` claims leadership with the highest term.
@@ -119,7 +138,7 @@ impl Nemesis {
             NemesisKind::Combined => {
                 let mut k = vec![NemesisKind::Kill, NemesisKind::Pause, NemesisKind::CrashLoop];
                 if self.net.enabled {
-                    k.extend([NemesisKind::Partition, NemesisKind::ClientPartition]);
+                    k.extend([NemesisKind::Partition, NemesisKind::ClientPartition, NemesisKind::StaleBroker]);
                 }
                 k
             }
@@ -189,6 +208,8 @@ impl Nemesis {
                 Ok(())
             }
             NemesisKind::Partition => self.partition(until).await,
+            NemesisKind::StaleBroker => self.stale_broker(until).await,
+            NemesisKind::Recreate => self.recreate(until).await,
             NemesisKind::ClientPartition => {
                 let node = self.target().await;
                 self.rec.nemesis("start-client-partition", json!({"node": node}));
@@ -199,6 +220,65 @@ impl Nemesis {
                 Ok(())
             }
         }
+    }
+
+    /// The node leading the controller group, as the cluster reports it.
+    async fn controller_leader(&self) -> anyhow::Result<u64> {
+        let d = self.client.describe_cluster().await?;
+        anyhow::ensure!(d.controller_leader_id != 0, "no controller leader known");
+        Ok(d.controller_leader_id)
+    }
+
+    async fn stale_broker(&mut self, until: Instant) -> anyhow::Result<()> {
+        let leader = self.controller_leader().await?;
+        let others: Vec<u64> = (1..=self.node_count().await).filter(|n| *n != leader).collect();
+        let node = *others.choose(&mut self.rng).ok_or_else(|| anyhow::anyhow!("no node besides the leader"))?;
+        self.rec.nemesis("start-stale-broker", json!({"node": node, "controller_leader": leader}));
+        self.net.cut_both(node_ip(node), node_ip(leader))?;
+        tokio::time::sleep(self.span(5_000, 15_000, until)).await;
+        self.net.heal()?;
+        self.rec.nemesis("stop-stale-broker", json!({"node": node}));
+        Ok(())
+    }
+
+    async fn recreate(&mut self, until: Instant) -> anyhow::Result<()> {
+        let leader = self.controller_leader().await?;
+        let live = self.incarnations.live();
+        let topic = live.choose(&mut self.rng).ok_or_else(|| anyhow::anyhow!("no live topic"))?.clone();
+        let described = self.client.describe_topic(&topic.name).await?;
+        let part = described.partitions.choose(&mut self.rng).ok_or_else(|| anyhow::anyhow!("no partition"))?;
+        // Two of the partition's replicas, never the controller leader: the majority side keeps
+        // the controller, the minority keeps a majority of the old group.
+        let mut minority: Vec<u64> = part.replica_node_ids.iter().copied().filter(|n| *n != leader).collect();
+        rand::seq::SliceRandom::shuffle(minority.as_mut_slice(), &mut self.rng);
+        minority.truncate(2);
+        let n = self.node_count().await;
+        anyhow::ensure!(minority.len() == 2 && n >= 5, "recreate needs 5 nodes and two replicas besides the leader");
+        self.rec.nemesis(
+            "start-recreate",
+            json!({"topic": topic.name, "partition": part.partition, "minority": minority, "controller_leader": leader}),
+        );
+        for a in &minority {
+            for b in (1..=n).filter(|b| !minority.contains(b)) {
+                self.net.cut_both(node_ip(*a), node_ip(b))?;
+            }
+        }
+        // Give clients a moment to write to the old incarnation through the minority.
+        tokio::time::sleep(self.span(1_000, 3_000, until)).await;
+        self.client.delete_topic(&topic.name).await?;
+        let gone = self.incarnations.delete(&topic.name);
+        self.rec.nemesis("delete-topic", json!({"topic": topic.name, "topic_id": topic.topic_id, "partitions": gone}));
+        let partitions = self.incarnations.partitions();
+        let created = self.client.create_topic(&topic.name, partitions, self.replication_factor, None).await?;
+        let base = self.incarnations.add(&topic.name, created.topic_id);
+        self.rec.nemesis(
+            "create-topic",
+            json!({"topic": topic.name, "topic_id": created.topic_id, "partitions": [base, base + partitions - 1]}),
+        );
+        tokio::time::sleep(self.span(5_000, 12_000, until)).await;
+        self.net.heal()?;
+        self.rec.nemesis("stop-recreate", json!({"topic": topic.name}));
+        Ok(())
     }
 
     async fn partition(&mut self, until: Instant) -> anyhow::Result<()> {

@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use crate::checker::{check, Results};
 use crate::cluster::{Cluster, Net, NodeSpec};
 use crate::history::{analyse, OpType, Recorder, DRAIN};
+use crate::incarnations::Incarnations;
 use crate::nemesis::{leader_of, Nemesis, NemesisKind};
 use crate::report;
-use crate::workload::{self, WorkloadSpec};
+use crate::workload::{self, WorkloadKind, WorkloadSpec};
 
 /// Everything that defines a run; saved with it so it can be repeated.
 #[derive(Clone, Debug, Serialize)]
@@ -70,8 +71,10 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     cfg.request_timeout = Duration::from_secs(5);
     let client = Arc::new(connect(cfg).await?);
     let rf = params.nodes.min(3) as u32;
-    client.create_topic(&params.workload.topic, params.workload.partitions, rf, None).await?;
+    let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, None).await?;
     let groups = wait_for_leaders(&client, &params.workload.topic).await?;
+    let incarnations = Arc::new(Incarnations::new(params.workload.partitions));
+    incarnations.add(&params.workload.topic, first.topic_id);
 
     let rec = Recorder::new(Some(&dir.join("history.jsonl")))?;
     let shared = Arc::new(workload::Shared {
@@ -80,6 +83,8 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         spec: params.workload.clone(),
         stop: AtomicBool::new(false),
         next_value: AtomicU64::new(0),
+        incarnations: incarnations.clone(),
+        replication_factor: rf,
     });
     let mut rng = StdRng::seed_from_u64(params.seed);
     let mut workers = Vec::new();
@@ -89,6 +94,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     for w in 0..params.workload.consumers {
         workers.push(tokio::spawn(workload::consumer(shared.clone(), w, rng.random())));
     }
+    if params.workload.kind == WorkloadKind::Topics {
+        workers.push(tokio::spawn(workload::creator(shared.clone(), rng.random())));
+    }
     let start = Instant::now();
     let fault_until = start + Duration::from_secs(params.time_limit_s.saturating_sub(params.heal_s));
     let nemesis = Nemesis {
@@ -97,6 +105,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         rec: rec.clone(),
         groups: groups.clone(),
         rng: StdRng::seed_from_u64(rng.random()),
+        client: client.clone(),
+        incarnations: incarnations.clone(),
+        replication_factor: rf,
     };
     nemesis.run(params.nemesis, fault_until).await;
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
@@ -110,7 +121,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     if !crashed.is_empty() {
         rec.nemesis("unexpected-exit", json!({"nodes": crashed}));
     }
-    let drained = drain(&client, &cluster, &params, &rec).await;
+    let drained = drain(&client, &cluster, &incarnations, &rec).await;
     rec.flush();
     cluster.lock().await.stop();
 
@@ -167,44 +178,55 @@ fn digest(r: &cairn_proto::v1::FetchedRecord) -> u64 {
     h
 }
 
-/// After healing: for every partition, reads [log start, high watermark) from every replica of
-/// it, once that replica has caught up with the leader. Returns whether every read converged.
-/// Only replicas are read: with 5 nodes and replication factor 3 the other two nodes hold no copy
-/// (they refuse the fetch), and waiting on them would starve the replicas of their deadline.
-async fn drain(client: &Client, cluster: &Mutex<Cluster>, params: &RunParams, rec: &Recorder) -> bool {
-    let topic = &params.workload.topic;
+/// After healing: for every partition of every live topic incarnation, reads [log start, high
+/// watermark) from every replica of it, once that replica has caught up with the leader. Returns
+/// whether every read converged. Only replicas are read: with 5 nodes and replication factor 3
+/// the other two nodes hold no copy (they refuse the fetch), and waiting on them would starve
+/// the replicas of their deadline. Reads name the incarnation, so a replica that still holds a
+/// deleted one cannot pass it off as the current one.
+async fn drain(client: &Client, cluster: &Mutex<Cluster>, incarnations: &Incarnations, rec: &Recorder) -> bool {
     let addrs: BTreeMap<u64, String> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
-    let described = match until_deadline(Duration::from_secs(90), || client.describe_topic(topic)).await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("cairn-jepsen: drain: topic {topic} could not be described: {e}");
-            return false;
-        }
-    };
-    let mut converged = described.partitions.len() == params.workload.partitions as usize;
-    for part in &described.partitions {
-        let p = part.partition;
-        let Ok(hw) = until_deadline(Duration::from_secs(90), || client.list_offsets(topic, p, OffsetSpec::Latest))
-            .await
-            .map(|r| r.offset)
-        else {
-            converged = false;
-            continue;
+    let mut converged = true;
+    let mut groups = Vec::new();
+    for topic in incarnations.live() {
+        let described = match until_deadline(Duration::from_secs(90), || client.describe_topic(&topic.name)).await {
+            Ok(d) if d.topic.as_ref().is_some_and(|t| t.topic_id == topic.topic_id || t.topic_id == 0) => d,
+            Ok(_) => {
+                eprintln!("cairn-jepsen: drain: topic {} is another incarnation than {}", topic.name, topic.topic_id);
+                converged = false;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("cairn-jepsen: drain: topic {} could not be described: {e}", topic.name);
+                converged = false;
+                continue;
+            }
         };
-        for id in &part.replica_node_ids {
-            let Some(addr) = addrs.get(id) else {
+        converged &= described.partitions.len() == incarnations.partitions() as usize;
+        for part in &described.partitions {
+            let p = part.partition;
+            groups.push(part.group_id);
+            let latest = || client.list_offsets(&topic.name, p, OffsetSpec::Latest);
+            let Ok(hw) = until_deadline(Duration::from_secs(90), latest).await.map(|r| r.offset) else {
                 converged = false;
                 continue;
             };
-            let (complete, v) = read_replica(client, addr, topic, p, hw).await;
-            converged &= complete;
-            rec.record(if complete { OpType::Ok } else { OpType::Fail }, DRAIN, Some(*id), "final-read", v, None, None);
+            for id in &part.replica_node_ids {
+                let Some(addr) = addrs.get(id) else {
+                    converged = false;
+                    continue;
+                };
+                let (complete, v) = read_replica(client, addr, &topic, p, hw).await;
+                converged &= complete;
+                let kind = if complete { OpType::Ok } else { OpType::Fail };
+                rec.record(kind, DRAIN, Some(*id), "final-read", v, None, None);
+            }
         }
     }
     let nodes: Vec<(u64, String)> = addrs.into_iter().collect();
-    for part in &described.partitions {
-        if leader_of(&nodes, part.group_id).await.is_none() {
-            rec.nemesis("no-leader-after-heal", json!({"group": part.group_id}));
+    for g in groups {
+        if leader_of(&nodes, g).await.is_none() {
+            rec.nemesis("no-leader-after-heal", json!({"group": g}));
         }
     }
     converged
@@ -229,20 +251,27 @@ where
     }
 }
 
-/// Reads partition `p` from one replica up to the leader's high watermark `hw`, giving the
-/// replica 90 s to catch up. Returns whether it got there, and the final-read op's value.
-async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64) -> (bool, serde_json::Value) {
+/// Reads partition `p` of incarnation `topic` from one replica up to the leader's high watermark
+/// `hw`, giving the replica 90 s to catch up. Returns whether it got there, and the final-read
+/// op's value (its partition the virtual one).
+async fn read_replica(
+    client: &Client,
+    addr: &str,
+    topic: &crate::incarnations::Incarnation,
+    p: u32,
+    hw: u64,
+) -> (bool, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut records = Vec::new();
     let (mut pos, mut log_start, mut node_hw) = (0u64, 0u64, 0u64);
     while pos < hw && Instant::now() < deadline {
         let req = FetchRequest {
-            topic: topic.to_string(),
+            topic: topic.name.clone(),
             partition: p,
             offset: pos,
             max_bytes: 1 << 20,
             max_wait_ms: 200,
-            topic_id: 0,
+            topic_id: topic.topic_id,
         };
         match client.fetch_from_node(addr, req).await {
             Ok(r) => {
@@ -261,6 +290,12 @@ async fn read_replica(client: &Client, addr: &str, topic: &str, p: u32, hw: u64)
         }
     }
     let complete = pos >= hw;
-    let v = json!({"partition": p, "log_start": log_start, "high_watermark": node_hw.max(pos), "records": records, "complete": complete});
+    let v = json!({
+        "partition": topic.base + p,
+        "log_start": log_start,
+        "high_watermark": node_hw.max(pos),
+        "records": records,
+        "complete": complete,
+    });
     (complete, v)
 }

@@ -7,8 +7,13 @@
 //!   wire) with a short request timeout, so retries of in-doubt batches are frequent; the run
 //!   also loses a share of produce answers on the nodes (a fault switch) to force more.
 //!
+//! - `topics`: like `idempotent`, but over topics created while the run goes on (a creator adds
+//!   one every few seconds; the `recreate` nemesis deletes and re-creates them): metadata that
+//!   lags on some node, and more than one incarnation of a topic name.
+//!
 //! A send that fails definitely is `fail`; one whose outcome is unknown is `info`, after which
-//! the process continues as a new process (Jepsen's convention) with a new producer.
+//! the process continues as a new process (Jepsen's convention) with a new producer. Partitions
+//! in the history are virtual partitions ([`crate::incarnations`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,12 +27,29 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::history::{OpType, Recorder};
+use crate::incarnations::{Incarnation, Incarnations};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
     Queue,
     Idempotent,
+    Topics,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Queue => "queue",
+            WorkloadKind::Idempotent => "idempotent",
+            WorkloadKind::Topics => "topics",
+        }
+    }
+
+    /// Whether sends are pipelined with forced retries (answers dropped by the nodes).
+    pub fn pipelined(self) -> bool {
+        !matches!(self, WorkloadKind::Queue)
+    }
 }
 
 /// Settings shared by every worker.
@@ -40,6 +62,9 @@ pub struct WorkloadSpec {
     pub consumers: u32,
     /// Target sends per second, all producers together.
     pub rate: u32,
+    /// Negative control: the producers trust a definite refusal of a retry (the behaviour
+    /// before in-doubt tracking).
+    pub trust_retry_refusals: bool,
 }
 
 pub struct Shared {
@@ -48,6 +73,10 @@ pub struct Shared {
     pub spec: WorkloadSpec,
     pub stop: AtomicBool,
     pub next_value: AtomicU64,
+    /// The topics the run writes to (one for `queue` and `idempotent`).
+    pub incarnations: Arc<Incarnations>,
+    /// Replication factor of topics created during the run.
+    pub replication_factor: u32,
 }
 
 fn classify(e: &ClientError) -> OpType {
@@ -58,40 +87,49 @@ fn classify(e: &ClientError) -> OpType {
     }
 }
 
-fn producer_config(kind: WorkloadKind) -> ProducerConfig {
-    match kind {
+fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
+    let cfg = match spec.kind {
         WorkloadKind::Queue => ProducerConfig {
             linger: Duration::ZERO,
             request_timeout: Duration::from_secs(5),
             delivery_timeout: Duration::from_secs(30),
             ..ProducerConfig::default()
         },
-        WorkloadKind::Idempotent => ProducerConfig {
+        WorkloadKind::Idempotent | WorkloadKind::Topics => ProducerConfig {
             linger: Duration::from_millis(2),
             batch_records_max: 4,
             request_timeout: Duration::from_millis(400),
             delivery_timeout: Duration::from_secs(30),
             ..ProducerConfig::default()
         },
-    }
+    };
+    ProducerConfig { fault_trust_retry_refusals: spec.trust_retry_refusals, ..cfg }
 }
 
-/// The completion of one send: its type, value (with offset and sequence when acknowledged),
-/// error, and the producer identity it went under (a partition may have taken a new one).
+/// The completion of one send: its type, value (with the virtual partition it landed in, offset
+/// and sequence when acknowledged), error, and the producer identity it went under (a partition
+/// may have taken a new one).
 fn send_completion(
-    partition: u32,
+    inc: &Incarnations,
+    target: &(Incarnation, u32),
     value: u64,
     res: Result<RecordAck, ClientError>,
     who: &Value,
 ) -> (OpType, Value, Option<String>, Value) {
+    let (topic, p) = target;
+    let intended = topic.base + p;
     match res {
-        Ok(ack) => (
-            OpType::Ok,
-            json!({"partition": partition, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
-            None,
-            json!({"id": ack.producer_id, "epoch": ack.epoch}),
-        ),
-        Err(e) => (classify(&e), json!({"partition": partition, "value": value}), Some(e.to_string()), who.clone()),
+        Ok(ack) => {
+            // The acknowledgement names the incarnation it went to (0: a server without ids).
+            let vp = inc.virtual_partition(&topic.name, ack.topic_id, *p).unwrap_or(intended);
+            (
+                OpType::Ok,
+                json!({"partition": vp, "value": value, "offset": ack.offset, "sequence": ack.sequence}),
+                None,
+                json!({"id": ack.producer_id, "epoch": ack.epoch}),
+            )
+        }
+        Err(e) => (classify(&e), json!({"partition": intended, "value": value}), Some(e.to_string()), who.clone()),
     }
 }
 
@@ -99,11 +137,12 @@ fn send_completion(
 pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let spec = shared.spec.clone();
+    let inc = shared.incarnations.clone();
     let mut process = i64::from(worker);
     let pause = Duration::from_secs_f64(f64::from(spec.producers) / f64::from(spec.rate.max(1)));
-    let window = if spec.kind == WorkloadKind::Idempotent { 16 } else { 1 };
+    let window = if spec.kind.pipelined() { 16 } else { 1 };
     'process: while !shared.stop.load(Ordering::SeqCst) {
-        let p = match Producer::new(shared.client.clone(), producer_config(spec.kind)).await {
+        let p = match Producer::new(shared.client.clone(), producer_config(&spec)).await {
             Ok(p) => p,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -115,14 +154,17 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
         loop {
             let stopping = shared.stop.load(Ordering::SeqCst);
             if !stopping && in_flight.len() < window {
-                let partition = rng.random_range(0..spec.partitions);
+                let Some(target) = inc.pick(&mut rng) else {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                };
                 let value = shared.next_value.fetch_add(1, Ordering::SeqCst);
-                let v = json!({"partition": partition, "value": value});
+                let v = json!({"partition": target.0.base + target.1, "value": value});
                 shared.rec.record(OpType::Invoke, process, None, "send", v, None, Some(who.clone()));
-                match p.send(&spec.topic, Some(partition), Record::from_value(value.to_string())).await {
-                    Ok(delivery) => in_flight.push_back((partition, value, delivery)),
+                match p.send(&target.0.name, Some(target.1), Record::from_value(value.to_string())).await {
+                    Ok(delivery) => in_flight.push_back((target, value, delivery)),
                     Err(e) => {
-                        let (kind, val, err, id) = send_completion(partition, value, Err(e), &who);
+                        let (kind, val, err, id) = send_completion(&inc, &target, value, Err(e), &who);
                         shared.rec.record(kind, process, None, "send", val, err, Some(id));
                         if kind == OpType::Info {
                             process += i64::from(spec.producers);
@@ -133,19 +175,19 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 tokio::time::sleep(pause).await;
                 continue;
             }
-            let Some((partition, value, delivery)) = in_flight.pop_front() else {
+            let Some((target, value, delivery)) = in_flight.pop_front() else {
                 if stopping {
                     return;
                 }
                 continue;
             };
-            let (kind, val, err, id) = send_completion(partition, value, delivery.await, &who);
+            let (kind, val, err, id) = send_completion(&inc, &target, value, delivery.await, &who);
             shared.rec.record(kind, process, None, "send", val, err, Some(id));
             if kind == OpType::Info {
                 // Unknown outcome: this producer is done. The sends still in flight
                 // complete (or fail) under the same process before it is retired.
-                for (partition, value, d) in in_flight.drain(..) {
-                    let (kind, val, err, id) = send_completion(partition, value, d.await, &who);
+                for (target, value, d) in in_flight.drain(..) {
+                    let (kind, val, err, id) = send_completion(&inc, &target, value, d.await, &who);
                     shared.rec.record(kind, process, None, "send", val, err, Some(id));
                 }
                 process += i64::from(spec.producers);
@@ -155,46 +197,82 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
     }
 }
 
-/// Consumer process `worker`: assigns itself random partitions, polls them from its position,
-/// and reassigns now and then.
+/// The `topics` workload's creator (process 20000): a new topic every few seconds, each a new
+/// incarnation with its own virtual partitions.
+pub async fn creator(shared: Arc<Shared>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let process = 20_000;
+    let mut k = 1u32;
+    while !shared.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..6_000))).await;
+        let name = format!("{}-{k}", shared.spec.topic);
+        k += 1;
+        shared.rec.record(OpType::Invoke, process, None, "create", json!({"topic": name}), None, None);
+        let partitions = shared.incarnations.partitions();
+        match shared.client.create_topic(&name, partitions, shared.replication_factor, None).await {
+            Ok(t) => {
+                let base = shared.incarnations.add(&name, t.topic_id);
+                let v = json!({"topic": name, "topic_id": t.topic_id, "partitions": [base, base + partitions - 1]});
+                shared.rec.record(OpType::Ok, process, None, "create", v, None, None);
+            }
+            Err(e) => {
+                let kind = classify(&e);
+                shared.rec.record(kind, process, None, "create", json!({"topic": name}), Some(e.to_string()), None);
+            }
+        }
+    }
+}
+
+/// Consumer process `worker`: assigns itself random live partitions, polls them from its
+/// position (each from the incarnation it means), and reassigns now and then.
 pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let spec = shared.spec.clone();
+    let inc = shared.incarnations.clone();
     let process = 10_000 + i64::from(worker);
     let mut positions: BTreeMap<u32, u64> = BTreeMap::new();
     while !shared.stop.load(Ordering::SeqCst) {
-        let mut assigned: Vec<u32> = (0..spec.partitions).filter(|_| rng.random_bool(0.5)).collect();
-        if assigned.is_empty() {
-            assigned.push(rng.random_range(0..spec.partitions));
+        let mut assigned: Vec<(Incarnation, u32)> = Vec::new();
+        for topic in inc.live() {
+            for p in 0..inc.partitions() {
+                if rng.random_bool(0.5) {
+                    assigned.push((topic.clone(), p));
+                }
+            }
         }
-        let offsets: Vec<u64> = assigned.iter().map(|p| *positions.get(p).unwrap_or(&0)).collect();
-        shared.rec.record(
-            OpType::Invoke,
-            process,
-            None,
-            "assign",
-            json!({"partitions": assigned, "offsets": offsets}),
-            None,
-            None,
-        );
-        shared.rec.record(
-            OpType::Ok,
-            process,
-            None,
-            "assign",
-            json!({"partitions": assigned, "offsets": offsets}),
-            None,
-            None,
-        );
+        if assigned.is_empty() {
+            match inc.pick(&mut rng) {
+                Some(t) => assigned.push(t),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        let vps: Vec<u32> = assigned.iter().map(|(t, p)| t.base + p).collect();
+        let offsets: Vec<u64> = vps.iter().map(|p| *positions.get(p).unwrap_or(&0)).collect();
+        let v = json!({"partitions": vps, "offsets": offsets});
+        shared.rec.record(OpType::Invoke, process, None, "assign", v.clone(), None, None);
+        shared.rec.record(OpType::Ok, process, None, "assign", v, None, None);
         for _ in 0..rng.random_range(10..40) {
             if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let p = assigned[rng.random_range(0..assigned.len())];
-            let from = *positions.get(&p).unwrap_or(&0);
-            shared.rec.record(OpType::Invoke, process, None, "poll", json!({"partition": p, "from": from}), None, None);
-            match shared.client.fetch(&spec.topic, p, from, 64 << 10, 200).await {
+            let (topic, p) = &assigned[rng.random_range(0..assigned.len())];
+            let vp = topic.base + p;
+            let from = *positions.get(&vp).unwrap_or(&0);
+            shared.rec.record(
+                OpType::Invoke,
+                process,
+                None,
+                "poll",
+                json!({"partition": vp, "from": from}),
+                None,
+                None,
+            );
+            match shared.client.fetch_incarnation(&topic.name, topic.topic_id, *p, from, 64 << 10, 200).await {
                 Ok(resp) => {
+                    // The answer names the incarnation it read (0: a server without ids).
+                    let read = inc.virtual_partition(&topic.name, resp.topic_id, *p).unwrap_or(vp);
                     let records: Vec<serde_json::Value> = resp
                         .records
                         .iter()
@@ -202,15 +280,15 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
                             json!([r.offset, String::from_utf8_lossy(&r.value).parse::<u64>().unwrap_or(u64::MAX)])
                         })
                         .collect();
-                    if let Some(last) = resp.records.last() {
-                        positions.insert(p, last.offset + 1);
+                    if let (Some(last), true) = (resp.records.last(), read == vp) {
+                        positions.insert(vp, last.offset + 1);
                     }
                     shared.rec.record(
                         OpType::Ok,
                         process,
                         None,
                         "poll",
-                        json!({"partition": p, "records": records}),
+                        json!({"partition": read, "records": records}),
                         None,
                         None,
                     );
@@ -221,7 +299,7 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
                     process,
                     None,
                     "poll",
-                    json!({"partition": p}),
+                    json!({"partition": vp}),
                     Some(e.to_string()),
                     None,
                 ),

@@ -57,3 +57,62 @@ fn serving_fetches_above_the_high_watermark_is_reported() {
         &["inconsistent-offsets", "aborted-read", "duplicate", "unexpected"],
     );
 }
+
+#[test]
+fn trusting_a_lagging_brokers_refusal_of_a_retry_is_reported() {
+    if !common::root_with_iptables() {
+        eprintln!("SKIPPED: this control cuts a node off the controller with iptables (needs root)");
+        return;
+    }
+    // The behaviour before in-doubt tracking, on both sides: a node that does not know a new
+    // topic yet refuses definitely, and producers believe it about batches whose first attempt
+    // may have landed (then reuse their sequence numbers).
+    caught(
+        &[
+            "--nemesis",
+            "stale-broker",
+            "--workload",
+            "topics",
+            "--time-limit",
+            "45",
+            "--fault",
+            "definite-unknown-topic",
+            "--client-fault",
+            "trust-retry-refusals",
+        ],
+        &["aborted-read", "duplicate", "inconsistent-offsets", "lost-write", "unseen", "idempotence"],
+    );
+}
+
+#[test]
+fn serving_another_topic_incarnation_is_reported() {
+    if !common::root_with_iptables() {
+        eprintln!("SKIPPED: this control partitions five nodes with iptables (needs root)");
+        return;
+    }
+    // Replicas ignore the topic id, as before ids: the minority that still runs the deleted
+    // incarnation acknowledges and serves records meant for the new one.
+    caught(
+        &[
+            "--nemesis",
+            "recreate",
+            "--workload",
+            "topics",
+            "--nodes",
+            "5",
+            "--time-limit",
+            "45",
+            "--fault",
+            "ignore-topic-id",
+        ],
+        &[
+            "lost-write",
+            "unseen",
+            "duplicate",
+            "inconsistent-offsets",
+            "lost-on-node",
+            "nonmonotonic-poll",
+            "poll-skip",
+        ],
+    );
+}

@@ -2,13 +2,14 @@
 //! topic asks every live node for the groups it hosts and merges the answers (the leader's
 //! report wins; among leader claims, the highest term).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::peer::node_internal_client::NodeInternalClient;
 use cairn_proto::peer::{DescribeGroupsRequest, GroupState};
 use cairn_proto::v1::PartitionInfo;
+use cairn_raft::ids::replica_id;
 use cairn_raft::{GroupId, NodeId};
 
 use crate::controller::state::{ClusterState, Topic};
@@ -34,6 +35,8 @@ pub fn local_states(groups: &LocalGroups, ids: &[GroupId]) -> Vec<GroupState> {
                 log_start_offset: st.log_start_offset,
                 stopped: st.stopped.is_some(),
                 term: st.term,
+                voter_replica_ids: g.membership().0.into_iter().collect(),
+                producers: g.producer_count() as u32,
             }
         })
         .collect()
@@ -92,6 +95,9 @@ pub fn partitions(topic: &Topic, views: &HashMap<GroupId, GroupState>, state: &C
         .map(|(i, p)| {
             let v = views.get(&p.group_id);
             let leader: Option<NodeId> = v.map(|v| v.leader_node_id).filter(|n| *n != 0);
+            let placed: BTreeSet<u64> = p.replicas.iter().map(|r| replica_id(r.node, r.incarnation)).collect();
+            let reconfiguring =
+                v.is_some_and(|v| v.voter_replica_ids.iter().copied().collect::<BTreeSet<u64>>() != placed);
             PartitionInfo {
                 partition: i as u32,
                 group_id: p.group_id,
@@ -100,6 +106,7 @@ pub fn partitions(topic: &Topic, views: &HashMap<GroupId, GroupState>, state: &C
                 replica_node_ids: p.replicas.iter().map(|r| r.node).collect(),
                 high_watermark: v.map(|v| v.high_watermark).unwrap_or(0),
                 log_start_offset: v.map(|v| v.log_start_offset).unwrap_or(0),
+                reconfiguring,
             }
         })
         .collect()

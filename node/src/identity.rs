@@ -1,9 +1,15 @@
-//! The data directory's identity file: binds a directory to one node id and one cluster.
+//! The data directory's identity file: binds a directory to one node id and one cluster, and
+//! gives the directory a random id of its own.
 //!
-//! Written once, at first start, before anything else goes in the directory. A directory that
-//! belongs to another node id, or a configuration that contradicts how the cluster was
-//! bootstrapped (other members), is refused with a clear error and the directory is left
-//! untouched. Topics are not part of it: they live in the controller's metadata.
+//! Written once, at first start, before anything else goes in the directory (and, for a new
+//! directory, only after the peers confirmed the node may start with it, see [`crate::join`]).
+//! A directory that belongs to another node id, or a configuration that contradicts how the
+//! cluster was bootstrapped (other members), is refused with a clear error and the directory is
+//! left untouched. Topics are not part of it: they live in the controller's metadata.
+//!
+//! The directory id lets the cluster tell a node that kept its disk from one that lost it: the
+//! controller registers each node's directory id, and peers refuse Raft traffic from a node
+//! presenting another one ([`cairn_raft::network::Directories`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 
 const FILE: &str = "cairn-node.json";
-/// 3: producer limits in log entries, append times in the producer table, the controller's
-/// producer registry and partition limits (earlier directories cannot be read).
+/// 3: directory ids; producer limits in log entries, append times in the producer table, the
+/// controller's producer registry and partition limits (earlier directories cannot be read).
 const FORMAT: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +31,11 @@ pub struct Identity {
     /// Derived from the bootstrap members; equal on every node of one cluster.
     pub cluster_id: String,
     pub initial_cluster: BTreeMap<u64, String>,
+    /// Random, non-zero, drawn when the directory was created.
+    pub directory_id: u64,
+    /// Incarnation of this node's controller replica: 1 for the bootstrap members, a new one
+    /// for a node that joined as the replacement of a lost directory.
+    pub controller_incarnation: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,20 +79,14 @@ fn cluster_id(members: &BTreeMap<u64, String>) -> String {
 }
 
 impl Identity {
-    /// Loads the identity of `config.data_dir`, creating the directory and the identity on
-    /// first start, and checks it against `config`.
+    /// Loads the identity of `config.data_dir` and checks it against `config`; `None` when the
+    /// directory is new (missing or empty).
     ///
     /// # Errors
-    /// See [`IdentityError`]; nothing in the directory is changed on error.
-    pub fn load_or_create(config: &Config) -> Result<Identity, IdentityError> {
+    /// See [`IdentityError`]; nothing in the directory is changed.
+    pub fn load(config: &Config) -> Result<Option<Identity>, IdentityError> {
         let dir = &config.data_dir;
         let io = |source| IdentityError::Io { path: dir.clone(), source };
-        let expected = Identity {
-            format: FORMAT,
-            node_id: config.node_id,
-            cluster_id: cluster_id(&config.initial_cluster),
-            initial_cluster: config.initial_cluster.clone(),
-        };
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -96,32 +101,68 @@ impl Identity {
                 }
                 let found: Identity = serde_json::from_slice(&bytes)
                     .map_err(|source| IdentityError::Corrupt { path: path.clone(), source })?;
-                found.check(&expected, dir)?;
-                Ok(found)
+                found.check(config, dir)?;
+                Ok(Some(found))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(io)?;
-                if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
-                    return Err(IdentityError::Foreign { path: dir.clone() });
-                }
-                write_atomically(dir, &path, &expected).map_err(io)?;
-                Ok(expected)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_dir(dir) {
+                Ok(mut entries) => match entries.next() {
+                    Some(_) => Err(IdentityError::Foreign { path: dir.clone() }),
+                    None => Ok(None),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(e)),
+            },
             Err(e) => Err(io(e)),
         }
     }
 
-    fn check(&self, expected: &Identity, dir: &Path) -> Result<(), IdentityError> {
-        let path = dir.to_path_buf();
-        if self.node_id != expected.node_id {
-            return Err(IdentityError::OtherNode { path, found: self.node_id, configured: expected.node_id });
+    /// Binds the new directory `config.data_dir` to this node: creates it and writes a fresh
+    /// identity (with a random directory id) with `controller_incarnation`.
+    ///
+    /// # Errors
+    /// I/O errors; a directory that is not empty.
+    pub fn create(config: &Config, controller_incarnation: u32) -> Result<Identity, IdentityError> {
+        let dir = &config.data_dir;
+        let io = |source| IdentityError::Io { path: dir.clone(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+            return Err(IdentityError::Foreign { path: dir.clone() });
         }
-        if self.initial_cluster != expected.initial_cluster {
+        let id = Identity {
+            format: FORMAT,
+            node_id: config.node_id,
+            cluster_id: cluster_id(&config.initial_cluster),
+            initial_cluster: config.initial_cluster.clone(),
+            directory_id: rand::random::<u64>().max(1),
+            controller_incarnation,
+        };
+        write_atomically(dir, &dir.join(FILE), &id).map_err(io)?;
+        Ok(id)
+    }
+
+    /// Loads the identity, creating it (controller incarnation 1) for a new directory. For
+    /// tests and tools; a node checks with its peers before creating one.
+    ///
+    /// # Errors
+    /// As [`Identity::load`] and [`Identity::create`].
+    pub fn load_or_create(config: &Config) -> Result<Identity, IdentityError> {
+        match Identity::load(config)? {
+            Some(id) => Ok(id),
+            None => Identity::create(config, crate::controller::state::CONTROLLER_INCARNATION),
+        }
+    }
+
+    fn check(&self, config: &Config, dir: &Path) -> Result<(), IdentityError> {
+        let path = dir.to_path_buf();
+        if self.node_id != config.node_id {
+            return Err(IdentityError::OtherNode { path, found: self.node_id, configured: config.node_id });
+        }
+        if self.initial_cluster != config.initial_cluster {
             return Err(IdentityError::Contradiction {
                 path,
                 what: "initial cluster",
-                found: format!("{:?}", self.initial_cluster),
-                configured: format!("{:?}", expected.initial_cluster),
+                found: members_text(&self.initial_cluster),
+                configured: members_text(&config.initial_cluster),
             });
         }
         Ok(())
@@ -131,6 +172,10 @@ impl Identity {
     pub fn db_dir(config: &Config) -> PathBuf {
         config.data_dir.join("db")
     }
+}
+
+fn members_text(m: &BTreeMap<u64, String>) -> String {
+    m.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",")
 }
 
 fn write_atomically(dir: &Path, path: &Path, id: &Identity) -> std::io::Result<()> {
@@ -163,7 +208,9 @@ mod tests {
     fn binds_directory_to_node_and_rejects_another_node() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("n1");
+        assert_eq!(Identity::load(&config(&dir, 1, C3)).expect("new directory"), None);
         let first = Identity::load_or_create(&config(&dir, 1, C3)).expect("first start");
+        assert_ne!(first.directory_id, 0);
         let again = Identity::load_or_create(&config(&dir, 1, C3)).expect("restart");
         assert_eq!(first, again);
         let before = std::fs::read(dir.join(FILE)).expect("identity file");

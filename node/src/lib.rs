@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  main ─► Config::load ─► telemetry::init ─► listener ─► server::run(config, listener, shutdown)
-//!  server::run: identity check ─► RocksDB + syncer ─► controller (group 0) ─► reconciler starts
+//!  server::run: identity check (a new directory: join::check with the peers) ─► RocksDB + syncer ─► controller (group 0) ─► reconciler starts
 //!     the partition groups placed here ─► tonic server: cairn.v1.Broker │ cairn.v1.Admin │
 //!     cairn.peer.v1.RaftTransport │ cairn.peer.v1.NodeInternal │ grpc.health.v1 │ reflection
 //! ```
@@ -12,6 +12,7 @@ pub mod controller;
 pub mod describe;
 pub mod groups;
 pub mod identity;
+pub mod join;
 pub mod listener;
 pub mod liveness;
 pub mod server;

@@ -26,6 +26,8 @@ struct Peer {
     stopped_groups: BTreeSet<GroupId>,
     leading_groups: BTreeSet<GroupId>,
     metadata_version: u64,
+    /// The node's data directory (0 while it is still checking whether it may join).
+    directory_id: u64,
 }
 
 /// What this node knows about the others.
@@ -41,6 +43,13 @@ impl Liveness {
 
     pub fn is_alive(&self, node: NodeId) -> bool {
         self.with(|m| m.get(&node).is_some_and(|p| p.last_ok.elapsed() < DOWN_AFTER))
+    }
+
+    /// The data directory `node` reports, while it is alive (None: down, or not known yet).
+    pub fn directory_of(&self, node: NodeId) -> Option<u64> {
+        self.with(|m| {
+            m.get(&node).filter(|p| p.last_ok.elapsed() < DOWN_AFTER && p.directory_id != 0).map(|p| p.directory_id)
+        })
     }
 
     /// When a ping to `node` last succeeded.
@@ -81,8 +90,11 @@ impl Liveness {
     }
 
     fn record(&self, node: NodeId, r: PingResponse) {
-        let (boot_id, stopped, leading, metadata_version) =
-            (r.boot_id, r.stopped_groups, r.leading_groups, r.metadata_version);
+        if r.joining {
+            return; // still checking whether it may start: not a working member yet
+        }
+        let (boot_id, stopped, leading, metadata_version, directory_id) =
+            (r.boot_id, r.stopped_groups, r.leading_groups, r.metadata_version, r.directory_id);
         self.with(|m| {
             let now = Instant::now();
             let up_since = match m.get(&node) {
@@ -96,6 +108,7 @@ impl Liveness {
                 stopped_groups: stopped.into_iter().collect(),
                 leading_groups: leading.into_iter().collect(),
                 metadata_version,
+                directory_id,
             };
             m.insert(node, peer);
         });

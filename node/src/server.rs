@@ -4,15 +4,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cairn_raft::network::{GroupRegistry, PeerChannels, PeerOptions, PeerService};
+use cairn_raft::network::{AmnesiaHook, Directories, GroupRegistry, PeerChannels, PeerOptions, PeerService};
 use cairn_raft::storage::{Db, DbOptions, FatalHook};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
 use crate::config::Config;
 use crate::controller::{duties, rebalancer, Controller};
-use crate::groups::{quiesce, reconciler, GroupEnv, LocalGroups};
+use crate::groups::{membership, quiesce, reconciler, GroupEnv, LocalGroups};
 use crate::identity::Identity;
+use crate::join;
 use crate::liveness::Liveness;
 use crate::service::{AdminService, BrokerService, InternalService};
 
@@ -26,8 +27,26 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let identity = Identity::load_or_create(&config)?;
-    tracing::info!(node = config.node_id, cluster = %identity.cluster_id, data_dir = %config.data_dir.display(), "starting");
+    let (identity, listener) = match Identity::load(&config)? {
+        Some(id) => (id, listener),
+        None => {
+            // A new directory: ask the peers first whether the cluster knew this node with
+            // another one (a lost disk), answering their own checks on a clone of the socket.
+            let std_listener = listener.into_std()?;
+            let probe = std_listener.try_clone()?;
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+            let verdict = join::check(&config, probe, &PeerChannels::new(opts)).await?;
+            (Identity::create(&config, verdict.controller_incarnation())?, listener)
+        }
+    };
+    tracing::info!(
+        node = config.node_id,
+        cluster = %identity.cluster_id,
+        directory = format_args!("{:#x}", identity.directory_id),
+        data_dir = %config.data_dir.display(),
+        "starting"
+    );
     if config.faults.any() {
         tracing::warn!(faults = ?config.faults, "FAULT INJECTION ENABLED: this node misbehaves on purpose");
     }
@@ -45,7 +64,20 @@ pub async fn run(
         .context("opening the storage")?;
 
     let config = Arc::new(config);
-    let peer_opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+    // Peers that address an earlier directory of this node prove it lost its disk: stop.
+    let on_amnesia: AmnesiaHook = Arc::new(|why: &str| {
+        tracing::error!(%why, "this node's data directory was lost; stopping (see docs/operations.md, \"Replacing a node\")");
+        eprintln!(
+            "cairn-node: {why}; stopping. Run `cairn node replace <id>` and restart with an empty data directory."
+        );
+        std::process::exit(3);
+    });
+    let directories = Directories::new(identity.directory_id, on_amnesia);
+    let peer_opts = PeerOptions {
+        local_address: config.peer_source_ip,
+        directories: directories.clone(),
+        ..PeerOptions::default()
+    };
     let message_bytes_max = peer_opts.message_bytes_max;
     let env = GroupEnv {
         me: config.node_id,
@@ -56,7 +88,7 @@ pub async fn run(
     };
 
     // The controller first: its restored metadata tells the reconciler what to start.
-    let controller = Arc::new(Controller::start(&env).await?);
+    let controller = Arc::new(Controller::start(&env, identity.controller_incarnation).await?);
     let groups = Arc::new(LocalGroups::new(env.clone(), controller.watch()));
     let liveness = Liveness::default();
     let timers =
@@ -65,7 +97,9 @@ pub async fn run(
     tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
         tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
-        tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone())),
+        tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone(), identity.directory_id)),
+        tokio::spawn(membership::run(groups.clone(), controller.clone())),
+        tokio::spawn(publish_directories(controller.watch(), directories.clone())),
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
     ]);
 
@@ -89,8 +123,8 @@ pub async fn run(
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(PeerService::new(env.registry.clone(), message_bytes_max).into_server())
-        .add_service(InternalService::new(groups.clone(), rand::random()).into_server())
+        .add_service(PeerService::new(env.registry.clone(), directories, message_bytes_max).into_server())
+        .add_service(InternalService::new(groups.clone(), rand::random(), identity.directory_id).into_server())
         .add_service(broker.into_server())
         .add_service(admin.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -106,4 +140,19 @@ pub async fn run(
     served.context("gRPC server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the transport's registered directories in line with the controller metadata.
+async fn publish_directories(
+    mut state: tokio::sync::watch::Receiver<Arc<crate::controller::state::ClusterState>>,
+    directories: Directories,
+) {
+    loop {
+        let map =
+            state.borrow_and_update().directories.iter().filter(|(_, d)| **d != 0).map(|(n, d)| (*n, *d)).collect();
+        directories.set_registered(map);
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -39,6 +39,10 @@ pub enum GroupError {
     /// The offset is outside `[log_start, high_watermark]`.
     #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
     OffsetOutOfRange { offset: u64, log_start: u64, high_watermark: u64 },
+    /// A membership change could not be made now (another one in progress, a voter that is not
+    /// a learner yet).
+    #[error("membership change refused: {reason}")]
+    MembershipChange { reason: String },
     /// The Raft timers are invalid (rejected before anything starts).
     #[error("invalid raft settings: {reason}")]
     InvalidConfig { reason: String },

@@ -53,6 +53,11 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// Records queued per partition before `send` waits (back-pressure).
     pub queue_records_max: usize,
+    /// Negative control for the fault suite only: trust a definite refusal of a retry as if no
+    /// attempt had landed, fail the batch and reuse its sequence numbers (the behaviour before
+    /// in-doubt tracking). Never enable it otherwise.
+    #[doc(hidden)]
+    pub fault_trust_retry_refusals: bool,
 }
 
 impl Default for ProducerConfig {
@@ -66,6 +71,7 @@ impl Default for ProducerConfig {
             request_timeout: Duration::from_secs(15),
             delivery_timeout: Duration::from_secs(120),
             queue_records_max: 10_000,
+            fault_trust_retry_refusals: false,
         }
     }
 }

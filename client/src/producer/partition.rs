@@ -414,6 +414,7 @@ impl PartitionTask {
             // Retriable (OUT_OF_ORDER_SEQUENCE: an earlier batch is still in doubt; a lagging
             // node; no leader) or an unknown outcome: resend everything in flight, in order.
             _ if err.is_retriable() || !err.is_definite() => self.reset(err, false),
+            _ if self.shared.cfg.fault_trust_retry_refusals => self.refuse_trusting(i, &err),
             // A definite refusal of a batch in doubt proves nothing about its earlier attempt
             // (a broker whose metadata lags answers UNKNOWN_TOPIC): keep trying until the
             // leader answers or the delivery timeout passes.
@@ -437,6 +438,20 @@ impl PartitionTask {
         }
         self.needs_reinit = true;
         self.retire_answered();
+    }
+
+    /// FAULT INJECTION (negative control): the old, wrong handling of a definite refusal. Batch
+    /// `i` and every later one fail, and their sequence numbers go to the next records, whether
+    /// or not an earlier attempt landed.
+    fn refuse_trusting(&mut self, i: usize, err: &ClientError) {
+        let base = self.in_flight[i].base_seq;
+        let failed: Vec<Batch> = self.in_flight.drain(i..).collect();
+        for b in failed {
+            self.fail_records(b.records, err);
+        }
+        self.next_seq = base;
+        self.retire_answered();
+        self.reset(err.clone(), true);
     }
 
     /// Gives up on every batch from index `i` on under the current identity: those in doubt

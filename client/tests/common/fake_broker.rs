@@ -226,7 +226,13 @@ impl Broker for FakeBroker {
         Ok(Response::new(DescribeClusterResponse {
             cluster_id: "fake".into(),
             answering_node_id: 1,
-            nodes: vec![NodeInfo { node_id: 1, address: addr.clone(), alive: true, leader_count: 1 }],
+            nodes: vec![NodeInfo {
+                node_id: 1,
+                address: addr.clone(),
+                alive: true,
+                leader_count: 1,
+                ..NodeInfo::default()
+            }],
             topics: vec![TopicInfo {
                 name: "t".into(),
                 topic_id: TOPIC_ID,
@@ -236,12 +242,12 @@ impl Broker for FakeBroker {
                     leader_node_id: 1,
                     leader_address: addr,
                     replica_node_ids: vec![1],
-                    high_watermark: 0,
-                    log_start_offset: 0,
+                    ..PartitionInfo::default()
                 }],
             }],
             controller_leader_id: 1,
             metadata_version: 1,
+            ..DescribeClusterResponse::default()
         }))
     }
 

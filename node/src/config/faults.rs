@@ -15,6 +15,12 @@ pub struct Faults {
     pub ack_before_commit: bool,
     /// Fetch serves entries of the local log that are not applied (maybe never committed).
     pub fetch_above_hw: bool,
+    /// A topic this node does not know is UNKNOWN_TOPIC (definite, not retriable) even when the
+    /// request names an incarnation, as before topic ids: a lagging node's refusal looks final.
+    pub definite_unknown_topic: bool,
+    /// Topic ids are neither checked (requests resolve by name) nor reported in answers, as
+    /// before topic ids: a replica of a deleted incarnation serves requests meant for the new one.
+    pub ignore_topic_id: bool,
 }
 
 impl Faults {
@@ -38,6 +44,8 @@ impl Faults {
                 ("no-dedup", None) => f.no_dedup = true,
                 ("ack-before-commit", None) => f.ack_before_commit = true,
                 ("fetch-above-hw", None) => f.fetch_above_hw = true,
+                ("definite-unknown-topic", None) => f.definite_unknown_topic = true,
+                ("ignore-topic-id", None) => f.ignore_topic_id = true,
                 _ => return Err(bad("unknown fault switch")),
             }
         }

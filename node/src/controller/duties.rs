@@ -1,5 +1,6 @@
-//! What the controller leader does on its own: register the bootstrap members once, and create
-//! the topics named in the configuration (`--topic`) when they do not exist yet.
+//! What the controller leader does on its own: register the bootstrap members once, register
+//! each node's data directory (its own from its identity, the others' from their pings), and
+//! create the topics named in the configuration (`--topic`) when they do not exist yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,9 @@ pub fn default_replication(cluster_size: usize) -> u32 {
     cluster_size.clamp(1, 3) as u32
 }
 
-/// Runs until aborted; acts only while this node leads the controller group.
-pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liveness) {
+/// Runs until aborted; acts only while this node leads the controller group. `directory_id` is
+/// this node's data directory.
+pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liveness, directory_id: u64) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,6 +32,17 @@ pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liv
                 tracing::warn!(error = %e, "registering the bootstrap members failed; will retry");
             }
             continue;
+        }
+        for node in state.nodes.keys().filter(|n| state.directories.get(n).copied().unwrap_or(0) == 0) {
+            let seen = if *node == config.node_id { Some(directory_id) } else { liveness.directory_of(*node) };
+            let Some(directory) = seen else { continue };
+            match controller.propose(&MetaCommand::RegisterDirectory { node: *node, directory }).await {
+                Ok(MetaAnswer::Done) => {
+                    tracing::info!(node, directory = format_args!("{directory:#x}"), "registered a data directory")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(node, error = %e, "registering a data directory failed; will retry"),
+            }
         }
         for t in config.topics.iter().filter(|t| !state.topics.contains_key(&t.name)) {
             let rf = default_replication(state.nodes.len());

@@ -6,6 +6,7 @@
 //!                                                   every node's copy ─► watch ─► reconciler
 //! ```
 
+pub mod directories;
 pub mod duties;
 pub mod producers;
 pub mod rebalancer;
@@ -63,14 +64,15 @@ impl LimitsSection {
 }
 
 impl Controller {
-    /// Starts this node's controller replica (restoring the metadata it last applied) and
-    /// makes sure the group is initialised with the bootstrap members.
+    /// Starts this node's controller replica `incarnation` (restoring the metadata it last
+    /// applied). A bootstrap member (incarnation 1) makes sure the group is initialised with
+    /// the bootstrap members; a replacement waits for the leader to add it as a learner.
     ///
     /// # Errors
     /// The group cannot start.
-    pub async fn start(env: &GroupEnv) -> anyhow::Result<Controller> {
+    pub async fn start(env: &GroupEnv, incarnation: u32) -> anyhow::Result<Controller> {
         let (sm, state) = ControllerSm::new();
-        let cfg = env.group_config(CONTROLLER_GROUP, replica_id(env.me, CONTROLLER_INCARNATION));
+        let cfg = env.group_config(CONTROLLER_GROUP, replica_id(env.me, incarnation));
         let group = PartitionGroup::start_with_meta(
             cfg,
             env.db.clone(),
@@ -86,7 +88,11 @@ impl Controller {
             .iter()
             .map(|(n, addr)| (replica_id(*n, CONTROLLER_INCARNATION), addr.clone()))
             .collect();
-        group.bootstrap(&members).await.map_err(|e| anyhow::anyhow!("controller group: {e}"))?;
+        if incarnation == CONTROLLER_INCARNATION {
+            group.bootstrap(&members).await.map_err(|e| anyhow::anyhow!("controller group: {e}"))?;
+        } else {
+            tracing::info!(incarnation, "controller replica of a replaced node: waiting to be added as a learner");
+        }
         Ok(Controller { group, state, producer_ids: tokio::sync::Mutex::new(0..0), limits: env.config.limits })
     }
 
@@ -151,12 +157,17 @@ impl Controller {
             return Err(ServiceError::Group(cairn_raft::GroupError::NotLeader { leader: self.leader() }));
         }
         if !name.is_empty() {
-            let cmd = MetaCommand::InitNamedProducer {
-                name: name.to_string(),
-                instance,
-                now_ms: now_ms(),
-                limits: self.limits.named_producer_limits(),
-            };
+            let (now, limits) = (now_ms(), self.limits.named_producer_limits());
+            if instance.is_none() && self.state().named_registry_full(name, now, &limits) {
+                // Refused here, not in the log: a client must not grow the controller's log
+                // with names it cannot have.
+                return Err(ServiceError::LimitExceeded(format!(
+                    "the cluster already has {} named producers (the limit, limits.named_producers_max); \
+                     unused names are forgotten {} ms after their last use",
+                    limits.max, limits.expiry_ms
+                )));
+            }
+            let cmd = MetaCommand::InitNamedProducer { name: name.to_string(), instance, now_ms: now, limits };
             return match self.propose(&cmd).await? {
                 MetaAnswer::Producer { id, epoch } => Ok((id, epoch)),
                 MetaAnswer::Fenced { current_epoch } => Err(ServiceError::ProducerFenced { current_epoch }),

@@ -122,6 +122,16 @@ impl ClusterState {
         MetaAnswer::Producer { id, epoch: 0 }
     }
 
+    /// Whether registering the new name `name` at `now_ms` would be refused for the cap (what
+    /// the leader checks before proposing: a refused name must not cost a log entry).
+    pub fn named_registry_full(&self, name: &str, now_ms: i64, limits: &NamedProducerLimits) -> bool {
+        if self.producer_names.contains_key(name) {
+            return false;
+        }
+        let live = self.named_producers.values().filter(|p| now_ms.saturating_sub(p.last_init_ms) <= limits.expiry_ms);
+        live.count() as u64 >= limits.max
+    }
+
     /// Whether a produce request's producer `(id, epoch)` was issued by the controller.
     pub fn check_producer(&self, id: u64, epoch: u32) -> ProducerCheck {
         if id >= self.next_producer_id.max(1) {

@@ -29,6 +29,12 @@ pub struct ClusterState {
     pub named_producers: BTreeMap<u64, NamedProducer>,
     /// Name → id of every named producer.
     pub producer_names: BTreeMap<String, u64>,
+    /// Registered data directory of each node; 0 while the node awaits its replacement
+    /// (see [`super::directories`]).
+    pub directories: BTreeMap<NodeId, u64>,
+    /// Controller replica incarnation of replaced nodes (the others have
+    /// [`CONTROLLER_INCARNATION`]).
+    pub controller_incarnations: BTreeMap<NodeId, u32>,
     /// Raft index of the last applied change.
     pub version: u64,
 }
@@ -59,6 +65,9 @@ pub struct Partition {
 pub struct Replica {
     pub node: NodeId,
     pub incarnation: u32,
+    /// Placed after the group was created (a replacement): it does not initialise the group
+    /// but waits for the leader to add it as a learner.
+    pub joined: bool,
 }
 
 /// A change to the metadata.
@@ -84,6 +93,15 @@ pub enum MetaCommand {
     /// Reserves `count` producer ids for one node to hand out.
     AllocateProducerIds {
         count: u64,
+    },
+    /// Records a node's data directory (its first, or the one replacing a lost one).
+    RegisterDirectory {
+        node: NodeId,
+        directory: u64,
+    },
+    /// Marks a node that lost its data directory for replacement.
+    ReplaceNode {
+        node: NodeId,
     },
     /// Registers a named producer or issues it a new epoch: `instance` None for a new instance
     /// (fencing older ones), or the caller's `(id, epoch)` to bump its own epoch.
@@ -128,6 +146,10 @@ pub enum MetaAnswer {
     },
     /// A configured limit would be exceeded; nothing changed.
     LimitExceeded(String),
+    /// A node was marked for replacement; this many partition replicas get rebuilt on it.
+    Replaced {
+        replicas: u32,
+    },
     AlreadyExists,
     NotFound,
     Invalid(String),
@@ -175,6 +197,8 @@ impl ClusterState {
                 self.next_producer_id = first + count;
                 MetaAnswer::ProducerIds { first, count }
             }
+            MetaCommand::RegisterDirectory { node, directory } => self.register_directory(*node, *directory),
+            MetaCommand::ReplaceNode { node } => self.replace_node(*node),
             MetaCommand::InitNamedProducer { name, instance, now_ms, limits } => {
                 self.init_named_producer(name, *instance, *now_ms, limits)
             }
@@ -242,14 +266,15 @@ impl ClusterState {
                 .map(|node| {
                     let incarnation = self.next_incarnation;
                     self.next_incarnation += 1;
-                    Replica { node, incarnation }
+                    Replica { node, incarnation, joined: false }
                 })
                 .collect();
             parts.push(Partition { group_id: self.next_group_id, replicas });
             self.next_group_id += 1;
         }
-        let topic_id = self.next_topic_id;
-        self.next_topic_id += 1;
+        // Ids start at 1: 0 in a request means "resolve by name".
+        let topic_id = self.next_topic_id.max(1);
+        self.next_topic_id = topic_id + 1;
         self.topics
             .insert(name.to_string(), Topic { id: topic_id, partitions: parts, replication_factor: rf, retention });
         MetaAnswer::Created { topic_id }

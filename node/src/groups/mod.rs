@@ -1,6 +1,7 @@
 //! The partition replicas this node hosts, kept in line with the controller's metadata by the
 //! [`reconciler`].
 
+pub mod membership;
 pub mod quiesce;
 pub mod reconciler;
 
@@ -121,9 +122,11 @@ impl LocalGroups {
     /// UNKNOWN_TOPIC / UNKNOWN_PARTITION, UNKNOWN_TOPIC_ID for another incarnation (or a topic
     /// this node has not learned of yet), or UNAVAILABLE while the local replica is starting.
     pub fn route(&self, topic: &str, partition: u32, topic_id: u64) -> Result<(u64, Route), ServiceError> {
+        let faults = &self.env.config.faults;
+        let topic_id = if faults.ignore_topic_id { 0 } else { topic_id };
         let state = self.state();
         let Some(t) = state.topics.get(topic) else {
-            if topic_id != 0 {
+            if topic_id != 0 && !faults.definite_unknown_topic {
                 // The client learned of this incarnation elsewhere: this node lags, or the
                 // topic is gone. Either way, not something to resolve by name.
                 return Err(ServiceError::UnknownTopicId {
@@ -164,8 +167,8 @@ impl LocalGroups {
         self.state().topics.get(topic).is_some_and(|t| t.id == topic_id)
     }
 
-    /// The first membership of a partition group: its replicas and their nodes' addresses.
-    fn members(state: &ClusterState, p: &Partition) -> BTreeMap<ReplicaId, String> {
+    /// A partition group's replicas as the metadata places them, with their nodes' addresses.
+    pub(crate) fn members(state: &ClusterState, p: &Partition) -> BTreeMap<ReplicaId, String> {
         p.replicas
             .iter()
             .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
@@ -211,8 +214,17 @@ impl LocalGroups {
                     continue;
                 }
             };
-            if let Err(e) = g.bootstrap(&Self::members(state, p)).await {
-                tracing::error!(group, error = %e, "partition replica failed to initialise");
+            // Only the replicas placed when the partition was created initialise its group; one
+            // placed later (a replaced node) waits for the leader to add it as a learner.
+            let founding = p.replicas.iter().any(|r| replica_id(r.node, r.incarnation) == replica && !r.joined);
+            if founding {
+                let founders: BTreeMap<ReplicaId, String> = Self::members(state, p)
+                    .into_iter()
+                    .filter(|(id, _)| p.replicas.iter().any(|r| replica_id(r.node, r.incarnation) == *id && !r.joined))
+                    .collect();
+                if let Err(e) = g.bootstrap(&founders).await {
+                    tracing::error!(group, error = %e, "partition replica failed to initialise");
+                }
             }
             self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, (replica, Arc::new(g)));
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
     CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RetentionConfig, TopicSummary,
+    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, ReplaceNodeRequest, ReplaceNodeResponse,
+    RetentionConfig, TopicSummary,
 };
 use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
@@ -129,6 +130,37 @@ impl Admin for AdminService {
         match self.controller.propose(&MetaCommand::DeleteTopic { name: name.clone() }).await? {
             MetaAnswer::Done => Ok(Response::new(DeleteTopicResponse {})),
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(name).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
+    async fn replace_node(
+        &self,
+        request: Request<ReplaceNodeRequest>,
+    ) -> Result<Response<ReplaceNodeResponse>, Status> {
+        let node = request.into_inner().node_id;
+        if !self.controller.is_leader() {
+            return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
+        }
+        let state = self.controller.state();
+        if !state.nodes.contains_key(&node) {
+            return Err(ServiceError::InvalidArgument(format!("node {node} is not a member of this cluster")).into());
+        }
+        let registered = state.directories.get(&node).copied().unwrap_or(0);
+        let up_with_it = node == self.groups.env().me || self.liveness.directory_of(node) == Some(registered);
+        if registered != 0 && up_with_it {
+            return Err(ServiceError::InvalidArgument(format!(
+                "node {node} is up with its registered data directory {registered:#x}: replacing it would discard \
+                 a working replica (stop it first if its disk is really lost)"
+            ))
+            .into());
+        }
+        match self.controller.propose(&MetaCommand::ReplaceNode { node }).await? {
+            MetaAnswer::Replaced { replicas } => {
+                tracing::warn!(node, replicas, "node marked for replacement");
+                Ok(Response::new(ReplaceNodeResponse { replicas }))
+            }
+            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
             other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
         }
     }

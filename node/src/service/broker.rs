@@ -78,7 +78,7 @@ impl BrokerService {
         if let Some(p) = &req.producer {
             self.check_producer(&group, p)?;
         }
-        Ok(Started { pending: group.enqueue(req)?, topic, topic_id })
+        Ok(Started { pending: group.enqueue(req)?, topic, topic_id: self.reported(topic_id) })
     }
 
     /// A partition accepts only producer ids and epochs the controller issued, so no request
@@ -102,7 +102,7 @@ impl BrokerService {
     /// topic this node learned meanwhile was deleted (its records go with it).
     async fn finish(&self, started: Started) -> Result<ProduceResponse, ServiceError> {
         let ack = started.pending.wait().await?;
-        if !self.groups.has_incarnation(&started.topic, started.topic_id) {
+        if started.topic_id != 0 && !self.groups.has_incarnation(&started.topic, started.topic_id) {
             return Err(ServiceError::DeletedInFlight { topic: started.topic, topic_id: started.topic_id });
         }
         Ok(ProduceResponse {
@@ -110,6 +110,15 @@ impl BrokerService {
             log_append_time_ms: ack.log_append_time_ms,
             topic_id: started.topic_id,
         })
+    }
+
+    /// The topic id an answer reports (none under the `ignore-topic-id` fault).
+    fn reported(&self, topic_id: u64) -> u64 {
+        if self.faults.ignore_topic_id {
+            0
+        } else {
+            topic_id
+        }
     }
 
     /// Fault injection: whether to lose this committed produce's answer.
@@ -286,7 +295,7 @@ impl Broker for BrokerService {
             records: res.records,
             high_watermark: res.high_watermark,
             log_start_offset: res.log_start_offset,
-            topic_id,
+            topic_id: self.reported(topic_id),
         }))
     }
 
@@ -339,6 +348,8 @@ impl Broker for BrokerService {
                 alive: *id == self.node_id || self.liveness.is_alive(*id),
                 leader_count: topics.iter().flat_map(|t| &t.partitions).filter(|p| p.leader_node_id == *id).count()
                     as u32,
+                directory_id: state.directories.get(id).copied().unwrap_or(0),
+                awaiting_replacement: state.awaiting_replacement(*id),
             })
             .collect();
         Ok(Response::new(DescribeClusterResponse {
@@ -348,6 +359,8 @@ impl Broker for BrokerService {
             topics,
             controller_leader_id: self.controller.leader().map(|l| l.node_id).unwrap_or(0),
             metadata_version: state.version,
+            controller_reconfiguring: self.controller.group().membership().0
+                != state.controller_members().into_keys().collect(),
         }))
     }
 }

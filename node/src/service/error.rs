@@ -24,6 +24,8 @@ pub enum ServiceError {
     NotEnoughLiveNodes(String),
     #[error("group {group} is starting on this node")]
     Starting { group: u64 },
+    #[error("this node is starting: it is checking with its peers whether it may use its new data directory")]
+    Joining,
     /// The request names another incarnation of the topic than this node has.
     #[error("{}", unknown_topic_id_text(topic, *requested, *current))]
     UnknownTopicId { topic: String, requested: u64, current: Option<u64> },
@@ -70,7 +72,9 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::NotEnoughLiveNodes(_) => {
             s(Code::FailedPrecondition, ErrorCode::InvalidReplicationFactor, true, true)
         }
-        ServiceError::Starting { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
+        ServiceError::Starting { .. } | ServiceError::Joining => {
+            s(Code::Unavailable, ErrorCode::Unavailable, true, true)
+        }
         ServiceError::UnknownTopicId { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, true, true),
         ServiceError::DeletedInFlight { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, false, false),
         ServiceError::ProducerFenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
@@ -98,6 +102,7 @@ fn shape(e: &ServiceError) -> Shape {
             GroupError::DuplicateSequence => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, false),
             GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),
+            GroupError::MembershipChange { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::Storage(_) | GroupError::CorruptBatch { .. } => {
                 s(Code::Internal, ErrorCode::Internal, false, true)
             }

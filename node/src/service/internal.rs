@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cairn_proto::peer::node_internal_server::{NodeInternal, NodeInternalServer};
-use cairn_proto::peer::{DescribeGroupsRequest, DescribeGroupsResponse, PingRequest, PingResponse};
+use cairn_proto::peer::{DescribeGroupsRequest, DescribeGroupsResponse, MemberView, PingRequest, PingResponse};
 use tonic::{Request, Response, Status};
 
 use crate::describe::local_states;
@@ -12,12 +12,14 @@ use crate::groups::LocalGroups;
 pub struct InternalService {
     groups: Arc<LocalGroups>,
     boot_id: u64,
+    directory_id: u64,
 }
 
 impl InternalService {
-    /// `boot_id` identifies this process start (peers detect restarts by its change).
-    pub fn new(groups: Arc<LocalGroups>, boot_id: u64) -> InternalService {
-        InternalService { groups, boot_id }
+    /// `boot_id` identifies this process start (peers detect restarts by its change);
+    /// `directory_id` is this node's data directory.
+    pub fn new(groups: Arc<LocalGroups>, boot_id: u64, directory_id: u64) -> InternalService {
+        InternalService { groups, boot_id, directory_id }
     }
 
     pub fn into_server(self) -> NodeInternalServer<InternalService> {
@@ -33,19 +35,31 @@ impl NodeInternal for InternalService {
     ) -> Result<Response<DescribeGroupsResponse>, Status> {
         let ids = request.into_inner().group_ids;
         let groups = local_states(&self.groups, &ids);
-        Ok(Response::new(DescribeGroupsResponse { node_id: self.groups.env().me, groups }))
+        let column_family_bytes =
+            self.groups.env().db.column_family_bytes().into_iter().map(|(cf, b)| (cf.to_string(), b)).collect();
+        Ok(Response::new(DescribeGroupsResponse { node_id: self.groups.env().me, groups, column_family_bytes }))
     }
 
-    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+    async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
         // From the quiescence loop's last pass: pings are frequent, observing every group is not.
         let roles = self.groups.roles();
         let node_id = self.groups.env().me;
+        let state = self.groups.state();
+        let from = request.into_inner().from_node_id;
+        let you = MemberView {
+            registered_directory_id: state.directories.get(&from).copied().unwrap_or(0),
+            awaiting_replacement: state.awaiting_replacement(from),
+            controller_incarnation: state.controller_incarnation(from),
+        };
         Ok(Response::new(PingResponse {
             node_id,
             boot_id: self.boot_id,
             stopped_groups: roles.stopped,
             leading_groups: roles.leading.into_keys().collect(),
-            metadata_version: self.groups.state().version,
+            metadata_version: state.version,
+            directory_id: self.directory_id,
+            you: Some(you),
+            joining: false,
         }))
     }
 }

@@ -34,13 +34,16 @@ pub struct Cluster {
     dir: TempDir,
 }
 
+/// The node binary under test: this build's, or `CAIRN_TEST_NODE_BIN` (to run a test against
+/// another build, e.g. the commit before a fix).
 pub fn node_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cairn-node"))
+    std::env::var_os("CAIRN_TEST_NODE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cairn-node")), PathBuf::from)
 }
 
 /// The `cairn` CLI built next to `cairn-node` by `cargo test --workspace`.
 pub fn cli_binary() -> PathBuf {
-    let p = node_binary().with_file_name("cairn");
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_cairn-node")).with_file_name("cairn");
     assert!(p.exists(), "{} is missing: run the tests with `cargo test --workspace`", p.display());
     p
 }

@@ -259,6 +259,11 @@ impl PartitionGroup {
         self.producers.read().unwrap_or_else(|p| p.into_inner()).epoch_of(pid)
     }
 
+    /// Producers this replica's table remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers.read().unwrap_or_else(|p| p.into_inner()).producers.len()
+    }
+
     /// The replica's applied progress.
     pub fn progress(&self) -> Progress {
         *self.progress.borrow()
@@ -396,6 +401,44 @@ impl PartitionGroup {
         }
     }
 
+    /// Voters and learners of the membership in effect.
+    pub fn membership(&self) -> (std::collections::BTreeSet<ReplicaId>, std::collections::BTreeSet<ReplicaId>) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        (membership.voter_ids().collect(), membership.learner_ids().collect())
+    }
+
+    /// Leader only: adds `replica` (at node address `addr`) as a learner, without waiting for
+    /// it to catch up (see [`PartitionGroup::learner_caught_up`]).
+    ///
+    /// # Errors
+    /// Not the leader, a membership change already in progress, or the Raft instance stopped.
+    pub async fn add_learner(&self, replica: ReplicaId, addr: &str) -> Result<(), GroupError> {
+        self.raft.add_learner(replica, BasicNode::new(addr), false).await.map(|_| ()).map_err(membership_error)
+    }
+
+    /// Leader only: whether learner `replica` has replicated the log up to the membership entry
+    /// that added it (openraft's own "line rate" test).
+    pub fn learner_caught_up(&self, replica: ReplicaId) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let Some(since) = m.membership_config.log_id().map(|l| l.index) else { return false };
+        m.replication
+            .as_ref()
+            .and_then(|r| r.get(&replica).copied().flatten())
+            .is_some_and(|matched| matched.index >= since)
+    }
+
+    /// Leader only: makes `voters` the voter set through joint consensus; replicas not in it
+    /// leave the group.
+    ///
+    /// # Errors
+    /// Not the leader, a voter that is not a learner yet, or the Raft instance stopped.
+    pub async fn change_voters(&self, voters: std::collections::BTreeSet<ReplicaId>) -> Result<(), GroupError> {
+        self.raft.change_membership(voters, false).await.map(|_| ()).map_err(membership_error)
+    }
+
     /// Asks this replica to start an election now (preferred-leader rebalancing). Its log must
     /// be caught up or the election fails and only costs a term.
     ///
@@ -488,6 +531,16 @@ impl PartitionGroup {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(group = self.cfg.group, error = %e, "raft shutdown");
         }
+    }
+}
+
+fn membership_error(e: RaftError<ReplicaId, openraft::error::ClientWriteError<ReplicaId, BasicNode>>) -> GroupError {
+    match e.into_api_error() {
+        Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => GroupError::NotLeader {
+            leader: f.leader_id.zip(f.leader_node).map(|(id, n)| LeaderHint { node_id: node_of(id), address: n.addr }),
+        },
+        Some(other) => GroupError::MembershipChange { reason: other.to_string() },
+        None => GroupError::Stopped { reason: "raft stopped".into() },
     }
 }
 

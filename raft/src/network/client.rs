@@ -84,6 +84,19 @@ enum CallError {
 struct Msg(String);
 
 impl PeerClient {
+    /// The transport message for `payload`, stamped with both nodes' data directories.
+    fn request(&self, payload: Vec<u8>) -> RaftRequest {
+        let dirs = &self.peers.options().directories;
+        RaftRequest {
+            group_id: self.group,
+            target_replica_id: self.target,
+            payload: payload.into(),
+            from_node_id: crate::ids::node_of(self.self_replica),
+            from_directory_id: dirs.own(),
+            target_directory_id: dirs.registered(crate::ids::node_of(self.target)),
+        }
+    }
+
     async fn call(&self, kind: Rpc, payload: Vec<u8>, ttl: std::time::Duration) -> Result<Vec<u8>, CallError> {
         if let Rpc::Heartbeat = kind {
             return self.coalesced(payload, ttl).await;
@@ -95,12 +108,7 @@ impl PeerClient {
         let max = self.peers.options().message_bytes_max;
         let mut client =
             RaftTransportClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
-        let mut req = tonic::Request::new(RaftRequest {
-            group_id: self.group,
-            target_replica_id: self.target,
-            payload: payload.into(),
-            from_node_id: crate::ids::node_of(self.self_replica),
-        });
+        let mut req = tonic::Request::new(self.request(payload));
         req.set_timeout(ttl);
         let fut = async {
             match kind {
@@ -136,13 +144,7 @@ impl PeerClient {
             .peers
             .batcher(&self.addr)
             .map_err(|e| CallError::Unreachable(format!("bad address {}: {e}", self.addr)))?;
-        let req = RaftRequest {
-            group_id: self.group,
-            target_replica_id: self.target,
-            payload: payload.into(),
-            from_node_id: crate::ids::node_of(self.self_replica),
-        };
-        match batcher.send(req, ttl).await {
+        match batcher.send(self.request(payload), ttl).await {
             Ok(reply) => match reply.result {
                 Some(Reply::Ok(b)) => Ok(b.to_vec()),
                 Some(Reply::RaftError(b)) => Err(CallError::Remote(b.to_vec())),

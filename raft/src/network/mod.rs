@@ -3,16 +3,19 @@
 //! One tonic server per node serves both the public API and this transport. Each peer node has
 //! one HTTP/2 channel, created once and cloned by every group's client. Requests carry the group
 //! id and the target replica id; a receiver that does not host that replica answers
-//! `unreachable`, and openraft backs off.
+//! `unreachable`, and openraft backs off. They also carry data-directory identities, so a node
+//! that lost its disk is kept out of every group ([`Directories`]).
 
 mod batcher;
 mod client;
 mod codec;
+mod directories;
 mod peers;
 mod registry;
 mod server;
 
 pub use client::{request_campaign, NetworkFactory};
+pub use directories::{AmnesiaHook, Directories};
 pub use peers::{PeerChannels, PeerOptions};
 pub use registry::GroupRegistry;
 pub use server::PeerService;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use super::batcher::Batcher;
+use super::directories::Directories;
 
 /// Transport settings for peer channels.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct PeerOptions {
     /// Local address outgoing peer connections bind to (hosts with several addresses; the
     /// fault suite uses it to cut links between nodes sharing one network namespace).
     pub local_address: Option<std::net::IpAddr>,
+    /// This node's data directory and every node's registered one (stamped on every message).
+    pub directories: Directories,
 }
 
 impl Default for PeerOptions {
@@ -28,6 +31,7 @@ impl Default for PeerOptions {
             message_bytes_max: 64 << 20,
             snapshot_timeout: Duration::from_secs(30),
             local_address: None,
+            directories: Directories::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::codec::{from_bytes, to_bytes, CodecError};
+use super::directories::Directories;
 use super::registry::GroupRegistry;
 use crate::ids::ReplicaId;
 use crate::types::{CheckpointData, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
@@ -16,12 +17,13 @@ use crate::types::{CheckpointData, Raft, Snapshot, SnapshotMeta, TypeConfig, Vot
 #[derive(Clone)]
 pub struct PeerService {
     registry: GroupRegistry,
+    directories: Directories,
     message_bytes_max: usize,
 }
 
 impl PeerService {
-    pub fn new(registry: GroupRegistry, message_bytes_max: usize) -> PeerService {
-        PeerService { registry, message_bytes_max }
+    pub fn new(registry: GroupRegistry, directories: Directories, message_bytes_max: usize) -> PeerService {
+        PeerService { registry, directories, message_bytes_max }
     }
 
     /// The tonic service to mount on the node's server.
@@ -30,7 +32,9 @@ impl PeerService {
         RaftTransportServer::new(self).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 
+    /// The local replica a message is for, once both nodes' directories check out.
     fn route(&self, req: &RaftRequest) -> Result<Raft, String> {
+        self.directories.admit(req.from_node_id, req.from_directory_id, req.target_directory_id)?;
         self.registry.lookup(req.group_id, req.target_replica_id)
     }
 }

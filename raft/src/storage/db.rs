@@ -182,6 +182,19 @@ impl Db {
         .await
     }
 
+    /// Bytes each column family holds: live SST files plus memtables (RocksDB's own counters,
+    /// read from memory).
+    pub fn column_family_bytes(&self) -> Vec<(&'static str, u64)> {
+        ALL_CFS
+            .iter()
+            .filter_map(|name| {
+                let cf = self.rocks.cf_handle(name)?;
+                let prop = |p: &str| self.rocks.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
+                Some((*name, prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")))
+            })
+            .collect()
+    }
+
     /// Number of fsync rounds the syncer completed.
     pub fn fsync_rounds(&self) -> u64 {
         self.syncer.rounds()

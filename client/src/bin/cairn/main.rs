@@ -3,6 +3,7 @@
 mod bench;
 mod cluster;
 mod consume;
+mod node;
 mod output;
 mod produce;
 mod topic;
@@ -35,6 +36,11 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
+    },
+    /// Node administration (replacing a node that lost its data).
+    Node {
+        #[command(subcommand)]
+        command: node::NodeCommand,
     },
     /// Topic administration.
     Topic {
@@ -83,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     match cli.command {
         Command::Cluster { command } => cluster::run(&client, command, &out).await,
+        Command::Node { command } => node::run(&client, command, &out).await,
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,

@@ -1,0 +1,94 @@
+//! The public API while the start-up check runs: every call is answered UNAVAILABLE (retriable,
+//! nothing applied), so clients that reach the node early retry elsewhere instead of failing on
+//! an unknown service.
+
+use cairn_proto::v1::admin_server::{Admin, AdminServer};
+use cairn_proto::v1::broker_server::{Broker, BrokerServer};
+use cairn_proto::v1::{
+    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, FetchRequest, FetchResponse,
+    InitProducerRequest, InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest,
+    ListTopicsResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest, ProduceStreamResponse,
+    ReplaceNodeRequest, ReplaceNodeResponse,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::service::ServiceError;
+
+#[derive(Clone, Copy)]
+pub(super) struct Starting;
+
+impl Starting {
+    pub fn broker(self) -> BrokerServer<Starting> {
+        BrokerServer::new(self)
+    }
+
+    pub fn admin(self) -> AdminServer<Starting> {
+        AdminServer::new(self)
+    }
+}
+
+fn unavailable<T>() -> Result<Response<T>, Status> {
+    Err(ServiceError::Joining.into())
+}
+
+#[tonic::async_trait]
+impl Broker for Starting {
+    async fn produce(&self, _: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+        unavailable()
+    }
+
+    type ProduceStreamStream = tokio_stream::Empty<Result<ProduceStreamResponse, Status>>;
+
+    async fn produce_stream(
+        &self,
+        _: Request<Streaming<ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        unavailable()
+    }
+
+    async fn init_producer(&self, _: Request<InitProducerRequest>) -> Result<Response<InitProducerResponse>, Status> {
+        unavailable()
+    }
+
+    async fn fetch(&self, _: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+        unavailable()
+    }
+
+    async fn list_offsets(&self, _: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+        unavailable()
+    }
+
+    async fn describe_cluster(
+        &self,
+        _: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        unavailable()
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for Starting {
+    async fn create_topic(&self, _: Request<CreateTopicRequest>) -> Result<Response<CreateTopicResponse>, Status> {
+        unavailable()
+    }
+
+    async fn delete_topic(&self, _: Request<DeleteTopicRequest>) -> Result<Response<DeleteTopicResponse>, Status> {
+        unavailable()
+    }
+
+    async fn list_topics(&self, _: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        unavailable()
+    }
+
+    async fn describe_topic(
+        &self,
+        _: Request<DescribeTopicRequest>,
+    ) -> Result<Response<DescribeTopicResponse>, Status> {
+        unavailable()
+    }
+
+    async fn replace_node(&self, _: Request<ReplaceNodeRequest>) -> Result<Response<ReplaceNodeResponse>, Status> {
+        unavailable()
+    }
+}
