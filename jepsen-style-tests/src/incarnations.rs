@@ -72,13 +72,12 @@ impl Incarnations {
         self.with(|all| all.iter().filter(|i| i.alive).cloned().collect())
     }
 
-    /// A random live virtual partition: (incarnation, partition within the topic).
+    /// A random live virtual partition: (incarnation, partition within the topic). Half the
+    /// picks go to the newest incarnation, the one nodes are most likely not to know yet.
     pub fn pick(&self, rng: &mut impl Rng) -> Option<(Incarnation, u32)> {
         let live = self.live();
-        if live.is_empty() {
-            return None;
-        }
-        let i = live[rng.random_range(0..live.len())].clone();
+        let newest = live.last()?.clone();
+        let i = if rng.random_bool(0.5) { newest } else { live[rng.random_range(0..live.len())].clone() };
         Some((i, rng.random_range(0..self.partitions)))
     }
 

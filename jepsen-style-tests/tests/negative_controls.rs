@@ -58,7 +58,12 @@ fn serving_fetches_above_the_high_watermark_is_reported() {
     );
 }
 
+/// Not in CI: the fault shows only when a batch in doubt is retried through the lagging node,
+/// which the client's routing makes rare (about half the one-minute runs catch it; recorded in
+/// docs/consistency.md). Run with `cargo test -p cairn-jepsen --test negative_controls --
+/// --ignored`.
 #[test]
+#[ignore = "probabilistic: about half the runs trigger the fault (docs/consistency.md)"]
 fn trusting_a_lagging_brokers_refusal_of_a_retry_is_reported() {
     if !common::root_with_iptables() {
         eprintln!("SKIPPED: this control cuts a node off the controller with iptables (needs root)");
@@ -74,9 +79,14 @@ fn trusting_a_lagging_brokers_refusal_of_a_retry_is_reported() {
             "--workload",
             "topics",
             "--time-limit",
-            "45",
+            "60",
+            "--producers",
+            "8",
             "--fault",
             "definite-unknown-topic",
+            // More answers lost: more batches in doubt when a retry meets the lagging node.
+            "--fault",
+            "drop-produce-responses=0.3",
             "--client-fault",
             "trust-retry-refusals",
         ],

@@ -72,7 +72,9 @@ pub async fn run(
         );
         std::process::exit(3);
     });
-    let directories = Directories::new(identity.directory_id, on_amnesia);
+    // A replacement refuses (without stopping) peers that still address the lost directory.
+    let founding = identity.controller_incarnation == crate::controller::state::CONTROLLER_INCARNATION;
+    let directories = Directories::new(identity.directory_id, founding.then_some(on_amnesia));
     let peer_opts = PeerOptions {
         local_address: config.peer_source_ip,
         directories: directories.clone(),

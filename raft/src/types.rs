@@ -103,7 +103,7 @@ pub enum BatchOutcome {
     Refused(crate::storage::producers::Refusal),
 }
 
-/// Snapshot payload: an immutable retention checkpoint, never record data (DESIGN.md §4).
+/// Snapshot payload: an immutable retention checkpoint, never record data (docs/architecture.md, "Snapshots are retention checkpoints").
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointData {
     /// Offset the first record after the checkpoint gets.

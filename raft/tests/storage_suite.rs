@@ -3,7 +3,7 @@
 //! One `#[test]` per public `Suite` function, each on a fresh store in its own new tokio runtime.
 //! Every test runs unchanged except `snapshot_meta` and `transfer_snapshot`: both assume a
 //! snapshot taken at the current applied point, while Cairn's snapshots are retention
-//! checkpoints that never hold record data (DESIGN.md §4). They are replaced by the checkpoint
+//! checkpoints that never hold record data (docs/architecture.md). They are replaced by the checkpoint
 //! tests at the bottom of this file.
 
 // openraft's Suite returns its (large) StorageError by value; we keep its signatures.

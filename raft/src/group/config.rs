@@ -7,7 +7,7 @@ use crate::ids::{GroupId, ReplicaId};
 use crate::storage::producers::ProducerLimits;
 use crate::storage::CheckpointPolicy;
 
-/// Raft timers (DESIGN.md §5). `heartbeat_ms` is also openraft's AppendEntries timeout, so a
+/// Raft timers (docs/architecture.md, "Raft settings"). `heartbeat_ms` is also openraft's AppendEntries timeout, so a
 /// payload transfer plus the follower's fsync must fit inside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaftTimings {

@@ -4,13 +4,18 @@
 //! A node restarted with an empty directory under a known id has forgotten its votes and the
 //! entries it acknowledged (Raft amnesia): counting it could elect two leaders in a term or
 //! lose committed entries. Every directory gets a random id when it is created; the cluster
-//! registers each node's id (controller metadata). Every peer message carries the sender's
-//! directory and the directory it believes the target has, and the receiver checks both:
+//! registers each node's id (controller metadata). Every peer message carries the directory the
+//! sender believes the target has (and, for diagnostics, the sender's own). A receiver addressed
+//! under another directory than its own refuses the message — so its votes and acknowledgements,
+//! the promises a wiped node could no longer keep, are never counted — and, unless it joined as
+//! the replacement of a lost directory (then the sender is merely behind), it stops: it was
+//! wiped.
 //!
-//! | check at the receiver                                   | verdict                          |
-//! |---------------------------------------------------------|----------------------------------|
-//! | target directory given and not mine                     | refuse: *I* was wiped (hook runs) |
-//! | sender's registered directory known and not the one sent | refuse: the sender was wiped      |
+//! Receivers do not refuse a sender over *its* directory: a receiver's copy of the registry may
+//! lag (it was down during a replacement), and refusing the replaced node would keep it from
+//! ever catching up if that node leads. A wiped sender is harmless on its own: with an empty log
+//! it wins no election, and every vote or acknowledgement it would give is asked for under its
+//! registered directory, which it refuses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -42,10 +47,10 @@ impl Default for Directories {
 }
 
 impl Directories {
-    /// This node's directory `own`; `on_amnesia` runs when peers address another directory of
-    /// this node (the node should stop).
-    pub fn new(own: u64, on_amnesia: AmnesiaHook) -> Directories {
-        Directories { own, registered: Arc::default(), on_amnesia: Some(on_amnesia) }
+    /// This node's directory `own`; `on_amnesia` (None for a node that joined as a
+    /// replacement) runs when peers address another directory of this node (it should stop).
+    pub fn new(own: u64, on_amnesia: Option<AmnesiaHook>) -> Directories {
+        Directories { own, registered: Arc::default(), on_amnesia }
     }
 
     pub fn own(&self) -> u64 {
@@ -62,7 +67,7 @@ impl Directories {
         self.registered.read().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or(0)
     }
 
-    /// Whether a message from `from` (presenting directory `from_dir`) addressed to directory
+    /// Whether a message from `from` (whose own directory is `from_dir`) addressed to directory
     /// `target_dir` of this node may be delivered.
     ///
     /// # Errors
@@ -70,21 +75,15 @@ impl Directories {
     pub(crate) fn admit(&self, from: NodeId, from_dir: u64, target_dir: u64) -> Result<(), String> {
         if target_dir != 0 && self.own != 0 && target_dir != self.own {
             let why = format!(
-                "node {from} addresses this node's data directory {target_dir:#x}, but this directory is \
-                 {:#x}: this node's disk was wiped or replaced since, and it forgot what it acknowledged",
+                "node {from} (directory {from_dir:#x}) addresses this node's data directory {target_dir:#x}, \
+                 but this directory is {:#x}: this node's disk was wiped or replaced since, and it \
+                 forgot what it acknowledged",
                 self.own
             );
             if let Some(hook) = &self.on_amnesia {
                 hook(&why);
             }
             return Err(why);
-        }
-        let registered = self.registered(from);
-        if registered != 0 && from_dir != registered {
-            return Err(format!(
-                "node {from} presents data directory {from_dir:#x}, but its registered directory is \
-                 {registered:#x}: that node lost its data; refusing it until it is replaced"
-            ));
         }
         Ok(())
     }
@@ -97,24 +96,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_a_wiped_sender_and_tells_a_wiped_receiver() {
+    fn a_wiped_node_refuses_messages_for_its_old_directory_and_stops() {
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
-        let d = Directories::new(
-            0xb,
-            Arc::new(move |_| {
-                h.fetch_add(1, Ordering::SeqCst);
-            }),
-        );
-        d.set_registered(HashMap::from([(1, 0xa), (2, 0xc)]));
+        let hook: AmnesiaHook = Arc::new(move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        let d = Directories::new(0xb, Some(hook));
+        d.set_registered(HashMap::from([(1, 0xa)]));
         assert!(d.admit(1, 0xa, 0xb).is_ok());
         assert!(d.admit(1, 0xa, 0).is_ok(), "a sender that does not know our directory yet");
-        assert!(d.admit(3, 0xf, 0xb).is_ok(), "no directory registered for node 3 yet");
-        let e = d.admit(2, 0xd, 0xb).expect_err("node 2 came back with a new directory");
-        assert!(e.contains("lost its data"), "{e}");
+        assert!(d.admit(2, 0xd, 0xb).is_ok(), "a sender's own directory is not held against it");
         assert_eq!(hits.load(Ordering::SeqCst), 0);
         let e = d.admit(1, 0xa, 0x9).expect_err("peers address an earlier directory of ours");
         assert!(e.contains("wiped"), "{e}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "the node is told to stop");
+        // A replacement refuses a sender that is behind, and carries on.
+        let replacement = Directories::new(0xc, None);
+        assert!(replacement.admit(1, 0xa, 0xb).is_err());
     }
 }

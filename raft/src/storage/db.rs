@@ -1,6 +1,6 @@
 //! The node's single RocksDB instance, shared by every group, and its syncer.
 //!
-//! A few column families, never one per group (DESIGN.md §3). Options favour a write-ahead-log
+//! A few column families, never one per group (docs/architecture.md, "One node"). Options favour a write-ahead-log
 //! workload: no compression libraries are linked, write stalls are generous, and
 //! `max_total_wal_size` forces the tiny `raft` CF to flush so it cannot keep old WAL files alive.
 

@@ -1,4 +1,4 @@
-//! Snapshots as retention checkpoints (DESIGN.md §4).
+//! Snapshots as retention checkpoints (docs/architecture.md, "Snapshots are retention checkpoints").
 //!
 //! A snapshot never holds record data and is never the current state: it is an immutable
 //! checkpoint C `{LogId, membership at C, next_offset at C}` written at apply time. The current

@@ -8,7 +8,7 @@
 //! Offsets are assigned here, at apply time, from `next_offset`: every replica applies the same
 //! entries in the same order and so assigns the same offsets. Apply writes are not synced: the
 //! entries they derive from are already fsynced in the log, and re-applying after a crash is
-//! deterministic. Snapshots are retention checkpoints (DESIGN.md §4), see [`super::snapshot`].
+//! deterministic. Snapshots are retention checkpoints (docs/architecture.md), see [`super::snapshot`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
