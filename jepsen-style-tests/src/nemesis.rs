@@ -265,7 +265,25 @@ impl Nemesis {
         }
         // Give clients a moment to write to the old incarnation through the minority.
         tokio::time::sleep(self.span(1_000, 3_000, until)).await;
-        self.client.delete_topic(&topic.name).await?;
+        let recreated = self.delete_and_create(&topic).await;
+        if recreated.is_ok() {
+            tokio::time::sleep(self.span(5_000, 12_000, until)).await;
+        }
+        // Healed whatever happened: a failed re-creation must not leave the cut in place.
+        self.net.heal()?;
+        self.rec.nemesis("stop-recreate", json!({"topic": topic.name}));
+        recreated
+    }
+
+    /// Deletes `topic`'s incarnation and creates the topic again, recording both.
+    async fn delete_and_create(&mut self, topic: &crate::incarnations::Incarnation) -> anyhow::Result<()> {
+        if let Err(e) = self.client.delete_topic(&topic.name).await {
+            // The outcome may be unknown: the incarnation counts as deleted unless it is there.
+            let d = self.client.describe_topic(&topic.name).await;
+            if d.is_ok_and(|d| d.topic.is_some_and(|t| t.topic_id == topic.topic_id)) {
+                return Err(e.into());
+            }
+        }
         let gone = self.incarnations.delete(&topic.name);
         self.rec.nemesis("delete-topic", json!({"topic": topic.name, "topic_id": topic.topic_id, "partitions": gone}));
         let partitions = self.incarnations.partitions();
@@ -275,9 +293,6 @@ impl Nemesis {
             "create-topic",
             json!({"topic": topic.name, "topic_id": created.topic_id, "partitions": [base, base + partitions - 1]}),
         );
-        tokio::time::sleep(self.span(5_000, 12_000, until)).await;
-        self.net.heal()?;
-        self.rec.nemesis("stop-recreate", json!({"topic": topic.name}));
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! ```text
 //!  node starts with a new directory ─► registered (RegisterDirectory, by the controller leader)
 //!  disk lost ─► peers refuse the node (directory mismatch) ─► operator: ReplaceNode
-//!    ─► registered directory cleared, the node's replicas get new incarnations (joined = true)
+//!    ─► registered directory cleared, the node's replicas get new incarnations (not founders)
 //!    ─► the node starts empty, registers its new directory, and every group's leader adds its
 //!       new replica as a learner, waits for it to catch up, then makes it a voter
 //! ```
@@ -51,7 +51,6 @@ impl ClusterState {
         for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
             for r in p.replicas.iter_mut().filter(|r| r.node == node) {
                 r.incarnation = self.next_incarnation;
-                r.joined = true;
                 self.next_incarnation += 1;
                 replicas += 1;
             }

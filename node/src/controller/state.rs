@@ -59,15 +59,16 @@ pub struct Partition {
     pub group_id: GroupId,
     /// The first replica is the preferred leader.
     pub replicas: Vec<Replica>,
+    /// The replicas the group was created with: they (and only they) initialise it, all with
+    /// this same first membership. A replica placed later (a replaced node) waits for the
+    /// leader to add it as a learner.
+    pub founders: Vec<Replica>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replica {
     pub node: NodeId,
     pub incarnation: u32,
-    /// Placed after the group was created (a replacement): it does not initialise the group
-    /// but waits for the leader to add it as a learner.
-    pub joined: bool,
 }
 
 /// A change to the metadata.
@@ -261,15 +262,15 @@ impl ClusterState {
         }
         let mut parts = Vec::with_capacity(partitions as usize);
         for nodes in placement {
-            let replicas = nodes
+            let replicas: Vec<Replica> = nodes
                 .into_iter()
                 .map(|node| {
                     let incarnation = self.next_incarnation;
                     self.next_incarnation += 1;
-                    Replica { node, incarnation, joined: false }
+                    Replica { node, incarnation }
                 })
                 .collect();
-            parts.push(Partition { group_id: self.next_group_id, replicas });
+            parts.push(Partition { group_id: self.next_group_id, founders: replicas.clone(), replicas });
             self.next_group_id += 1;
         }
         // Ids start at 1: 0 in a request means "resolve by name".

@@ -212,3 +212,35 @@ fn partition_limits_refuse_a_topic_and_change_nothing() {
     assert_eq!(s, before);
     assert!(matches!(s.apply(5, &limited("b", 90, 1_000, 100)), MetaAnswer::Created { .. }));
 }
+
+#[test]
+fn replacing_a_node_gives_its_replicas_new_incarnations_and_awaits_its_new_directory() {
+    let mut s = three_nodes();
+    s.apply(2, &create("t", 2, 3, &[1, 2, 3]));
+    assert_eq!(s.apply(3, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd1 }), MetaAnswer::Done);
+    assert_eq!(s.apply(4, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd1 }), MetaAnswer::AlreadyExists);
+    let before = s.clone();
+    assert!(matches!(
+        s.apply(5, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd2 }),
+        MetaAnswer::Invalid(m) if m.contains("replace the node first")
+    ));
+    assert!(matches!(s.apply(6, &MetaCommand::ReplaceNode { node: 2 }), MetaAnswer::Invalid(_)), "never registered");
+    assert_eq!(s, before, "refusals change nothing");
+
+    assert_eq!(s.apply(7, &MetaCommand::ReplaceNode { node: 3 }), MetaAnswer::Replaced { replicas: 2 });
+    assert!(s.awaiting_replacement(3));
+    assert_ne!(s.controller_incarnation(3), CONTROLLER_INCARNATION);
+    for (p, old) in s.topics["t"].partitions.iter().zip(&before.topics["t"].partitions) {
+        let new3 = p.replicas.iter().find(|r| r.node == 3).expect("still on node 3");
+        let old3 = old.replicas.iter().find(|r| r.node == 3).expect("was on node 3");
+        assert_ne!(new3.incarnation, old3.incarnation, "a new replica, not the lost one");
+        assert_eq!(p.founders, old.founders, "the group's first membership is unchanged");
+        assert_eq!(
+            p.replicas.iter().filter(|r| r.node != 3).collect::<Vec<_>>(),
+            old.replicas.iter().filter(|r| r.node != 3).collect::<Vec<_>>()
+        );
+    }
+    assert!(matches!(s.apply(8, &MetaCommand::ReplaceNode { node: 3 }), MetaAnswer::Invalid(_)), "already awaiting");
+    assert_eq!(s.apply(9, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd2 }), MetaAnswer::Done);
+    assert!(!s.awaiting_replacement(3));
+}

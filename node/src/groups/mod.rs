@@ -214,13 +214,14 @@ impl LocalGroups {
                     continue;
                 }
             };
-            // Only the replicas placed when the partition was created initialise its group; one
-            // placed later (a replaced node) waits for the leader to add it as a learner.
-            let founding = p.replicas.iter().any(|r| replica_id(r.node, r.incarnation) == replica && !r.joined);
-            if founding {
-                let founders: BTreeMap<ReplicaId, String> = Self::members(state, p)
-                    .into_iter()
-                    .filter(|(id, _)| p.replicas.iter().any(|r| replica_id(r.node, r.incarnation) == *id && !r.joined))
+            // Only the replicas the partition was created with initialise its group, all with that
+            // same first membership; one placed later (a replaced node) waits for the leader to
+            // add it as a learner.
+            if p.founders.iter().any(|r| replica_id(r.node, r.incarnation) == replica) {
+                let founders: BTreeMap<ReplicaId, String> = p
+                    .founders
+                    .iter()
+                    .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
                     .collect();
                 if let Err(e) = g.bootstrap(&founders).await {
                     tracing::error!(group, error = %e, "partition replica failed to initialise");
