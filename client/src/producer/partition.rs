@@ -77,6 +77,16 @@ impl Batch {
     fn in_doubt(&self) -> bool {
         self.doubt.is_some() || self.sent_at.is_some()
     }
+
+    /// The error for this batch when the producer gives up on it because of `last`: unknown
+    /// outcome if an attempt may have landed (None otherwise).
+    fn unresolved(&self, last: &ClientError) -> Option<ClientError> {
+        self.in_doubt().then(|| {
+            let earlier =
+                self.doubt.clone().unwrap_or_else(|| lost("its answer had not arrived when the producer gave up"));
+            ClientError::InDoubt { earlier: Box::new(earlier), last: Box::new(last.clone()) }
+        })
+    }
 }
 
 struct Conn {
@@ -462,10 +472,7 @@ impl PartitionTask {
         let gone: Vec<Batch> = self.in_flight.drain(i..).collect();
         let mut requeue = Vec::new();
         for b in gone.into_iter().filter(|b| !b.done) {
-            if b.in_doubt() {
-                let earlier =
-                    b.doubt.clone().unwrap_or_else(|| lost("its answer had not arrived when the producer gave up"));
-                let e = ClientError::InDoubt { earlier: Box::new(earlier), last: Box::new(last.clone()) };
+            if let Some(e) = b.unresolved(last) {
                 self.fail_records(b.records, &e);
             } else if b.created.elapsed() >= limit {
                 self.fail_records(b.records, &delivery_timeout(limit));
@@ -506,13 +513,7 @@ impl PartitionTask {
         );
         let gone: Vec<Batch> = self.in_flight.drain(..).collect();
         for b in gone.into_iter().filter(|b| !b.done) {
-            let e = match (b.in_doubt(), b.doubt.clone()) {
-                (true, earlier) => ClientError::InDoubt {
-                    earlier: Box::new(earlier.unwrap_or_else(|| lost("no answer yet"))),
-                    last: Box::new(err.clone()),
-                },
-                (false, _) => err.clone(),
-            };
+            let e = b.unresolved(&err).unwrap_or_else(|| err.clone());
             self.fail_records(b.records, &e);
         }
         let queued: Vec<Pending> = self.queue.drain(..).collect();
