@@ -187,6 +187,8 @@ impl Client {
         let mut redirects = 0u32;
         let mut doubt: Option<ClientError> = None;
         let mut addr = self.target_addr(target);
+        // Replicas that answered REPLICA_STOPPED in a row: the next attempt goes elsewhere.
+        let mut stopped_at: Vec<String> = Vec::new();
         loop {
             attempts += 1;
             let err = match self.attempt(&addr, extra, &op).await {
@@ -203,6 +205,23 @@ impl Client {
                     addr = hint.to_string();
                     continue;
                 }
+            }
+            if let (Some(ErrorCode::ReplicaStopped), Target::Partition(topic, partition, _)) = (err.code(), target) {
+                stopped_at.push(addr.clone());
+                let other = self
+                    .meta
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .other_replica(topic, partition, &stopped_at)
+                    .map(String::from);
+                if let Some(other) = other.filter(|_| redirects < self.cfg.redirects_max) {
+                    tracing::debug!(failed = %addr, next = %other, error = %err, "replica stopped; trying another replica");
+                    redirects += 1;
+                    self.remember_leader(target, None);
+                    addr = other;
+                    continue;
+                }
+                stopped_at.clear();
             }
             let unknown_topic = matches!(err.code(), Some(ErrorCode::UnknownTopic | ErrorCode::UnknownPartition));
             let retry_unknown =
@@ -528,7 +547,7 @@ impl Client {
     /// INVALID_ARGUMENT (unknown node, the node is up with its registered directory, already
     /// awaiting its replacement), exhausted retries.
     pub async fn replace_node(&self, node_id: u64) -> Result<u32, ClientError> {
-        let req = cairn_proto::v1::ReplaceNodeRequest { node_id };
+        let req = cairn_proto::v1::ReplaceNodeRequest { node_id, ..Default::default() };
         let r = self
             .with_retries(Target::Controller, Duration::ZERO, |ch| {
                 let (mut c, req) = (AdminClient::new(ch), req);
@@ -536,6 +555,24 @@ impl Client {
             })
             .await?;
         Ok(r.replicas)
+    }
+
+    /// Rebuilds the replica of `topic`/`partition` on `node_id` from the others (see `cairn
+    /// replica repair`); returns the new replica's id.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC / UNKNOWN_PARTITION, INVALID_ARGUMENT (no replica there, a single-replica
+    /// partition), UNAVAILABLE while the partition has no leader or another repair runs,
+    /// exhausted retries.
+    pub async fn repair_replica(&self, topic: &str, partition: u32, node_id: u64) -> Result<u64, ClientError> {
+        let req = cairn_proto::v1::RepairReplicaRequest { topic: topic.to_string(), partition, node_id };
+        let r = self
+            .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                let (mut c, req) = (AdminClient::new(ch), req.clone());
+                async move { c.repair_replica(req).await }
+            })
+            .await?;
+        Ok(r.replica_id)
     }
 
     /// Every topic.

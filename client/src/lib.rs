@@ -25,7 +25,7 @@ pub mod producer;
 
 pub use cairn_proto::v1::{
     DescribeClusterResponse, DescribeTopicResponse, FetchResponse, FetchedRecord, Header, ListOffsetsResponse,
-    PartitionInfo, ProduceResponse, Record, RetentionConfig, TopicSummary,
+    PartitionInfo, ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
 };
 pub use client::{Client, OffsetSpec};
 pub use config::{ClientConfig, DEFAULT_BROKERS};

@@ -17,6 +17,8 @@ pub(crate) struct TopicMeta {
     pub id: u64,
     /// Leader address per partition (None while unknown).
     pub leaders: Vec<Option<String>>,
+    /// Addresses of every placed replica per partition (reads fall back to them).
+    pub replicas: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -28,17 +30,23 @@ pub(crate) struct Metadata {
 
 impl Metadata {
     pub fn from_response(resp: &DescribeClusterResponse) -> Metadata {
+        let address: HashMap<u64, &str> = resp.nodes.iter().map(|n| (n.node_id, n.address.as_str())).collect();
         let topics = resp
             .topics
             .iter()
             .map(|t| {
                 let mut leaders = vec![None; t.partitions.len()];
+                let mut replicas = vec![Vec::new(); t.partitions.len()];
                 for p in &t.partitions {
                     if let Some(slot) = leaders.get_mut(p.partition as usize) {
                         *slot = (!p.leader_address.is_empty()).then(|| p.leader_address.clone());
                     }
+                    if let Some(slot) = replicas.get_mut(p.partition as usize) {
+                        *slot =
+                            p.replica_node_ids.iter().filter_map(|n| address.get(n)).map(|a| a.to_string()).collect();
+                    }
                 }
-                (t.name.clone(), TopicMeta { id: t.topic_id, leaders })
+                (t.name.clone(), TopicMeta { id: t.topic_id, leaders, replicas })
             })
             .collect();
         Metadata { topics, version: resp.metadata_version }
@@ -88,6 +96,17 @@ impl Metadata {
 
     pub fn leader(&self, topic: &str, partition: u32) -> Option<&str> {
         self.topics.get(topic)?.leaders.get(partition as usize)?.as_deref()
+    }
+
+    /// A replica of the partition other than those in `avoid`, if the cache knows one.
+    pub fn other_replica(&self, topic: &str, partition: u32, avoid: &[String]) -> Option<&str> {
+        self.topics
+            .get(topic)?
+            .replicas
+            .get(partition as usize)?
+            .iter()
+            .find(|a| !avoid.contains(a))
+            .map(String::as_str)
     }
 
     pub fn set_leader(&mut self, topic: &str, partition: u32, addr: Option<String>) {

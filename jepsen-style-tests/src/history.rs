@@ -209,6 +209,9 @@ pub struct Analysis {
     /// Virtual partitions of topic incarnations the run deleted (`delete-topic` nemesis ops):
     /// their records are gone with them, so loss checkers skip them.
     pub deleted: std::collections::BTreeSet<u32>,
+    /// Reads that returned a record other than the one sent (damaged bytes served): which op,
+    /// and what.
+    pub altered: Vec<String>,
 }
 
 impl Analysis {
@@ -248,6 +251,11 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     let mut assignment: BTreeMap<i64, u64> = BTreeMap::new();
     let mut fault_open: BTreeMap<String, u64> = BTreeMap::new();
     for op in ops {
+        let altered = if op.f == "altered-read" { op.value.get("records") } else { op.value.get("altered") };
+        if let Some(list) = altered.and_then(Value::as_array).filter(|l| !l.is_empty()) {
+            let node = op.node.map_or(String::new(), |n| format!(" from node {n}"));
+            a.altered.push(format!("{}{node} (op {}): altered records {}", op.f, op.index, Value::Array(list.clone())));
+        }
         if op.process == NEMESIS {
             if op.f == "delete-topic" {
                 if let Some(ps) = op.value.get("partitions").and_then(Value::as_array) {

@@ -14,5 +14,6 @@ pub mod incarnations;
 pub mod nemesis;
 pub mod report;
 pub mod run;
+pub mod storage_faults;
 pub mod summary;
 pub mod workload;

@@ -35,7 +35,7 @@ enum Cmd {
     /// Run one test. Exit code 0 only when every safety checker is clean.
     Run(RunArgs),
     /// Run a tier of tests: `ci` (~1 minute runs: five nemeses on 3 nodes, stale-broker on 3,
-    /// recreate on 5) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
+    /// recreate on 5, corrupt on 3) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
     Tier {
         #[arg(value_parser = ["ci", "long"])]
         tier: String,
@@ -263,6 +263,7 @@ fn run_tier(
             (NemesisKind::ClientPartition, WorkloadKind::Idempotent, 3, 60),
             (NemesisKind::StaleBroker, WorkloadKind::Topics, 3, 60),
             (NemesisKind::Recreate, WorkloadKind::Topics, 5, 60),
+            (NemesisKind::Corrupt, WorkloadKind::Idempotent, 3, 60),
         ]);
     } else {
         for nodes in [3, 5] {
@@ -282,6 +283,8 @@ fn run_tier(
                 plan.push((n, w, nodes, minutes * 60));
             }
             plan.push((NemesisKind::StaleBroker, WorkloadKind::Topics, nodes, minutes * 60));
+            plan.push((NemesisKind::Corrupt, WorkloadKind::Idempotent, nodes, minutes * 60));
+            plan.push((NemesisKind::WalTruncate, WorkloadKind::Queue, nodes, minutes * 60));
         }
         plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60));
     }

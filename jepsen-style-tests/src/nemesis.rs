@@ -21,6 +21,7 @@ use crate::cluster::nodes::node_ip;
 use crate::cluster::{Cluster, Net};
 use crate::history::Recorder;
 use crate::incarnations::Incarnations;
+use crate::storage_faults;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -44,6 +45,11 @@ pub enum NemesisKind {
     /// while the topic is deleted and re-created through the majority: the minority still runs
     /// the old incarnation's group (5 nodes).
     Recreate,
+    /// Bits flipped in one node's blob, SST or WAL files while it is down, then restarted; the
+    /// next only once the cluster repaired it (never a majority of any partition).
+    Corrupt,
+    /// The tail of one node's newest WAL file cut off while it is down, then restarted.
+    WalTruncate,
     /// A random mix of all of the above.
     Combined,
 }
@@ -66,6 +72,8 @@ impl NemesisKind {
             NemesisKind::CrashLoop => "crash-loop",
             NemesisKind::StaleBroker => "stale-broker",
             NemesisKind::Recreate => "recreate",
+            NemesisKind::Corrupt => "corrupt",
+            NemesisKind::WalTruncate => "wal-truncate",
             NemesisKind::Combined => "combined",
         }
     }
@@ -210,6 +218,7 @@ impl Nemesis {
             NemesisKind::Partition => self.partition(until).await,
             NemesisKind::StaleBroker => self.stale_broker(until).await,
             NemesisKind::Recreate => self.recreate(until).await,
+            NemesisKind::Corrupt | NemesisKind::WalTruncate => self.damage(k, until).await,
             NemesisKind::ClientPartition => {
                 let node = self.target().await;
                 self.rec.nemesis("start-client-partition", json!({"node": node}));
@@ -227,6 +236,57 @@ impl Nemesis {
         let d = self.client.describe_cluster().await?;
         anyhow::ensure!(d.controller_leader_id != 0, "no controller leader known");
         Ok(d.controller_leader_id)
+    }
+
+    /// Damages one stopped node's files (see [`crate::storage_faults`]), restarts it and waits
+    /// for the cluster to repair it.
+    async fn damage(&mut self, k: NemesisKind, until: Instant) -> anyhow::Result<()> {
+        let name = k.name();
+        let nodes = self.node_count().await;
+        if !storage_faults::repaired(&self.client, nodes).await {
+            self.rec
+                .nemesis(&format!("skip-{name}"), json!({"why": "the cluster has not repaired earlier damage yet"}));
+            return Ok(());
+        }
+        let node = self.rng.random_range(1..=nodes);
+        let db = self.cluster.lock().await.node(node).data_dir.join("db");
+        self.rec.nemesis(&format!("start-{name}"), json!({"node": node}));
+        if k == NemesisKind::Corrupt {
+            // A restart first: recovery writes the WAL's records into SST and blob files, so
+            // there is more than a WAL to damage (a short run never fills a memtable).
+            self.cluster.lock().await.kill(node);
+            self.cluster.lock().await.restart(node)?;
+            let limit = until.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+            storage_faults::wait_repaired(&self.client, nodes, limit).await;
+        }
+        self.cluster.lock().await.kill(node);
+        let done = match k {
+            NemesisKind::WalTruncate => storage_faults::truncate_wal(&db, &mut self.rng),
+            _ => storage_faults::flip_bytes(&db, &mut self.rng),
+        };
+        self.cluster.lock().await.restart(node)?;
+        let mut what = done?;
+        what["node"] = json!(node);
+        self.rec.nemesis(&format!("{name}-done"), what);
+        let addr = self.cluster.lock().await.node(node).addr.clone();
+        let topics: Vec<(String, u64, u32)> = self
+            .incarnations
+            .live()
+            .into_iter()
+            .map(|i| (i.name, i.topic_id, self.incarnations.partitions()))
+            .collect();
+        let altered = storage_faults::read_back(&self.client, &addr, &topics, Duration::from_secs(20)).await;
+        if !altered.is_empty() {
+            // What a consumer attached to that node was served: the checker counts it.
+            self.rec.nemesis("altered-read", json!({"node": node, "records": altered}));
+        }
+        let limit = until.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+        let took = storage_faults::wait_repaired(&self.client, nodes, limit).await;
+        self.rec.nemesis(
+            &format!("stop-{name}"),
+            json!({"node": node, "repaired": took.is_some(), "repair_ms": took.map(|d| d.as_millis() as u64)}),
+        );
+        Ok(())
     }
 
     async fn stale_broker(&mut self, until: Instant) -> anyhow::Result<()> {

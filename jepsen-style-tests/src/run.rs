@@ -62,7 +62,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         port: params.port,
         binary: params.node_binary.clone(),
         dir: dir.to_path_buf(),
-        extra_args: params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]).collect(),
+        extra_args: node_args(&params, dir)?,
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
     let addrs = cluster.lock().await.addrs();
@@ -156,6 +156,23 @@ async fn wait_for_leaders(client: &Client, topic: &str) -> anyhow::Result<Vec<u6
         anyhow::ensure!(Instant::now() < deadline, "partitions of {topic} got no leaders within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Flags every node of the run gets: the fault switches of a negative control, and a
+/// configuration that scrubs fast and repairs quickly, so storage faults are found and repaired
+/// within a run. The negative control that skips fetch checksums also turns the scrubber off:
+/// it shows what reaches readers when reads do not verify.
+fn node_args(params: &RunParams, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let skip = params.node_faults.iter().any(|f| f == "skip-fetch-checksum");
+    let scrub: u64 = if skip { 0 } else { 64 << 20 };
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!("[storage]\nscrub_bytes_per_second = {scrub}\nrepair_stopped_after_ms = 15000\nrepairs_per_minute_max = 30\n"),
+    )?;
+    let mut args = vec!["--config".to_string(), config.display().to_string()];
+    args.extend(params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]));
+    Ok(args)
 }
 
 /// A stable digest of a whole record (key, value, headers, timestamp): replicas must agree on
@@ -264,6 +281,7 @@ async fn read_replica(
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut records = Vec::new();
     let (mut pos, mut log_start, mut node_hw) = (0u64, 0u64, 0u64);
+    let mut altered = Vec::new();
     while pos < hw && Instant::now() < deadline {
         let req = FetchRequest {
             topic: topic.name.clone(),
@@ -280,6 +298,7 @@ async fn read_replica(
                 if pos < log_start {
                     pos = log_start;
                 }
+                altered.extend(crate::workload::altered_offsets(&r.records));
                 for x in &r.records {
                     let value = String::from_utf8_lossy(&x.value).parse::<u64>().unwrap_or(u64::MAX);
                     records.push(json!([x.offset, value, digest(x)]));
@@ -296,6 +315,7 @@ async fn read_replica(
         "high_watermark": node_hw.max(pos),
         "records": records,
         "complete": complete,
+        "altered": altered,
     });
     (complete, v)
 }

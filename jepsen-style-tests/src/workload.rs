@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientError, Producer, ProducerConfig, Record, RecordAck, RecordExt};
+use cairn_client::{Client, ClientError, Header, Producer, ProducerConfig, Record, RecordAck, RecordExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -161,7 +161,7 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
                 let value = shared.next_value.fetch_add(1, Ordering::SeqCst);
                 let v = json!({"partition": target.0.base + target.1, "value": value});
                 shared.rec.record(OpType::Invoke, process, None, "send", v, None, Some(who.clone()));
-                match p.send(&target.0.name, Some(target.1), Record::from_value(value.to_string())).await {
+                match p.send(&target.0.name, Some(target.1), record(value)).await {
                     Ok(delivery) => in_flight.push_back((target, value, delivery)),
                     Err(e) => {
                         let (kind, val, err, id) = send_completion(&inc, &target, value, Err(e), &who);
@@ -283,12 +283,13 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
                     if let (Some(last), true) = (resp.records.last(), read == vp) {
                         positions.insert(vp, last.offset + 1);
                     }
+                    let altered = altered_offsets(&resp.records);
                     shared.rec.record(
                         OpType::Ok,
                         process,
                         None,
                         "poll",
-                        json!({"partition": read, "records": records}),
+                        json!({"partition": read, "records": records, "altered": altered}),
                         None,
                         None,
                     );
@@ -306,4 +307,29 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
             }
         }
     }
+}
+
+fn pad(value: u64) -> Vec<u8> {
+    (0..300u64).map(|i| (value.wrapping_mul(31).wrapping_add(i) % 251) as u8).collect()
+}
+
+/// The record sent for `value`: the value as text, plus a header of 300 bytes derived from it,
+/// so entries are large enough for RocksDB's blob files (where the `corrupt` nemesis damages
+/// record bytes) and every reader can tell an altered record from the one sent.
+fn record(value: u64) -> Record {
+    let mut r = Record::from_value(value.to_string());
+    r.headers.push(Header { key: "pad".into(), value: pad(value).into() });
+    r
+}
+
+/// Whether `r` is exactly what a producer of this workload sent: a decimal value and the pad
+/// derived from it (`altered-record` counts the others).
+pub fn intact(r: &cairn_client::FetchedRecord) -> bool {
+    let Ok(v) = std::str::from_utf8(&r.value).unwrap_or("x").parse::<u64>() else { return false };
+    r.key.is_empty() && r.headers.len() == 1 && r.headers[0].key == "pad" && r.headers[0].value[..] == pad(v)[..]
+}
+
+/// Offsets of the records among `records` that are not [`intact`].
+pub fn altered_offsets(records: &[cairn_client::FetchedRecord]) -> Vec<u64> {
+    records.iter().filter(|r| !intact(r)).map(|r| r.offset).collect()
 }

@@ -126,3 +126,14 @@ fn serving_another_topic_incarnation_is_reported() {
         ],
     );
 }
+
+#[test]
+fn serving_damaged_records_unverified_is_reported() {
+    // Reads skip every checksum (RocksDB's and each entry's own) and the scrubber is off (the
+    // suite turns it off with this switch): bytes the `corrupt` nemesis flipped in a replica's
+    // blob and SST files reach readers.
+    caught(
+        &["--nemesis", "corrupt", "--workload", "idempotent", "--time-limit", "60", "--fault", "skip-fetch-checksum"],
+        &["altered-record", "replica-divergence", "lost-on-node"],
+    );
+}

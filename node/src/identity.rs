@@ -21,8 +21,9 @@ use crate::config::Config;
 
 const FILE: &str = "cairn-node.json";
 /// 3: directory ids; producer limits in log entries, append times in the producer table, the
-/// controller's producer registry and partition limits (earlier directories cannot be read).
-const FORMAT: u32 = 3;
+/// controller's producer registry and partition limits. 4: retired data directories in the
+/// controller's state (earlier directories cannot be read).
+const FORMAT: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -105,7 +106,7 @@ impl Identity {
                 Ok(Some(found))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_dir(dir) {
-                Ok(mut entries) => match entries.next() {
+                Ok(entries) => match entries.flatten().find(|e| !is_set_aside(&e.file_name())) {
                     Some(_) => Err(IdentityError::Foreign { path: dir.clone() }),
                     None => Ok(None),
                 },
@@ -125,7 +126,7 @@ impl Identity {
         let dir = &config.data_dir;
         let io = |source| IdentityError::Io { path: dir.clone(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
-        if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+        if std::fs::read_dir(dir).map_err(io)?.flatten().any(|e| !is_set_aside(&e.file_name())) {
             return Err(IdentityError::Foreign { path: dir.clone() });
         }
         let id = Identity {
@@ -172,6 +173,34 @@ impl Identity {
     pub fn db_dir(config: &Config) -> PathBuf {
         config.data_dir.join("db")
     }
+
+    /// Moves this directory's database and identity aside (into `damaged-<unix time>/` inside
+    /// the data directory, so a mounted volume stays in place): the data directory is then new
+    /// to this node, which starts as the replacement of its damaged self. Returns where.
+    ///
+    /// # Errors
+    /// I/O errors (nothing is deleted).
+    pub fn set_aside(config: &Config) -> Result<PathBuf, IdentityError> {
+        let dir = &config.data_dir;
+        let io = |source| IdentityError::Io { path: dir.clone(), source };
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = dir.join(format!("{SET_ASIDE}{secs}"));
+        std::fs::create_dir_all(&aside).map_err(io)?;
+        for entry in std::fs::read_dir(dir).map_err(io)?.flatten() {
+            if !is_set_aside(&entry.file_name()) {
+                std::fs::rename(entry.path(), aside.join(entry.file_name())).map_err(io)?;
+            }
+        }
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(aside)
+    }
+}
+
+/// Prefix of the directories [`Identity::set_aside`] moves damaged data into.
+const SET_ASIDE: &str = "damaged-";
+
+fn is_set_aside(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(SET_ASIDE))
 }
 
 fn members_text(m: &BTreeMap<u64, String>) -> String {

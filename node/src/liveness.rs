@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_proto::peer::node_internal_client::NodeInternalClient;
-use cairn_proto::peer::{PingRequest, PingResponse};
+use cairn_proto::peer::{PingRequest, PingResponse, StoppedReplica};
 use cairn_raft::network::PeerChannels;
 use cairn_raft::{GroupId, NodeId};
 
@@ -24,6 +24,7 @@ struct Peer {
     /// When the node last became reachable (or restarted).
     up_since: Instant,
     stopped_groups: BTreeSet<GroupId>,
+    stopped_replicas: Vec<StoppedReplica>,
     leading_groups: BTreeSet<GroupId>,
     metadata_version: u64,
     /// The node's data directory (0 while it is still checking whether it may join).
@@ -73,6 +74,16 @@ impl Liveness {
         })
     }
 
+    /// The stopped replicas each live node reported in its last ping.
+    pub fn stopped_replicas(&self) -> BTreeMap<NodeId, Vec<StoppedReplica>> {
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, p)| p.last_ok.elapsed() < DOWN_AFTER && !p.stopped_replicas.is_empty())
+                .map(|(n, p)| (*n, p.stopped_replicas.clone()))
+                .collect()
+        })
+    }
+
     /// The live nodes among `nodes` (other than `me`) that have not reported applying cluster
     /// metadata up to `version`. Down nodes are not listed: they catch up when they return.
     pub fn live_nodes_behind(&self, me: NodeId, nodes: impl Iterator<Item = NodeId>, version: u64) -> Vec<NodeId> {
@@ -95,6 +106,7 @@ impl Liveness {
         }
         let (boot_id, stopped, leading, metadata_version, directory_id) =
             (r.boot_id, r.stopped_groups, r.leading_groups, r.metadata_version, r.directory_id);
+        let stopped_replicas = r.stopped_replicas;
         self.with(|m| {
             let now = Instant::now();
             let up_since = match m.get(&node) {
@@ -106,6 +118,7 @@ impl Liveness {
                 boot_id,
                 up_since,
                 stopped_groups: stopped.into_iter().collect(),
+                stopped_replicas,
                 leading_groups: leading.into_iter().collect(),
                 metadata_version,
                 directory_id,

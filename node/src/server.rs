@@ -10,8 +10,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
 use crate::config::Config;
-use crate::controller::{duties, rebalancer, Controller};
-use crate::groups::{membership, quiesce, reconciler, GroupEnv, LocalGroups};
+use crate::controller::{duties, rebalancer, repair, Controller};
+use crate::groups::{membership, quiesce, reconciler, scrubber, supervisor, GroupEnv, LocalGroups};
 use crate::identity::Identity;
 use crate::join;
 use crate::liveness::Liveness;
@@ -27,30 +27,6 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (identity, listener) = match Identity::load(&config)? {
-        Some(id) => (id, listener),
-        None => {
-            // A new directory: ask the peers first whether the cluster knew this node with
-            // another one (a lost disk), answering their own checks on a clone of the socket.
-            let std_listener = listener.into_std()?;
-            let probe = std_listener.try_clone()?;
-            let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
-            let verdict = join::check(&config, probe, &PeerChannels::new(opts)).await?;
-            (Identity::create(&config, verdict.controller_incarnation())?, listener)
-        }
-    };
-    tracing::info!(
-        node = config.node_id,
-        cluster = %identity.cluster_id,
-        directory = format_args!("{:#x}", identity.directory_id),
-        data_dir = %config.data_dir.display(),
-        "starting"
-    );
-    if config.faults.any() {
-        tracing::warn!(faults = ?config.faults, "FAULT INJECTION ENABLED: this node misbehaves on purpose");
-    }
-
     // After a failed fsync RocksDB is read-only and the page cache may have dropped the data:
     // the only safe reaction is to stop the process (never retry an fsync).
     let on_fatal: FatalHook = Arc::new(|e: &std::io::Error| {
@@ -58,10 +34,49 @@ pub async fn run(
         eprintln!("cairn-node: WAL fsync failed ({e}); aborting");
         std::process::abort();
     });
-    let db_dir = Identity::db_dir(&config);
-    let db = tokio::task::spawn_blocking(move || Db::open(&db_dir, &DbOptions::default(), on_fatal))
-        .await?
-        .context("opening the storage")?;
+    let mut listener = listener;
+    // True once this node asked for its own replacement (its storage lost fsynced data).
+    let mut replacing = false;
+    let (identity, db) = loop {
+        let identity = match Identity::load(&config)? {
+            Some(id) => id,
+            None => {
+                // A new directory: ask the peers first whether the cluster knew this node with
+                // another one (a lost disk), answering their own checks on a clone of the socket.
+                let std_listener = listener.into_std()?;
+                let probe = std_listener.try_clone()?;
+                listener = tokio::net::TcpListener::from_std(std_listener)?;
+                let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+                let verdict = join::check(&config, probe, &PeerChannels::new(opts), replacing).await?;
+                Identity::create(&config, verdict.controller_incarnation())?
+            }
+        };
+        tracing::info!(
+            node = config.node_id,
+            cluster = %identity.cluster_id,
+            directory = format_args!("{:#x}", identity.directory_id),
+            data_dir = %config.data_dir.display(),
+            "starting"
+        );
+        let (db_dir, on_fatal) = (Identity::db_dir(&config), on_fatal.clone());
+        match tokio::task::spawn_blocking(move || Db::open(&db_dir, &DbOptions::default(), on_fatal)).await? {
+            Ok(db) => break (identity, db),
+            // Damaged beyond what RocksDB recovers silently, or recovered without writes this
+            // node had fsynced: every local replica is suspect. Rebuild them all from the others.
+            Err(e) if e.is_corruption() && !replacing => {
+                tracing::error!(error = %e, "this node's storage lost or damaged data it had acknowledged; asking the cluster to replace this node");
+                let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+                join::recover::request_replacement(&config, identity.directory_id, &PeerChannels::new(opts)).await;
+                let aside = Identity::set_aside(&config)?;
+                tracing::warn!(moved_to = %aside.display(), "damaged data set aside (delete it once the node is back in sync)");
+                replacing = true;
+            }
+            Err(e) => return Err(e).context("opening the storage"),
+        }
+    };
+    if config.faults.any() {
+        tracing::warn!(faults = ?config.faults, "FAULT INJECTION ENABLED: this node misbehaves on purpose");
+    }
 
     let config = Arc::new(config);
     // Peers that address an earlier directory of this node prove it lost its disk: stop.
@@ -103,6 +118,9 @@ pub async fn run(
         tokio::spawn(membership::run(groups.clone(), controller.clone())),
         tokio::spawn(publish_directories(controller.watch(), directories.clone())),
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
+        tokio::spawn(supervisor::run(groups.clone())),
+        tokio::spawn(scrubber::run(groups.clone(), config.storage.scrub_bytes_per_second)),
+        tokio::spawn(repair::run(controller.clone(), groups.clone(), liveness.clone(), config.storage.clone())),
     ]);
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -49,6 +49,10 @@ pub enum GroupError {
     /// The group's Raft instance stopped (shutdown or a storage error).
     #[error("partition replica is stopped: {reason}")]
     Stopped { reason: String },
+    /// The replica's stored data is damaged (found while starting it): only rebuilding it
+    /// from the other replicas repairs it.
+    #[error("partition replica's data is damaged: {reason}")]
+    Damaged { reason: String },
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
     /// Stored record bytes could not be decoded (corruption or a format bug).
@@ -77,6 +81,17 @@ fn hint_text(leader: &Option<LeaderHint>) -> String {
     match leader {
         Some(l) => format!("; the leader is {l}"),
         None => "; no leader is known".to_string(),
+    }
+}
+
+impl GroupError {
+    /// Whether the error means damaged stored data (see [`StoreError::is_corruption`]).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            GroupError::Damaged { .. } | GroupError::CorruptBatch { .. } => true,
+            GroupError::Storage(s) => s.is_corruption(),
+            _ => false,
+        }
     }
 }
 

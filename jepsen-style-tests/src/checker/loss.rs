@@ -75,6 +75,12 @@ pub fn aborted_read(a: &Analysis) -> Vec<Anomaly> {
         .collect()
 }
 
+/// altered-record: a read (a poll, a final read, a read-back after a storage fault) returned a
+/// record whose bytes are not the ones its producer sent: damaged data was served.
+pub fn altered_record(a: &Analysis) -> Vec<Anomaly> {
+    a.altered.iter().map(|d| anomaly("altered-record", d.clone())).collect()
+}
+
 /// lost-on-node: an acknowledged record missing, or different, on one particular replica that
 /// claims to have committed past it.
 pub fn lost_on_node(a: &Analysis) -> Vec<Anomaly> {
@@ -151,6 +157,20 @@ mod tests {
         ok.send_ok(1, 0, 10, 0).send_ok(1, 0, 11, 1).final_read(1, 0, 2, &[(0, 10), (1, 11)]);
         assert!(lost_write(&ok.analysis()).is_empty());
         assert!(unseen(&ok.analysis()).is_empty());
+    }
+
+    #[test]
+    fn altered_record_flags_any_read_that_returned_other_bytes() {
+        let mut h = H::default();
+        h.send_ok(1, 0, 10, 0).poll(2, 0, 0, &[(0, 10)]).final_read(1, 0, 1, &[(0, 10)]);
+        assert!(altered_record(&h.analysis()).is_empty(), "intact reads are fine");
+        let mut bad = h.ops[h.ops.len() - 1].clone();
+        bad.value["altered"] = serde_json::json!([0]);
+        bad.index += 1;
+        h.ops.push(bad);
+        let found = altered_record(&h.analysis());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, "altered-record");
     }
 
     #[test]

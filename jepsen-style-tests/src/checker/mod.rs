@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use liveness::{liveness, Liveness};
-pub use loss::{aborted_read, lost_on_node, lost_write, replica_agreement, unseen};
+pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
 pub use order::{idempotence, nonmonotonic_send, poll_order};
 
@@ -29,7 +29,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 14] = [
+pub const SAFETY_CHECKERS: [&str; 15] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -43,6 +43,7 @@ pub const SAFETY_CHECKERS: [&str; 14] = [
     "lost-on-node",
     "replica-divergence",
     "unexpected",
+    "altered-record",
     "incomplete-drain",
 ];
 
@@ -74,6 +75,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(nonmonotonic_send(a));
     all.extend(idempotence(a));
     all.extend(unexpected(a));
+    all.extend(altered_record(a));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

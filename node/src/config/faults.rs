@@ -21,6 +21,9 @@ pub struct Faults {
     /// Topic ids are neither checked (requests resolve by name) nor reported in answers, as
     /// before topic ids: a replica of a deleted incarnation serves requests meant for the new one.
     pub ignore_topic_id: bool,
+    /// Fetch serves stored records without verifying checksums (RocksDB's and each entry's
+    /// own), so damaged bytes reach the client: the negative control of the `corrupt` nemesis.
+    pub skip_fetch_checksum: bool,
 }
 
 impl Faults {
@@ -46,6 +49,7 @@ impl Faults {
                 ("fetch-above-hw", None) => f.fetch_above_hw = true,
                 ("definite-unknown-topic", None) => f.definite_unknown_topic = true,
                 ("ignore-topic-id", None) => f.ignore_topic_id = true,
+                ("skip-fetch-checksum", None) => f.skip_fetch_checksum = true,
                 _ => return Err(bad("unknown fault switch")),
             }
         }

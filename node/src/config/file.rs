@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub storage: StorageSection,
 }
 
 impl FileConfig {
@@ -155,5 +157,25 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         LogSection { level: "info,openraft=warn,openraft::replication=off".into(), format: "text".into() }
+    }
+}
+
+/// Storage health: the background scrubber and the repair of stopped replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Bytes per second the scrubber reads (and so verifies) of this node's replicas; 0 turns
+    /// it off.
+    pub scrub_bytes_per_second: u64,
+    /// Controller: a replica stopped for a reason other than damaged data (which is repaired
+    /// at once) is rebuilt after it has stayed stopped this long despite its node's restarts.
+    pub repair_stopped_after_ms: u64,
+    /// Controller: replica repairs started per minute, cluster-wide, at most.
+    pub repairs_per_minute_max: u32,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { scrub_bytes_per_second: 8 << 20, repair_stopped_after_ms: 120_000, repairs_per_minute_max: 6 }
     }
 }

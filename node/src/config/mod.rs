@@ -11,7 +11,7 @@ mod validate;
 pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
-pub use file::{FileConfig, LimitsSection, LogSection, RaftSection, TopicSpec};
+pub use file::{FileConfig, LimitsSection, LogSection, RaftSection, StorageSection, TopicSpec};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +35,7 @@ pub struct Config {
     pub raft: RaftSection,
     pub limits: LimitsSection,
     pub log: LogSection,
+    pub storage: StorageSection,
     /// Test-only breakage; all off by default.
     pub faults: Faults,
     /// Local IP outgoing peer connections bind to.
@@ -102,6 +103,7 @@ impl Config {
             raft: file.raft,
             limits: file.limits,
             log,
+            storage: file.storage,
             faults,
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
         };

@@ -20,6 +20,11 @@ impl ClusterState {
         if !self.nodes.contains_key(&node) || directory == 0 {
             return MetaAnswer::Invalid(format!("cannot register directory {directory:#x} for node {node}"));
         }
+        if self.retired_directories.contains(&directory) {
+            return MetaAnswer::Invalid(format!(
+                "data directory {directory:#x} of node {node} was replaced; it is never registered again"
+            ));
+        }
         match self.directories.get(&node).copied() {
             None | Some(0) => {
                 self.directories.insert(node, directory);
@@ -44,7 +49,9 @@ impl ClusterState {
                 "node {node} has no registered data directory (never started, or already awaiting its replacement)"
             ));
         }
-        self.directories.insert(node, 0);
+        if let Some(old) = self.directories.insert(node, 0) {
+            self.retired_directories.insert(old);
+        }
         self.controller_incarnations.insert(node, self.next_incarnation);
         self.next_incarnation += 1;
         let mut replicas = 0u32;

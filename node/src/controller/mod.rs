@@ -10,6 +10,7 @@ pub mod directories;
 pub mod duties;
 pub mod producers;
 pub mod rebalancer;
+pub mod repair;
 pub mod sm;
 pub mod state;
 

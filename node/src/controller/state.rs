@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_raft::{GroupId, NodeId};
+use cairn_raft::{GroupId, NodeId, ReplicaId};
 use serde::{Deserialize, Serialize};
 
 pub use super::producers::{NamedProducer, NamedProducerLimits, ProducerCheck};
@@ -35,6 +35,9 @@ pub struct ClusterState {
     /// Controller replica incarnation of replaced nodes (the others have
     /// [`CONTROLLER_INCARNATION`]).
     pub controller_incarnations: BTreeMap<NodeId, u32>,
+    /// Data directories that were replaced (lost, or found damaged): never registered again, so
+    /// a late report from a node's previous process cannot bring one back.
+    pub retired_directories: BTreeSet<u64>,
     /// Raft index of the last applied change.
     pub version: u64,
 }
@@ -113,6 +116,12 @@ pub enum MetaCommand {
         now_ms: i64,
         limits: NamedProducerLimits,
     },
+    /// Gives the replica `replica` of partition group `group` a new incarnation on the same
+    /// node: an empty replica that catches up as a learner, then takes the old one's vote.
+    RepairReplica {
+        group: GroupId,
+        replica: ReplicaId,
+    },
 }
 
 /// Bounds on partitions, from the proposing leader's configuration (in the command, so every
@@ -154,6 +163,10 @@ pub enum MetaAnswer {
     AlreadyExists,
     NotFound,
     Invalid(String),
+    /// A replica was given a new incarnation.
+    Repaired {
+        replica: ReplicaId,
+    },
 }
 
 /// Largest partition count of one topic.
@@ -203,6 +216,7 @@ impl ClusterState {
             MetaCommand::InitNamedProducer { name, instance, now_ms, limits } => {
                 self.init_named_producer(name, *instance, *now_ms, limits)
             }
+            MetaCommand::RepairReplica { group, replica } => self.repair_replica(*group, *replica),
         };
         if answer.changes_state() {
             self.version = index;

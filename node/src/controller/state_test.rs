@@ -241,6 +241,37 @@ fn replacing_a_node_gives_its_replicas_new_incarnations_and_awaits_its_new_direc
         );
     }
     assert!(matches!(s.apply(8, &MetaCommand::ReplaceNode { node: 3 }), MetaAnswer::Invalid(_)), "already awaiting");
-    assert_eq!(s.apply(9, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd2 }), MetaAnswer::Done);
+    // A late report of the replaced directory (the node's previous process) is never taken.
+    assert!(matches!(
+        s.apply(9, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd1 }),
+        MetaAnswer::Invalid(m) if m.contains("was replaced")
+    ));
+    assert!(s.awaiting_replacement(3));
+    assert_eq!(s.apply(10, &MetaCommand::RegisterDirectory { node: 3, directory: 0xd2 }), MetaAnswer::Done);
     assert!(!s.awaiting_replacement(3));
+}
+
+#[test]
+fn repairing_a_replica_gives_it_a_new_incarnation_once() {
+    let mut s = three_nodes();
+    s.apply(2, &create("t", 1, 3, &[1, 2, 3]));
+    let p = s.topics["t"].partitions[0].clone();
+    let r2 = p.replicas.iter().find(|r| r.node == 2).copied().expect("on node 2");
+    let old = cairn_raft::ids::replica_id(2, r2.incarnation);
+    let MetaAnswer::Repaired { replica: new } =
+        s.apply(3, &MetaCommand::RepairReplica { group: p.group_id, replica: old })
+    else {
+        panic!("not repaired");
+    };
+    assert_ne!(new, old);
+    assert_eq!(cairn_raft::ids::node_of(new), 2, "rebuilt on the same node");
+    let after = s.clone();
+    assert_eq!(
+        s.apply(4, &MetaCommand::RepairReplica { group: p.group_id, replica: old }),
+        MetaAnswer::AlreadyExists,
+        "a repeat of the same repair changes nothing"
+    );
+    assert_eq!(s.apply(5, &MetaCommand::RepairReplica { group: 999, replica: old }), MetaAnswer::NotFound);
+    assert_eq!(s, after);
+    assert_eq!(s.topics["t"].partitions[0].founders, p.founders, "the first membership is unchanged");
 }

@@ -4,6 +4,8 @@
 pub mod membership;
 pub mod quiesce;
 pub mod reconciler;
+pub mod scrubber;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -14,7 +16,7 @@ use cairn_raft::group::{GroupConfig, PartitionGroup, RaftTimings};
 use cairn_raft::ids::replica_id;
 use cairn_raft::network::{GroupRegistry, PeerChannels};
 use cairn_raft::storage::producers::ProducerLimits;
-use cairn_raft::storage::Db;
+use cairn_raft::storage::{Db, Failure};
 use cairn_raft::{GroupId, NodeId, ReplicaId};
 use tokio::sync::watch;
 
@@ -63,6 +65,7 @@ impl GroupEnv {
         g.faults.no_dedup = config.faults.no_dedup;
         g.faults.ack_before_commit = config.faults.ack_before_commit;
         g.faults.fetch_above_hw = config.faults.fetch_above_hw;
+        g.faults.skip_fetch_checksum = config.faults.skip_fetch_checksum;
         g
     }
 }
@@ -73,7 +76,23 @@ impl GroupEnv {
 pub struct Roles {
     /// Groups led here, with when this replica was first seen leading.
     pub leading: HashMap<GroupId, std::time::Instant>,
-    pub stopped: Vec<GroupId>,
+    /// Replicas that stopped serving or failed to start.
+    pub stopped: Vec<Stopped>,
+}
+
+/// A local replica that stopped serving (or never started), as this node reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    pub group: GroupId,
+    pub replica: ReplicaId,
+    pub failure: Failure,
+}
+
+/// A replica whose start failed; the [`supervisor`] retries it unless its data is damaged.
+#[derive(Clone, Debug)]
+pub(crate) struct FailedStart {
+    pub replica: ReplicaId,
+    pub failure: Failure,
 }
 
 /// Local replicas by group id, plus the metadata they were started from.
@@ -82,11 +101,35 @@ pub struct LocalGroups {
     groups: RwLock<HashMap<GroupId, (ReplicaId, Arc<PartitionGroup>)>>,
     state: watch::Receiver<Arc<ClusterState>>,
     roles: RwLock<Roles>,
+    /// Replicas the metadata places here whose start failed.
+    failed: RwLock<HashMap<GroupId, FailedStart>>,
 }
 
 impl LocalGroups {
     pub fn new(env: GroupEnv, state: watch::Receiver<Arc<ClusterState>>) -> LocalGroups {
-        LocalGroups { env, groups: RwLock::default(), state, roles: RwLock::default() }
+        LocalGroups { env, groups: RwLock::default(), state, roles: RwLock::default(), failed: RwLock::default() }
+    }
+
+    /// Every local replica that stopped serving or failed to start, with why.
+    pub fn stopped_replicas(&self) -> Vec<Stopped> {
+        let mut out: Vec<Stopped> = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(g, (r, p))| p.failure().map(|failure| Stopped { group: *g, replica: *r, failure }))
+            .collect();
+        out.extend(self.failed.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(g, f)| Stopped {
+            group: *g,
+            replica: f.replica,
+            failure: f.failure.clone(),
+        }));
+        out
+    }
+
+    /// Forgets a failed start (the supervisor is about to retry it).
+    pub(crate) fn clear_failed_start(&self, group: GroupId) {
+        self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(&group);
     }
 
     pub fn roles(&self) -> Roles {
@@ -104,6 +147,19 @@ impl LocalGroups {
     /// The latest metadata this node applied.
     pub fn state(&self) -> Arc<ClusterState> {
         self.state.borrow().clone()
+    }
+
+    /// The latest metadata, once this node has any (a replaced node's controller replica starts
+    /// empty and catches up as a learner).
+    ///
+    /// # Errors
+    /// UNAVAILABLE while it has none.
+    pub fn known_state(&self) -> Result<Arc<ClusterState>, ServiceError> {
+        let state = self.state();
+        if state.nodes.is_empty() {
+            return Err(ServiceError::NoMetadata);
+        }
+        Ok(state)
     }
 
     pub fn get(&self, group: GroupId) -> Option<Arc<PartitionGroup>> {
@@ -124,7 +180,7 @@ impl LocalGroups {
     pub fn route(&self, topic: &str, partition: u32, topic_id: u64) -> Result<(u64, Route), ServiceError> {
         let faults = &self.env.config.faults;
         let topic_id = if faults.ignore_topic_id { 0 } else { topic_id };
-        let state = self.state();
+        let state = self.known_state()?;
         let Some(t) = state.topics.get(topic) else {
             if topic_id != 0 && !faults.definite_unknown_topic {
                 // The client learned of this incarnation elsewhere: this node lags, or the
@@ -151,6 +207,9 @@ impl LocalGroups {
         })?;
         if let Some(g) = self.get(p.group_id) {
             return Ok((t.id, Route::Local(g)));
+        }
+        if let Some(f) = self.failed.read().unwrap_or_else(|p| p.into_inner()).get(&p.group_id) {
+            return Err(ServiceError::Group(cairn_raft::GroupError::Stopped { reason: f.failure.reason.clone() }));
         }
         if p.replicas.iter().any(|r| r.node == self.env.me) {
             // A local replica the reconciler has not started yet.
@@ -199,36 +258,69 @@ impl LocalGroups {
                 tracing::error!(group, error = %e, "could not delete the replica's data");
             }
         }
-        for (group, (replica, p)) in wanted {
-            if self.get(group).is_some() {
-                continue;
+        let stale_failed: Vec<GroupId> = {
+            let mut failed = self.failed.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<GroupId> = failed
+                .iter()
+                .filter(|(g, f)| wanted.get(g).is_none_or(|(r, _)| *r != f.replica))
+                .map(|(g, _)| *g)
+                .collect();
+            gone.into_iter().filter(|g| failed.remove(g).is_some()).collect()
+        };
+        for group in stale_failed {
+            tracing::info!(group, "replica that failed to start is no longer wanted here; deleting its data");
+            if let Err(e) = cairn_raft::storage::StateMachineStore::destroy(self.env.db.clone(), group).await {
+                tracing::error!(group, error = %e, "could not delete the replica's data");
             }
-            let cfg = self.env.group_config(group, replica);
-            let started =
-                PartitionGroup::start(cfg, self.env.db.clone(), self.env.peers.clone(), self.env.registry.clone())
-                    .await;
-            let g = match started {
-                Ok(g) => g,
-                Err(e) => {
-                    tracing::error!(group, error = %e, "partition replica failed to start");
-                    continue;
-                }
-            };
-            // Only the replicas the partition was created with initialise its group, all with that
-            // same first membership; one placed later (a replaced node) waits for the leader to
-            // add it as a learner.
-            if p.founders.iter().any(|r| replica_id(r.node, r.incarnation) == replica) {
-                let founders: BTreeMap<ReplicaId, String> = p
-                    .founders
-                    .iter()
-                    .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
-                    .collect();
-                if let Err(e) = g.bootstrap(&founders).await {
-                    tracing::error!(group, error = %e, "partition replica failed to initialise");
-                }
-            }
-            self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, (replica, Arc::new(g)));
         }
+        for (group, (replica, p)) in wanted {
+            let failed = self.failed.read().unwrap_or_else(|p| p.into_inner()).contains_key(&group);
+            if self.get(group).is_some() || failed {
+                continue; // running, or the supervisor retries its start
+            }
+            self.start_replica(state, group, replica, p).await;
+        }
+    }
+
+    /// Starts one replica the metadata places here (its first start or a restart). A failure
+    /// is recorded for the supervisor and reported to the cluster.
+    pub(crate) async fn start_replica(&self, state: &ClusterState, group: GroupId, replica: ReplicaId, p: &Partition) {
+        let cfg = self.env.group_config(group, replica);
+        let started =
+            PartitionGroup::start(cfg, self.env.db.clone(), self.env.peers.clone(), self.env.registry.clone()).await;
+        let g = match started {
+            Ok(g) => g,
+            Err(e) => {
+                let corrupt = e.is_damage();
+                tracing::error!(group, error = %e, corrupt, "partition replica failed to start");
+                let failure = Failure { reason: format!("start failed: {e}"), corrupt };
+                self.failed.write().unwrap_or_else(|p| p.into_inner()).insert(group, FailedStart { replica, failure });
+                return;
+            }
+        };
+        self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(&group);
+        // Only the replicas the partition was created with initialise its group, all with that
+        // same first membership; one placed later (a replaced node) waits for the leader to
+        // add it as a learner.
+        if p.founders.iter().any(|r| replica_id(r.node, r.incarnation) == replica) {
+            let founders: BTreeMap<ReplicaId, String> = p
+                .founders
+                .iter()
+                .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
+                .collect();
+            if let Err(e) = g.bootstrap(&founders).await {
+                tracing::error!(group, error = %e, "partition replica failed to initialise");
+            }
+        }
+        self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, (replica, Arc::new(g)));
+    }
+
+    /// Stops a running replica and takes it out of service here (the supervisor restarts it).
+    pub(crate) async fn take_out(&self, group: GroupId) -> Option<ReplicaId> {
+        let removed = self.groups.write().unwrap_or_else(|p| p.into_inner()).remove(&group);
+        let (replica, g) = removed?;
+        g.shutdown().await;
+        Some(replica)
     }
 
     /// Deletes data of groups this node holds on disk but `state` no longer places here (a

@@ -80,6 +80,7 @@ pub async fn run(groups: Arc<LocalGroups>, liveness: Liveness, timers: Timers) {
         for g in all {
             pass(&groups, &liveness, timers, &g, &mut tracks, &mut roles);
         }
+        roles.stopped = groups.stopped_replicas();
         groups.set_roles(roles);
     }
 }
@@ -101,7 +102,6 @@ fn pass(
         t.grew_at = now;
     }
     if o.stopped {
-        roles.stopped.push(id);
         if !t.stop_logged {
             tracing::error!(group = id, "raft group stopped on this node; it no longer serves");
             t.stop_logged = true;

@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Config;
 use crate::controller::state::CONTROLLER_INCARNATION;
 
+pub mod recover;
 mod starting;
 
 const ROUND: Duration = Duration::from_millis(300);
@@ -88,10 +89,14 @@ impl NodeInternal for Joining {
 ///
 /// # Errors
 /// [`JoinError::Amnesia`] when the cluster knows this node with another directory.
+///
+/// `replacing`: this node asked for its own replacement (see [`recover`]); a peer that still
+/// has the old directory registered has not applied that yet and is asked again.
 pub async fn check(
     config: &Config,
     listener: std::net::TcpListener,
     peers: &PeerChannels,
+    replacing: bool,
 ) -> Result<Verdict, JoinError> {
     let me = config.node_id;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -105,7 +110,7 @@ pub async fn check(
                 let _ = stopped.await;
             }),
     );
-    let verdict = ask(config, peers).await;
+    let verdict = ask(config, peers, replacing).await;
     let _ = stop.send(());
     // Peers' connections to the check server close; they reconnect to the node proper.
     if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
@@ -114,7 +119,7 @@ pub async fn check(
     verdict
 }
 
-async fn ask(config: &Config, peers: &PeerChannels) -> Result<Verdict, JoinError> {
+async fn ask(config: &Config, peers: &PeerChannels, replacing: bool) -> Result<Verdict, JoinError> {
     let me = config.node_id;
     let majority = config.initial_cluster.len() / 2 + 1;
     let mut answered: BTreeSet<u64> = BTreeSet::new();
@@ -140,12 +145,15 @@ async fn ask(config: &Config, peers: &PeerChannels) -> Result<Verdict, JoinError
                 );
                 return Ok(Verdict::Replacement { controller_incarnation: you.controller_incarnation });
             }
+            if you.registered_directory_id != 0 && replacing {
+                continue; // this peer has not applied our replacement yet
+            }
             if you.registered_directory_id != 0 {
                 return Err(JoinError::Amnesia { node: me, registered: you.registered_directory_id, peer: *id });
             }
             answered.insert(*id);
         }
-        if 1 + answered.len() >= majority {
+        if 1 + answered.len() >= majority && !replacing {
             return Ok(Verdict::Bootstrap);
         }
         if last_note.elapsed() > Duration::from_secs(5) {

@@ -9,7 +9,7 @@ use cairn_proto::v1::{
     DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, FetchRequest, FetchResponse,
     InitProducerRequest, InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest,
     ListTopicsResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest, ProduceStreamResponse,
-    ReplaceNodeRequest, ReplaceNodeResponse,
+    RepairReplicaRequest, RepairReplicaResponse, ReplaceNodeRequest, ReplaceNodeResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -89,6 +89,13 @@ impl Admin for Starting {
     }
 
     async fn replace_node(&self, _: Request<ReplaceNodeRequest>) -> Result<Response<ReplaceNodeResponse>, Status> {
+        unavailable()
+    }
+
+    async fn repair_replica(
+        &self,
+        _: Request<RepairReplicaRequest>,
+    ) -> Result<Response<RepairReplicaResponse>, Status> {
         unavailable()
     }
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
     CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, ReplaceNodeRequest, ReplaceNodeResponse,
-    RetentionConfig, TopicSummary,
+    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RepairReplicaRequest, RepairReplicaResponse,
+    ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig, TopicSummary,
 };
 use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
 
 use super::error::ServiceError;
 use crate::controller::duties::default_replication;
+use crate::controller::repair;
 use crate::controller::state::{MetaAnswer, MetaCommand, Retention, Topic, CONTROLLER_GROUP, PARTITIONS_MAX};
 use crate::controller::Controller;
 use crate::describe;
@@ -138,7 +139,7 @@ impl Admin for AdminService {
         &self,
         request: Request<ReplaceNodeRequest>,
     ) -> Result<Response<ReplaceNodeResponse>, Status> {
-        let node = request.into_inner().node_id;
+        let ReplaceNodeRequest { node_id: node, expected_directory_id: expected } = request.into_inner();
         if !self.controller.is_leader() {
             return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
         }
@@ -147,8 +148,21 @@ impl Admin for AdminService {
             return Err(ServiceError::InvalidArgument(format!("node {node} is not a member of this cluster")).into());
         }
         let registered = state.directories.get(&node).copied().unwrap_or(0);
+        if expected != 0 {
+            // The node itself found its data damaged (a WAL that lost fsynced writes) and asks
+            // for its own replacement; a repeat after success is answered alike.
+            if registered == 0 {
+                return Ok(Response::new(ReplaceNodeResponse { replicas: 0 }));
+            }
+            if registered != expected {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "node {node} has data directory {registered:#x} registered, not {expected:#x}"
+                ))
+                .into());
+            }
+        }
         let up_with_it = node == self.groups.env().me || self.liveness.directory_of(node) == Some(registered);
-        if registered != 0 && up_with_it {
+        if registered != 0 && up_with_it && expected == 0 {
             return Err(ServiceError::InvalidArgument(format!(
                 "node {node} is up with its registered data directory {registered:#x}: replacing it would discard \
                  a working replica (stop it first if its disk is really lost)"
@@ -165,8 +179,52 @@ impl Admin for AdminService {
         }
     }
 
+    async fn repair_replica(
+        &self,
+        request: Request<RepairReplicaRequest>,
+    ) -> Result<Response<RepairReplicaResponse>, Status> {
+        let RepairReplicaRequest { topic, partition, node_id } = request.into_inner();
+        if !self.controller.is_leader() {
+            return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
+        }
+        let state = self.controller.state();
+        let t = state.topics.get(&topic).ok_or_else(|| ServiceError::UnknownTopic(topic.clone()))?;
+        let p = t.partitions.get(partition as usize).ok_or(ServiceError::UnknownPartition {
+            topic: topic.clone(),
+            partition,
+            count: t.partitions.len() as u32,
+        })?;
+        let r = p.replicas.iter().find(|r| r.node == node_id).ok_or_else(|| {
+            ServiceError::InvalidArgument(format!("{topic}/{partition} has no replica on node {node_id}"))
+        })?;
+        let replica = cairn_raft::ids::replica_id(r.node, r.incarnation);
+        if p.replicas.len() < 2 {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{topic}/{partition} has a single replica: there is no other copy to rebuild it from"
+            ))
+            .into());
+        }
+        repair::ready(&self.groups, &self.liveness, p, node_id).await.map_err(|why| {
+            ServiceError::Group(GroupError::MembershipChange { reason: format!("cannot rebuild it now: {why}") })
+        })?;
+        match self.controller.propose(&MetaCommand::RepairReplica { group: p.group_id, replica }).await? {
+            MetaAnswer::Repaired { replica: new } => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    node = node_id,
+                    new = format_args!("{new:#x}"),
+                    "replica repair requested"
+                );
+                Ok(Response::new(RepairReplicaResponse { replica_id: new }))
+            }
+            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
     async fn list_topics(&self, _request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
-        let state = self.groups.state();
+        let state = self.groups.known_state()?;
         let topics = state.topics.iter().map(|(n, t)| summary(n, t)).collect();
         Ok(Response::new(ListTopicsResponse { topics }))
     }
@@ -176,7 +234,7 @@ impl Admin for AdminService {
         request: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
         let name = request.into_inner().name;
-        let state = self.groups.state();
+        let state = self.groups.known_state()?;
         let t = state.topics.get(&name).ok_or_else(|| ServiceError::UnknownTopic(name.clone()))?;
         let ids = t.partitions.iter().map(|p| p.group_id).collect();
         let views = describe::gather(&self.groups, &self.liveness, ids).await;

@@ -327,7 +327,7 @@ impl Broker for BrokerService {
         &self,
         _request: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        let state = self.groups.state();
+        let state = self.groups.known_state()?;
         let ids = state.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group_id)).collect();
         let views = describe::gather(&self.groups, &self.liveness, ids).await;
         let topics: Vec<TopicInfo> = state

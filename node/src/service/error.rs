@@ -45,6 +45,10 @@ pub enum ServiceError {
     /// A named producer's new epoch is committed, but not every live node confirmed it in time.
     #[error("producer {producer_id} got epoch {epoch}, but nodes {nodes:?} did not confirm the fence within {wait_ms} ms; retry InitProducer")]
     FenceNotConfirmed { producer_id: u64, epoch: u32, nodes: Vec<u64>, wait_ms: u64 },
+    /// This node has not learned the cluster metadata yet (a replaced node whose controller
+    /// replica is still catching up): it cannot answer for the cluster.
+    #[error("this node has not learned the cluster metadata yet; ask another node")]
+    NoMetadata,
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -72,7 +76,7 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::NotEnoughLiveNodes(_) => {
             s(Code::FailedPrecondition, ErrorCode::InvalidReplicationFactor, true, true)
         }
-        ServiceError::Starting { .. } | ServiceError::Joining => {
+        ServiceError::Starting { .. } | ServiceError::Joining | ServiceError::NoMetadata => {
             s(Code::Unavailable, ErrorCode::Unavailable, true, true)
         }
         ServiceError::UnknownTopicId { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, true, true),
@@ -100,7 +104,10 @@ fn shape(e: &ServiceError) -> Shape {
             GroupError::UnknownProducer => s(Code::FailedPrecondition, ErrorCode::UnknownProducer, false, true),
             // Not a failure: the batch committed long ago; only its offset is unknown.
             GroupError::DuplicateSequence => s(Code::AlreadyExists, ErrorCode::DuplicateSequence, false, false),
-            GroupError::Stopped { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
+            // Retriable elsewhere: another replica serves reads, the leader takes produce.
+            GroupError::Stopped { .. } | GroupError::Damaged { .. } => {
+                s(Code::Unavailable, ErrorCode::ReplicaStopped, true, true)
+            }
             GroupError::InvalidConfig { .. } => s(Code::Internal, ErrorCode::Internal, false, true),
             GroupError::MembershipChange { .. } => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
             GroupError::Storage(_) | GroupError::CorruptBatch { .. } => {

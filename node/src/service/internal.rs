@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use cairn_proto::peer::node_internal_server::{NodeInternal, NodeInternalServer};
-use cairn_proto::peer::{DescribeGroupsRequest, DescribeGroupsResponse, MemberView, PingRequest, PingResponse};
+use cairn_proto::peer::{
+    DescribeGroupsRequest, DescribeGroupsResponse, MemberView, PingRequest, PingResponse, StoppedReplica,
+};
 use tonic::{Request, Response, Status};
 
 use crate::describe::local_states;
@@ -54,7 +56,17 @@ impl NodeInternal for InternalService {
         Ok(Response::new(PingResponse {
             node_id,
             boot_id: self.boot_id,
-            stopped_groups: roles.stopped,
+            stopped_groups: roles.stopped.iter().map(|s| s.group).collect(),
+            stopped_replicas: roles
+                .stopped
+                .into_iter()
+                .map(|s| StoppedReplica {
+                    group_id: s.group,
+                    replica_id: s.replica,
+                    reason: s.failure.reason,
+                    corrupt: s.failure.corrupt,
+                })
+                .collect(),
             leading_groups: roles.leading.into_keys().collect(),
             metadata_version: state.version,
             directory_id: self.directory_id,

@@ -32,6 +32,9 @@ pub struct Faults {
     pub ack_before_commit: bool,
     /// Serve fetches from the local log beyond the high watermark (uncommitted entries).
     pub fetch_above_hw: bool,
+    /// Serve fetched records without verifying checksums (RocksDB's and the entry's own), so
+    /// damaged bytes reach the client.
+    pub skip_fetch_checksum: bool,
 }
 
 /// Everything a [`super::PartitionGroup`] needs to start.

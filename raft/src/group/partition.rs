@@ -17,7 +17,7 @@ use super::reader;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::{node_of, GroupId, NodeId, ReplicaId};
 use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
-use crate::storage::{Db, LogStore, Progress, SharedProducers, StateMachineStore};
+use crate::storage::{Db, Failure, Health, LogStore, Progress, SharedProducers, StateMachineStore};
 use crate::types::{ApplyResponse, Command, MetaStateMachine, ProducerRef, Raft};
 
 /// A produce request as the group takes it: records already encoded.
@@ -75,11 +75,14 @@ pub struct GroupStatus {
     pub replicas: Vec<NodeId>,
     pub high_watermark: u64,
     pub log_start_offset: u64,
-    /// `Some(reason)` when the Raft instance stopped.
-    pub stopped: Option<String>,
+    /// Why the replica stopped serving, when it did.
+    pub stopped: Option<Failure>,
     /// The replica's current Raft term (a higher term's leader claim wins).
     pub term: u64,
 }
+
+/// A member as the leader sees it: its replica id and the last index known replicated there.
+pub type Matched = (ReplicaId, Option<u64>);
 
 /// One replica of one partition.
 pub struct PartitionGroup {
@@ -93,6 +96,8 @@ pub struct PartitionGroup {
     tasks: Vec<JoinHandle<()>>,
     /// Whether openraft's timer runs (see [`PartitionGroup::set_ticking`]).
     ticking: std::sync::atomic::AtomicBool,
+    /// Damaged data found by any read of this replica.
+    health: Health,
 }
 
 /// A replica's role in its group.
@@ -147,7 +152,10 @@ impl PartitionGroup {
         meta: Option<Box<dyn MetaStateMachine>>,
     ) -> Result<PartitionGroup, GroupError> {
         let raft_cfg = cfg.raft_config()?;
-        let log = LogStore::new(db.clone(), cfg.group).with_read_bytes_max(cfg.replication_read_bytes_max);
+        let health = Health::default();
+        let log = LogStore::new(db.clone(), cfg.group)
+            .with_read_bytes_max(cfg.replication_read_bytes_max)
+            .with_health(health.clone());
         let mut sm = StateMachineStore::open_with_meta(db.clone(), cfg.group, cfg.checkpoint, meta).await?;
         if cfg.faults.no_dedup {
             tracing::warn!(group = cfg.group, "FAULT INJECTION: idempotent producer deduplication is disabled");
@@ -156,13 +164,17 @@ impl PartitionGroup {
         let progress = sm.progress();
         let producers = sm.shared_producers();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
-        let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm)
-            .await
-            .map_err(|e| GroupError::Stopped { reason: format!("raft failed to start: {e}") })?;
+        let raft = Raft::new(cfg.replica, Arc::new(raft_cfg), network, log, sm).await.map_err(|e| {
+            let reason = format!("raft failed to start: {e}");
+            match health.get() {
+                Some(f) if f.corrupt => GroupError::Damaged { reason },
+                _ => GroupError::Stopped { reason },
+            }
+        })?;
         registry.insert(cfg.group, cfg.replica, raft.clone());
 
         let (tx, rx) = mpsc::channel(cfg.proposal_queue_max.max(1));
-        if cfg.faults.ack_before_commit || cfg.faults.fetch_above_hw {
+        if cfg.faults.ack_before_commit || cfg.faults.fetch_above_hw || cfg.faults.skip_fetch_checksum {
             tracing::warn!(group = cfg.group, faults = ?cfg.faults, "FAULT INJECTION enabled for this group");
         }
         let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone(), progress.clone()))];
@@ -176,11 +188,17 @@ impl PartitionGroup {
             registry,
             tasks,
             ticking: std::sync::atomic::AtomicBool::new(true),
+            health,
         })
     }
 
     pub fn group_id(&self) -> GroupId {
         self.cfg.group
+    }
+
+    /// This replica's id in its group (node id and incarnation).
+    pub fn replica_id(&self) -> ReplicaId {
+        self.cfg.replica
     }
 
     /// Makes `members` (replica id → node address) the first membership, unless the group
@@ -199,8 +217,68 @@ impl PartitionGroup {
         }
     }
 
+    /// Why this replica stopped serving: damaged data a read found, or the Raft instance's own
+    /// stop (a storage error, a failed start). `None` while it runs.
+    pub fn failure(&self) -> Option<Failure> {
+        if let Some(f) = self.health.get() {
+            return Some(f);
+        }
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.running_state.as_ref().err().map(|e| Failure { reason: e.to_string(), corrupt: false })
+    }
+
     fn stopped(&self) -> Option<String> {
-        self.raft.metrics().borrow().running_state.as_ref().err().map(|e| e.to_string())
+        self.failure().map(|f| f.reason)
+    }
+
+    /// Stops the replica because a read found damaged data: it must neither serve nor vote
+    /// (its log is not what it acknowledged). Returns the error to answer with.
+    fn fail_corrupt(&self, e: GroupError) -> GroupError {
+        let failure = Failure { reason: format!("damaged data: {e}"), corrupt: true };
+        if self.health.fail(failure.clone()) {
+            tracing::error!(group = self.cfg.group, error = %e, "damaged data found; the replica stops and awaits its repair");
+            let (raft, registry, group, replica) =
+                (self.raft.clone(), self.registry.clone(), self.cfg.group, self.cfg.replica);
+            tokio::spawn(async move {
+                registry.remove(group, replica);
+                if let Err(e) = raft.shutdown().await {
+                    tracing::warn!(group, error = %e, "raft shutdown after damaged data");
+                }
+            });
+        }
+        GroupError::Stopped { reason: self.stopped().unwrap_or(failure.reason) }
+    }
+
+    /// Maps a read's error: damaged data stops the replica (see [`Self::fail_corrupt`]).
+    fn read_error(&self, e: GroupError) -> GroupError {
+        if e.is_damage() {
+            self.fail_corrupt(e)
+        } else {
+            e
+        }
+    }
+
+    /// Reads (and so verifies) this replica's stored log from `from` (at most about `bytes`),
+    /// for the node's background scrubber. Answers the index to continue from, `None` once the
+    /// end is reached.
+    ///
+    /// # Errors
+    /// `Stopped` when damaged data was found (the replica then stops), other storage errors.
+    pub async fn scrub(&self, from: u64, bytes: usize) -> Result<Option<u64>, GroupError> {
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
+        let (db, group) = (self.db.clone(), self.cfg.group);
+        let read = tokio::task::spawn_blocking(move || {
+            crate::storage::log_store::read_entries(&db, group, from, None, Some(bytes))
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.into()))?;
+        match read {
+            Ok(entries) => Ok(entries.last().map(|e| e.log_id.index + 1)),
+            Err(e) => Err(self.read_error(GroupError::Storage(e))),
+        }
     }
 
     fn leader_hint(&self) -> Option<LeaderHint> {
@@ -276,6 +354,10 @@ impl PartitionGroup {
     /// # Errors
     /// `OffsetOutOfRange`, storage and decode errors.
     pub async fn fetch(&self, offset: u64, max_bytes: usize, max_wait: Duration) -> Result<FetchResult, GroupError> {
+        // A stopped replica's view is frozen: answering from it would stall a reader silently.
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
         let mut progress = self.progress.clone();
         let mut p = *progress.borrow_and_update();
         if offset < p.log_start_offset {
@@ -323,9 +405,11 @@ impl PartitionGroup {
             }
         }
         let (db, group, hw) = (self.db.clone(), self.cfg.group, p.high_watermark);
-        let records = tokio::task::spawn_blocking(move || reader::read(&db, group, offset, max_bytes, hw))
+        let verify = reader::Verify(!self.cfg.faults.skip_fetch_checksum);
+        let records = tokio::task::spawn_blocking(move || reader::read(&db, group, offset, max_bytes, hw, verify))
             .await
-            .map_err(|e| GroupError::Storage(e.into()))??;
+            .map_err(|e| GroupError::Storage(e.into()))?
+            .map_err(|e| self.read_error(e))?;
         let after = *progress.borrow();
         if offset < after.log_start_offset {
             return Err(out_of_range(offset, &after));
@@ -340,11 +424,15 @@ impl PartitionGroup {
     pub async fn offset_for_timestamp(&self, ts_ms: i64) -> Result<u64, GroupError> {
         let p = self.progress();
         let (db, group) = (self.db.clone(), self.cfg.group);
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
         tokio::task::spawn_blocking(move || {
             reader::offset_for_timestamp(&db, group, ts_ms, p.log_start_offset, p.high_watermark)
         })
         .await
         .map_err(|e| GroupError::Storage(e.into()))?
+        .map_err(|e| self.read_error(e))
     }
 
     pub fn is_leader(&self) -> bool {
@@ -366,7 +454,7 @@ impl PartitionGroup {
             replicas,
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
-            stopped: self.stopped(),
+            stopped: self.failure(),
             term,
         }
     }
@@ -465,6 +553,20 @@ impl PartitionGroup {
         Some((m.last_log_index.unwrap_or(0), matched))
     }
 
+    /// For the leader: its last log index and each other member's (learners included) last
+    /// index known replicated there. `None` when this replica is not the leader.
+    pub fn followers(&self) -> Option<(u64, Vec<Matched>)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let me = self.cfg.replica;
+        let matched =
+            m.replication.as_ref()?.iter().filter(|(r, _)| **r != me).map(|(r, l)| (*r, l.map(|l| l.index))).collect();
+        Some((m.last_log_index.unwrap_or(0), matched))
+    }
+
     /// What the node's quiescence and failover loop needs to know about this replica.
     pub fn observe(&self) -> Observation {
         let m = self.raft.metrics();
@@ -493,7 +595,7 @@ impl PartitionGroup {
             last_log_index: last,
             lagging_nodes: lagging,
             follower_nodes: voters,
-            stopped: m.running_state.is_err(),
+            stopped: m.running_state.is_err() || self.health.get().is_some(),
             term: m.current_term,
         }
     }

@@ -10,7 +10,7 @@ use rocksdb::ReadOptions;
 
 use crate::error::GroupError;
 use crate::ids::GroupId;
-use crate::storage::codec::decode;
+use crate::storage::codec::{decode, decode_checked};
 use crate::storage::keys::{self, CF_IDX, CF_LOG};
 use crate::storage::{BatchLocation, Db, StoreError};
 use crate::types::{Command, Entry, ProduceBatch};
@@ -20,19 +20,27 @@ fn record_size(r: &FetchedRecord) -> usize {
     32 + r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len() + 8).sum::<usize>()
 }
 
+/// Whether reads verify checksums: always, except under the fault-injection switch
+/// `skip-fetch-checksum` (a negative control of the `corrupt` nemesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verify(pub bool);
+
 fn load_batch(
     db: &Db,
     group: GroupId,
     loc: &BatchLocation,
+    verify: Verify,
 ) -> Result<Option<(ProduceBatch, Vec<cairn_proto::v1::Record>)>, GroupError> {
+    let mut ro = ReadOptions::default();
+    ro.set_verify_checksums(verify.0);
     let raw = db
         .rocks()
-        .get_pinned_cf(db.cf(CF_LOG)?, keys::log(group, loc.raft_index))
+        .get_pinned_cf_opt(db.cf(CF_LOG)?, keys::log(group, loc.raft_index), &ro)
         .map_err(StoreError::rocks("get log entry"))?;
     let Some(raw) = raw else {
         return Ok(None); // removed by retention after we looked the batch up
     };
-    let entry: Entry = decode("log entry", &raw)?;
+    let entry: Entry = decode_checked("log entry", &raw, verify.0)?;
     let EntryPayload::Normal(Command::Produce(mut p)) = entry.payload else {
         return Err(StoreError::Corrupt {
             group,
@@ -76,6 +84,7 @@ pub(crate) fn read(
     from: u64,
     max_bytes: usize,
     high_watermark: u64,
+    verify: Verify,
 ) -> Result<Vec<FetchedRecord>, GroupError> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
@@ -86,7 +95,7 @@ pub(crate) fn read(
     }
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
         let (base, loc) = location(group, k, v)?;
-        let Some((_, records)) = load_batch(db, group, &loc)? else {
+        let Some((_, records)) = load_batch(db, group, &loc, verify)? else {
             break;
         };
         for (i, r) in records.into_iter().enumerate() {
@@ -131,7 +140,7 @@ pub(crate) fn offset_for_timestamp(
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
         let (base, loc) = location(group, k, v)?;
         if loc.max_timestamp_ms >= ts_ms {
-            if let Some((_, records)) = load_batch(db, group, &loc)? {
+            if let Some((_, records)) = load_batch(db, group, &loc, Verify(true))? {
                 for (i, r) in records.iter().enumerate() {
                     let t = if r.timestamp_ms == 0 { loc.append_time_ms } else { r.timestamp_ms };
                     if t >= ts_ms {

@@ -12,6 +12,7 @@ use rocksdb::{
     WriteOptions, DB,
 };
 
+use super::durable::{self, MarkerWriter};
 use super::error::StoreError;
 use super::keys::{ALL_CFS, CF_LOG};
 use super::syncer::{FatalHook, FlushCallback, Syncer, WalSync};
@@ -40,14 +41,39 @@ pub struct Db {
     syncer: Syncer,
     /// Called when a durable write fails (as for a failed fsync): the node must not go on.
     on_fatal: FatalHook,
+    /// Written when RocksDB reports damaged data it cannot get past (see [`Db::write`]).
+    damage_flag: std::path::PathBuf,
 }
 
+/// The file [`Db::write`] leaves when RocksDB found damaged data; its presence makes
+/// [`Db::open`] refuse the database.
+const DAMAGE_FLAG: &str = "CAIRN-DAMAGED";
+
 /// RocksDB's own WAL fsync: one WAL for every column family, so one call covers all groups.
-pub struct RocksWal(pub Arc<DB>);
+/// With a marker, each round also records the sequence it makes durable (see [`super::durable`]).
+pub struct RocksWal {
+    db: Arc<DB>,
+    marker: Option<MarkerWriter>,
+}
+
+impl RocksWal {
+    pub fn new(db: Arc<DB>) -> RocksWal {
+        RocksWal { db, marker: None }
+    }
+}
 
 impl WalSync for RocksWal {
     fn sync_wal(&self) -> std::io::Result<()> {
-        self.0.flush_wal(true).map_err(std::io::Error::other)
+        let Some(marker) = &self.marker else {
+            return self.db.flush_wal(true).map_err(std::io::Error::other);
+        };
+        // Everything up to this sequence is in the WAL (RocksDB publishes a sequence after its
+        // WAL write), so the fsync below makes it durable.
+        let seq = self.db.latest_sequence_number();
+        marker.start(seq)?;
+        let wal = self.db.flush_wal(true).map_err(std::io::Error::other);
+        let mark = marker.wait();
+        wal.and(mark)
     }
 }
 
@@ -57,8 +83,25 @@ impl Db {
     /// # Errors
     /// RocksDB open errors (including "LOCK held": another process uses the directory) and
     /// thread-spawn failures.
+    /// A database whose WAL lost writes it had fsynced (cut, or damaged so that recovery
+    /// stopped early) is refused with [`StoreError::WalLost`]: this node would otherwise come
+    /// up without entries it acknowledged.
     pub fn open(path: &Path, opts: &DbOptions, on_fatal: FatalHook) -> Result<Arc<Db>, StoreError> {
-        Db::open_with_wal(path, opts, on_fatal, |rocks| Arc::new(RocksWal(rocks)))
+        let marker_path = durable::marker_path(path);
+        let marker = std::cell::RefCell::new(None);
+        let db = Db::open_with_wal(path, opts, on_fatal, |rocks| {
+            let writer = MarkerWriter::open(&marker_path);
+            let mut wal = RocksWal::new(rocks);
+            match writer {
+                Ok(w) => wal.marker = Some(w),
+                Err(e) => *marker.borrow_mut() = Some(e),
+            }
+            Arc::new(wal)
+        })?;
+        if let Some(e) = marker.into_inner() {
+            return Err(StoreError::Marker(e));
+        }
+        Ok(db)
     }
 
     /// Like [`Db::open`], with the WAL fsync provided by `wal` (tests wrap RocksDB's to observe
@@ -114,10 +157,23 @@ impl Db {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
+        // Read before RocksDB opens: the marker names what the WAL held durably last time.
+        let (_, durable) = durable::read_marker(&durable::marker_path(path)).map_err(StoreError::Marker)?;
+        let damage_flag = path.join(DAMAGE_FLAG);
+        if let Ok(note) = std::fs::read_to_string(&damage_flag) {
+            return Err(StoreError::Corrupt {
+                group: 0,
+                message: format!("this database was found damaged earlier and cannot be trusted: {}", note.trim()),
+            });
+        }
         let rocks = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(StoreError::rocks("open"))?);
+        let recovered = rocks.latest_sequence_number();
+        if recovered < durable {
+            return Err(StoreError::WalLost { durable, recovered });
+        }
         let syncer = Syncer::start(wal(rocks.clone()), on_fatal.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
-        Ok(Arc::new(Db { rocks, syncer, on_fatal }))
+        Ok(Arc::new(Db { rocks, syncer, on_fatal, damage_flag }))
     }
 
     pub(crate) fn rocks(&self) -> &DB {
@@ -142,10 +198,44 @@ impl Db {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.rocks.write_opt(batch, &wo).map_err(|e| {
+            self.note_damage(&e);
             let err = std::io::Error::other(format!("durable write ({what}) failed: {e}"));
             (self.on_fatal)(&err);
             StoreError::Rocks { op: what, source: e }
         })
+    }
+
+    /// Writes `batch` without sync (appends, applies: the syncer's next fsync covers them).
+    /// Blocking: call it from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// The write failed. A `Corruption` failure means RocksDB met damaged data in the
+    /// background (a compaction) and refuses every write from now on: the node records that
+    /// its storage is damaged and stops (see [`Db::open`]).
+    pub(crate) fn write(&self, batch: WriteBatch, what: &'static str) -> Result<(), StoreError> {
+        self.rocks.write_opt(batch, &WriteOptions::default()).map_err(|e| {
+            if self.note_damage(&e) {
+                let err = std::io::Error::other(format!("write ({what}) refused, storage damaged: {e}"));
+                (self.on_fatal)(&err);
+            }
+            StoreError::Rocks { op: what, source: e }
+        })
+    }
+
+    /// Records a `Corruption` error as damage found in this database (see [`Db::open`]).
+    /// Returns whether `e` was one.
+    fn note_damage(&self, e: &rocksdb::Error) -> bool {
+        if e.kind() != rocksdb::ErrorKind::Corruption {
+            return false;
+        }
+        let note = format!("{e}\n");
+        let written = std::fs::write(&self.damage_flag, note)
+            .and_then(|()| std::fs::File::open(&self.damage_flag).and_then(|f| f.sync_all()));
+        if let Err(w) = written {
+            tracing::error!(error = %w, "cannot record the storage damage");
+        }
+        tracing::error!(error = %e, "RocksDB found damaged data and refuses writes; this node's storage is damaged");
+        true
     }
 
     /// Queues `callback` for the next WAL fsync. Call only after the covered write returned.

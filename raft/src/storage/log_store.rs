@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
-use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{ReadOptions, WriteBatch};
 
-use super::codec::{decode, encode};
+use super::codec::{decode, decode_checked, encode, encode_checked};
 use super::db::{blocking, Db};
 use super::error::StoreError;
+use super::health::Health;
 use super::keys::{self, CF_LOG, CF_RAFT};
 use super::tail_cache::TailCache;
 use crate::ids::GroupId;
@@ -34,11 +35,26 @@ pub struct LogStore {
     /// The committed id openraft reported last; persisted with the next append (one write
     /// fewer per commit), readable at once.
     committed: Arc<Mutex<Option<Option<LogId>>>>,
+    /// Damaged data found by a read (the leader's replication reads) is recorded here.
+    health: Health,
 }
 
 impl LogStore {
     pub fn new(db: Arc<Db>, group: GroupId) -> LogStore {
-        LogStore { db, group, read_bytes_max: DEFAULT_READ_BYTES_MAX, cache: Arc::default(), committed: Arc::default() }
+        LogStore {
+            db,
+            group,
+            read_bytes_max: DEFAULT_READ_BYTES_MAX,
+            cache: Arc::default(),
+            committed: Arc::default(),
+            health: Health::default(),
+        }
+    }
+
+    /// Records damaged data this store's reads meet in `health`.
+    pub fn with_health(mut self, health: Health) -> LogStore {
+        self.health = health;
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, TailCache> {
@@ -62,7 +78,13 @@ impl LogStore {
             }
         }
         let (db, group) = (self.db.clone(), self.group);
-        blocking(move || read_entries(&db, group, start, end, byte_cap)).await
+        let res = blocking(move || read_entries(&db, group, start, end, byte_cap)).await;
+        if let Err(e) = &res {
+            if self.health.record(e) {
+                tracing::error!(group, start, error = %e, "damaged log data found by a read; the replica stops");
+            }
+        }
+        res
     }
 
     async fn get_raft_key<T>(&self, key: [u8; 9], what: &'static str) -> Result<Option<T>, StoreError>
@@ -70,14 +92,18 @@ impl LogStore {
         T: serde::de::DeserializeOwned + Send + 'static,
     {
         let db = self.db.clone();
-        blocking(move || {
+        let res = blocking(move || {
             let cf = db.cf(CF_RAFT)?;
             match db.rocks().get_pinned_cf(cf, key).map_err(StoreError::rocks("get"))? {
                 Some(v) => Ok(Some(decode(what, &v)?)),
                 None => Ok(None),
             }
         })
-        .await
+        .await;
+        if let Err(e) = &res {
+            self.health.record(e);
+        }
+        res
     }
 
     /// Fills one WriteBatch and writes it off the tokio workers; `durable` ones are fsynced
@@ -89,14 +115,7 @@ impl LogStore {
         let mut batch = WriteBatch::default();
         fill(&self.db, self.group, &mut batch)?;
         let db = self.db.clone();
-        blocking(move || {
-            if durable {
-                db.write_durable(batch, "save vote")
-            } else {
-                db.rocks().write_opt(batch, &WriteOptions::default()).map_err(StoreError::rocks("write"))
-            }
-        })
-        .await
+        blocking(move || if durable { db.write_durable(batch, "save vote") } else { db.write(batch, "append") }).await
     }
 }
 
@@ -111,6 +130,7 @@ pub(crate) fn read_entries(
 ) -> Result<Vec<Entry>, StoreError> {
     let cf = db.cf(CF_LOG)?;
     let mut ro = ReadOptions::default();
+    ro.set_verify_checksums(true);
     let upper = match end {
         Some(e) => keys::log(group, e).to_vec(),
         None => keys::group_range(group).1,
@@ -130,7 +150,7 @@ pub(crate) fn read_entries(
             }
         }
         bytes += v.len();
-        out.push(decode::<Entry>("log entry", v)?);
+        out.push(decode_checked::<Entry>("log entry", v, true)?);
         it.next();
     }
     it.status().map_err(StoreError::rocks("iterate log"))?;
@@ -202,7 +222,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut it = db.rocks().raw_iterator_cf_opt(cf, ro);
             it.seek_for_prev(keys::log(group, u64::MAX));
             let last = match it.value() {
-                Some(v) => Some(decode::<Entry>("log entry", v)?.log_id),
+                Some(v) => Some(decode_checked::<Entry>("log entry", v, true)?.log_id),
                 None => {
                     it.status().map_err(StoreError::rocks("iterate log"))?;
                     None
@@ -213,7 +233,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(LogState { last_purged_log_id: purged, last_log_id })
         })
         .await
-        .map_err(|e| StorageIOError::read_logs(&e).into())
+        .map_err(|e| {
+            self.health.record(&e);
+            StorageIOError::read_logs(&e).into()
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -261,7 +284,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .commit(false, |db, g, b| {
                 let cf = db.cf(CF_LOG)?;
                 for e in &entries {
-                    b.put_cf(cf, keys::log(g, e.log_id.index), encode("log entry", e)?);
+                    b.put_cf(cf, keys::log(g, e.log_id.index), encode_checked("log entry", e)?);
                 }
                 if let Some(c) = committed {
                     b.put_cf(db.cf(CF_RAFT)?, keys::committed(g), encode("committed", &c)?);
@@ -342,7 +365,11 @@ mod tests {
         let (started_tx, started_rx) = mpsc::channel();
         let (gate_tx, gate_rx) = mpsc::channel();
         let db = Db::open_with_wal(dir.path(), &DbOptions::default(), Arc::new(|e| panic!("{e}")), |rocks| {
-            Arc::new(GatedWal { inner: RocksWal(rocks), started: Mutex::new(started_tx), gate: Mutex::new(gate_rx) })
+            Arc::new(GatedWal {
+                inner: RocksWal::new(rocks),
+                started: Mutex::new(started_tx),
+                gate: Mutex::new(gate_rx),
+            })
         })
         .expect("open");
         let mut log = LogStore::new(db, 1);

@@ -3,7 +3,9 @@
 
 pub mod codec;
 pub mod db;
+pub mod durable;
 pub mod error;
+pub mod health;
 pub mod keys;
 pub mod log_store;
 pub mod producers;
@@ -14,6 +16,7 @@ mod tail_cache;
 
 pub use db::{Db, DbOptions};
 pub use error::StoreError;
+pub use health::{Failure, Health};
 pub use log_store::LogStore;
 pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, SharedProducers, StateMachineStore};
 pub use syncer::{FatalHook, WalSync};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
-use rocksdb::{WriteBatch, WriteOptions};
+use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -251,7 +251,7 @@ impl StateMachineStore {
         let db = self.db.clone();
         blocking(move || {
             // Not synced: the log entries are durable already; a re-apply is deterministic.
-            db.rocks().write_opt(batch, &WriteOptions::default()).map_err(StoreError::rocks("apply"))
+            db.write(batch, "apply")
         })
         .await?;
         self.state = state;

@@ -1,6 +1,6 @@
-//! `cairn cluster info`.
+//! `cairn cluster info` and `cairn cluster health`.
 
-use cairn_client::Client;
+use cairn_client::{Client, DescribeClusterResponse, ReplicaState};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -8,14 +8,70 @@ use crate::output::Output;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Nodes, liveness, topics, partitions and their leaders.
+    /// Nodes, liveness, topics, partitions, their leaders and replica states.
     Info,
+    /// Whether every node is up and every partition has a leader and all replicas in sync;
+    /// lists what is not (stopped replicas with their reasons). Exits 0 either way.
+    Health,
 }
 
 pub async fn run(client: &Client, cmd: ClusterCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Info => info(client, out).await,
+        ClusterCommand::Health => health(client, out).await,
     }
+}
+
+/// What is wrong with the cluster, as lines (empty: healthy).
+fn findings(d: &DescribeClusterResponse) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let down: Vec<String> =
+        d.nodes.iter().filter(|n| !n.alive).map(|n| format!("node {} ({})", n.node_id, n.address)).collect();
+    let mut leaderless = Vec::new();
+    let mut replicas = Vec::new();
+    for t in &d.topics {
+        for p in &t.partitions {
+            if p.leader_node_id == 0 {
+                leaderless.push(format!("{}/{}", t.name, p.partition));
+            }
+            for r in p.replicas.iter().filter(|r| !matches!(r.state(), ReplicaState::InSync | ReplicaState::Lagging)) {
+                let why = if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) };
+                replicas.push(format!(
+                    "{}/{} on node {}: {}{why}",
+                    t.name,
+                    p.partition,
+                    r.node_id,
+                    crate::replica::state_name(r)
+                ));
+            }
+        }
+    }
+    (down, leaderless, replicas)
+}
+
+async fn health(client: &Client, out: &Output) -> anyhow::Result<()> {
+    let d = client.describe_cluster().await?;
+    let (down, leaderless, replicas) = findings(&d);
+    let healthy = down.is_empty() && leaderless.is_empty() && replicas.is_empty() && d.controller_leader_id != 0;
+    if out.json {
+        out.value(&json!({
+            "healthy": healthy, "controller_leader": d.controller_leader_id, "nodes_down": down,
+            "leaderless_partitions": leaderless, "replicas_not_serving": replicas,
+        }));
+        return Ok(());
+    }
+    out.line(&format!("healthy: {}", if healthy { "yes" } else { "no" }));
+    if d.controller_leader_id == 0 {
+        out.line("controller: no leader");
+    }
+    for (title, items) in
+        [("nodes down", &down), ("partitions without a leader", &leaderless), ("replicas not serving", &replicas)]
+    {
+        out.line(&format!("{title}: {}", items.len()));
+        for i in items {
+            out.line(&format!("  {i}"));
+        }
+    }
+    Ok(())
 }
 
 async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
@@ -34,7 +90,7 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
                 "partitions": t.partitions.iter().map(|p| json!({
                     "partition": p.partition, "group_id": p.group_id, "leader": p.leader_node_id,
                     "replicas": p.replica_node_ids, "high_watermark": p.high_watermark, "log_start_offset": p.log_start_offset,
-                    "reconfiguring": p.reconfiguring,
+                    "reconfiguring": p.reconfiguring, "replica_states": crate::replica::json(p),
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }));
@@ -69,17 +125,20 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
     }
     for t in &d.topics {
         out.line(&format!("\ntopic {} ({} partitions)", t.name, t.partitions.len()));
-        out.line("PARTITION  LEADER  REPLICAS   LOG START  HIGH WATERMARK");
+        out.line("PARTITION  LEADER  LOG START  HIGH WATERMARK  REPLICAS (node:state)");
         for p in &t.partitions {
             let leader = if p.leader_node_id == 0 { "-".to_string() } else { p.leader_node_id.to_string() };
-            let mut replicas = p.replica_node_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let mut replicas = crate::replica::column(p);
             if p.reconfiguring {
                 replicas.push('*'); // a replaced replica is still catching up (see the legend)
             }
             out.line(&format!(
-                "{:<10} {:<7} {:<10} {:<10} {}",
-                p.partition, leader, replicas, p.log_start_offset, p.high_watermark
+                "{:<10} {:<7} {:<10} {:<15} {}",
+                p.partition, leader, p.log_start_offset, p.high_watermark, replicas
             ));
+        }
+        for line in t.partitions.iter().flat_map(|p| crate::replica::problems(&t.name, p)) {
+            out.line(&line);
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod consume;
 mod node;
 mod output;
 mod produce;
+mod replica;
 mod topic;
 
 use std::process::ExitCode;
@@ -41,6 +42,11 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: node::NodeCommand,
+    },
+    /// Partition replicas: rebuild one from the others.
+    Replica {
+        #[command(subcommand)]
+        command: replica::ReplicaCommand,
     },
     /// Topic administration.
     Topic {
@@ -90,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster { command } => cluster::run(&client, command, &out).await,
         Command::Node { command } => node::run(&client, command, &out).await,
+        Command::Replica { command } => replica::run(&client, command, &out).await,
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,

@@ -88,6 +88,7 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 v["partitions_detail"] = json!(d.partitions.iter().map(|p| json!({
                     "partition": p.partition, "group_id": p.group_id, "leader": p.leader_node_id,
                     "replicas": p.replica_node_ids, "high_watermark": p.high_watermark, "log_start_offset": p.log_start_offset,
+                    "replica_states": crate::replica::json(p),
                 })).collect::<Vec<_>>());
                 out.value(&v);
             } else {
@@ -96,14 +97,20 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                     "topic {} (id {}): {} partitions, replication factor {}, retention {} ms / {} bytes (0 = unlimited)",
                     t.name, t.topic_id, t.partitions, t.replication_factor, r.retention_ms, r.retention_bytes
                 ));
-                out.line("PARTITION  LEADER  REPLICAS   LOG START  HIGH WATERMARK");
+                out.line("PARTITION  LEADER  LOG START  HIGH WATERMARK  REPLICAS (node:state)");
                 for p in &d.partitions {
                     let leader = if p.leader_node_id == 0 { "-".to_string() } else { p.leader_node_id.to_string() };
-                    let replicas = p.replica_node_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                     out.line(&format!(
-                        "{:<10} {:<7} {:<10} {:<10} {}",
-                        p.partition, leader, replicas, p.log_start_offset, p.high_watermark
+                        "{:<10} {:<7} {:<10} {:<15} {}",
+                        p.partition,
+                        leader,
+                        p.log_start_offset,
+                        p.high_watermark,
+                        crate::replica::column(p)
                     ));
+                }
+                for line in d.partitions.iter().flat_map(|p| crate::replica::problems(&t.name, p)) {
+                    out.line(&line);
                 }
             }
         }
