@@ -10,6 +10,7 @@
 pub mod config;
 pub mod controller;
 pub mod describe;
+pub mod disk;
 pub mod groups;
 pub mod identity;
 pub mod join;

@@ -59,7 +59,14 @@ pub async fn run(
             "starting"
         );
         let (db_dir, on_fatal) = (Identity::db_dir(&config), on_fatal.clone());
-        match tokio::task::spawn_blocking(move || Db::open(&db_dir, &DbOptions::default(), on_fatal)).await? {
+        // The controller's own data is read whole before anything starts: a node whose
+        // metadata replica is damaged cannot start its groups at all.
+        let opened = tokio::task::spawn_blocking(move || {
+            let db = Db::open(&db_dir, &DbOptions::default(), on_fatal)?;
+            db.verify_group(crate::controller::state::CONTROLLER_GROUP).map(|()| db)
+        })
+        .await?;
+        match opened {
             Ok(db) => break (identity, db),
             // Damaged beyond what RocksDB recovers silently, or recovered without writes this
             // node had fsynced: every local replica is suspect. Rebuild them all from the others.
@@ -96,12 +103,19 @@ pub async fn run(
         ..PeerOptions::default()
     };
     let message_bytes_max = peer_opts.message_bytes_max;
+    let (disk, disk_task) = crate::disk::DiskGuard::spawn(
+        config.node_id,
+        config.data_dir.clone(),
+        config.storage.free_space_min_bytes,
+        config.faults.fake_free_space,
+    );
     let env = GroupEnv {
         me: config.node_id,
         db: db.clone(),
         peers: PeerChannels::new(peer_opts),
         registry: GroupRegistry::default(),
         config: config.clone(),
+        disk: disk.clone(),
     };
 
     // The controller first: its restored metadata tells the reconciler what to start.
@@ -111,6 +125,7 @@ pub async fn run(
     let timers =
         quiesce::Timers { election_timeout_max: std::time::Duration::from_millis(config.raft.election_timeout_ms_max) };
     let mut tasks = liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone());
+    tasks.push(disk_task);
     tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
         tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
@@ -143,7 +158,11 @@ pub async fn run(
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(PeerService::new(env.registry.clone(), directories, message_bytes_max).into_server())
+        .add_service(
+            PeerService::new(env.registry.clone(), directories, message_bytes_max)
+                .with_write_gate(std::sync::Arc::new(move || disk.refusal()))
+                .into_server(),
+        )
         .add_service(InternalService::new(groups.clone(), rand::random(), identity.directory_id).into_server())
         .add_service(broker.into_server())
         .add_service(admin.into_server())

@@ -24,6 +24,9 @@ pub struct Faults {
     /// Fetch serves stored records without verifying checksums (RocksDB's and each entry's
     /// own), so damaged bytes reach the client: the negative control of the `corrupt` nemesis.
     pub skip_fetch_checksum: bool,
+    /// The data directory's free space is read from the file `cairn-fake-free-bytes` in it
+    /// (when present) instead of the filesystem: tests simulate a filling disk.
+    pub fake_free_space: bool,
 }
 
 impl Faults {
@@ -50,6 +53,7 @@ impl Faults {
                 ("definite-unknown-topic", None) => f.definite_unknown_topic = true,
                 ("ignore-topic-id", None) => f.ignore_topic_id = true,
                 ("skip-fetch-checksum", None) => f.skip_fetch_checksum = true,
+                ("fake-free-space", None) => f.fake_free_space = true,
                 _ => return Err(bad("unknown fault switch")),
             }
         }

@@ -172,10 +172,18 @@ pub struct StorageSection {
     pub repair_stopped_after_ms: u64,
     /// Controller: replica repairs started per minute, cluster-wide, at most.
     pub repairs_per_minute_max: u32,
+    /// Below this many free bytes in the data directory the node refuses writes (produce, and
+    /// new log entries from leaders) and keeps serving reads; 0 turns the check off.
+    pub free_space_min_bytes: u64,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { scrub_bytes_per_second: 8 << 20, repair_stopped_after_ms: 120_000, repairs_per_minute_max: 6 }
+        StorageSection {
+            scrub_bytes_per_second: 8 << 20,
+            repair_stopped_after_ms: 120_000,
+            repairs_per_minute_max: 6,
+            free_space_min_bytes: 128 << 20,
+        }
     }
 }

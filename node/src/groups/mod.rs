@@ -40,6 +40,8 @@ pub struct GroupEnv {
     pub peers: PeerChannels,
     pub registry: GroupRegistry,
     pub config: Arc<Config>,
+    /// Free space of the data directory (writes are refused below the floor).
+    pub disk: Arc<crate::disk::DiskGuard>,
 }
 
 impl GroupEnv {

@@ -75,6 +75,7 @@ impl BrokerService {
         let requested_id = req.topic_id;
         let (topic, partition, req) = self.prepare(req)?;
         let (topic_id, group) = self.local(&topic, partition, requested_id)?;
+        self.groups.env().disk.check()?;
         if let Some(p) = &req.producer {
             self.check_producer(&group, p)?;
         }

@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// replica is still catching up): it cannot answer for the cluster.
     #[error("this node has not learned the cluster metadata yet; ask another node")]
     NoMetadata,
+    /// The data directory is below its free-space floor: writes are refused, reads served.
+    #[error("{0}; writes are refused until space is freed")]
+    DiskFull(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -86,6 +89,7 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::LimitExceeded(_) => s(Code::ResourceExhausted, ErrorCode::LimitExceeded, false, true),
         // The epoch is issued (the command committed); only the confirmation is missing.
         ServiceError::FenceNotConfirmed { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
+        ServiceError::DiskFull(_) => s(Code::ResourceExhausted, ErrorCode::StorageFull, true, true),
         ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),
         ServiceError::Group(g) => match g {
             GroupError::NotLeader { leader: Some(_) } => s(Code::Unavailable, ErrorCode::NotLeader, true, true),

@@ -18,4 +18,4 @@ pub use client::{request_campaign, NetworkFactory};
 pub use directories::{AmnesiaHook, Directories};
 pub use peers::{PeerChannels, PeerOptions};
 pub use registry::GroupRegistry;
-pub use server::PeerService;
+pub use server::{PeerService, WriteGate};

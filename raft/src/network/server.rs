@@ -19,11 +19,21 @@ pub struct PeerService {
     registry: GroupRegistry,
     directories: Directories,
     message_bytes_max: usize,
+    write_gate: Option<WriteGate>,
 }
+
+/// Answers why this node must not append new log entries now (None: it may).
+pub type WriteGate = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl PeerService {
     pub fn new(registry: GroupRegistry, directories: Directories, message_bytes_max: usize) -> PeerService {
-        PeerService { registry, directories, message_bytes_max }
+        PeerService { registry, directories, message_bytes_max, write_gate: None }
+    }
+
+    /// Refuses AppendEntries carrying entries while `gate` answers why (a full disk).
+    pub fn with_write_gate(mut self, gate: WriteGate) -> PeerService {
+        self.write_gate = Some(gate);
+        self
     }
 
     /// The tonic service to mount on the node's server.
@@ -60,6 +70,13 @@ impl RaftTransport for PeerService {
             Err(why) => return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) })),
         };
         let rpc: AppendEntriesRequest<TypeConfig> = from_bytes("append entries", &req.payload).map_err(codec_status)?;
+        if !rpc.entries.is_empty() {
+            // No room for new entries: the leader treats this replica as unreachable for now
+            // (and retries), instead of this replica's write failing and stopping its group.
+            if let Some(why) = self.write_gate.as_ref().and_then(|gate| gate()) {
+                return Ok(Response::new(RaftReply { result: Some(Reply::Unreachable(why)) }));
+            }
+        }
         reply("append entries response", raft.append_entries(rpc).await)
     }
 

@@ -1,0 +1,116 @@
+//! Free space of the data directory, checked before writing rather than discovered from a
+//! failed write: below `[storage] free_space_min_bytes` the node refuses produce requests
+//! (RESOURCE_EXHAUSTED, naming the node and the free space) and its replicas refuse new log
+//! entries from their leaders (the leader carries on with the other replicas and retries), while
+//! reads, votes and heartbeats go on. Above it again, everything resumes by itself.
+//!
+//! A background task measures every 200 ms; the checks read the last measurement.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::service::ServiceError;
+
+const EVERY: Duration = Duration::from_millis(200);
+/// With the `fake-free-space` fault switch, free bytes are read from this file in the data
+/// directory (tests simulate a filling disk without filling one).
+pub const FAKE_FILE: &str = "cairn-fake-free-bytes";
+
+/// The node's view of its data directory's free space.
+pub struct DiskGuard {
+    node: u64,
+    floor: u64,
+    free: AtomicU64,
+    low: AtomicBool,
+}
+
+impl DiskGuard {
+    /// A guard that never refuses (tests of other parts, a floor of 0).
+    pub fn unlimited(node: u64) -> Arc<DiskGuard> {
+        Arc::new(DiskGuard { node, floor: 0, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) })
+    }
+
+    /// Starts measuring `dir` (a fake value from [`FAKE_FILE`] when `fake`).
+    pub fn spawn(node: u64, dir: PathBuf, floor: u64, fake: bool) -> (Arc<DiskGuard>, tokio::task::JoinHandle<()>) {
+        let guard = Arc::new(DiskGuard { node, floor, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) });
+        let g = guard.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let d = dir.clone();
+                match tokio::task::spawn_blocking(move || measure(&d, fake)).await {
+                    Ok(Ok(free)) => g.update(free),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot measure the data directory's free space"),
+                    Err(e) => tracing::warn!(error = %e, "free-space task failed"),
+                }
+            }
+        });
+        (guard, task)
+    }
+
+    fn update(&self, free: u64) {
+        self.free.store(free, Ordering::Relaxed);
+        let low = free < self.floor;
+        if self.low.swap(low, Ordering::Relaxed) != low {
+            if low {
+                tracing::warn!(free, floor = self.floor, "free space below the floor: refusing writes, serving reads");
+            } else {
+                tracing::info!(free, floor = self.floor, "free space above the floor again: taking writes");
+            }
+        }
+    }
+
+    /// Why this node must not take writes now, if it must not.
+    pub fn refusal(&self) -> Option<String> {
+        self.low.load(Ordering::Relaxed).then(|| {
+            format!(
+                "node {} has {} bytes free in its data directory, below its floor of {} bytes",
+                self.node,
+                self.free.load(Ordering::Relaxed),
+                self.floor
+            )
+        })
+    }
+
+    /// Refuses a write while the disk is below the floor.
+    ///
+    /// # Errors
+    /// `DiskFull` (RESOURCE_EXHAUSTED, retriable, definite).
+    pub fn check(&self) -> Result<(), ServiceError> {
+        match self.refusal() {
+            Some(why) => Err(ServiceError::DiskFull(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn measure(dir: &std::path::Path, fake: bool) -> std::io::Result<u64> {
+    if fake {
+        if let Ok(text) = std::fs::read_to_string(dir.join(FAKE_FILE)) {
+            return text.trim().parse().map_err(std::io::Error::other);
+        }
+    }
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_the_floor_writes_are_refused_and_resume_above_it() {
+        let g = DiskGuard { node: 2, floor: 100, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) };
+        assert!(g.check().is_ok());
+        g.update(99);
+        let e = g.check().expect_err("below the floor");
+        assert!(e.to_string().contains("node 2 has 99 bytes free"), "{e}");
+        g.update(100);
+        assert!(g.check().is_ok());
+        assert!(measure(std::path::Path::new("/"), false).expect("statvfs") > 0);
+    }
+}
