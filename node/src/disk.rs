@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::ServiceError;
-
 const EVERY: Duration = Duration::from_millis(200);
 /// With the `fake-free-space` fault switch, free bytes are read from this file in the data
 /// directory (tests simulate a filling disk without filling one).
@@ -64,7 +62,8 @@ impl DiskGuard {
         }
     }
 
-    /// Why this node must not take writes now, if it must not.
+    /// Why this node must not take writes now, if it must not (the broker answers
+    /// STORAGE_FULL with it).
     pub fn refusal(&self) -> Option<String> {
         self.low.load(Ordering::Relaxed).then(|| {
             format!(
@@ -74,17 +73,6 @@ impl DiskGuard {
                 self.floor
             )
         })
-    }
-
-    /// Refuses a write while the disk is below the floor.
-    ///
-    /// # Errors
-    /// `DiskFull` (RESOURCE_EXHAUSTED, retriable, definite).
-    pub fn check(&self) -> Result<(), ServiceError> {
-        match self.refusal() {
-            Some(why) => Err(ServiceError::DiskFull(why)),
-            None => Ok(()),
-        }
     }
 }
 
@@ -105,12 +93,12 @@ mod tests {
     #[test]
     fn below_the_floor_writes_are_refused_and_resume_above_it() {
         let g = DiskGuard { node: 2, floor: 100, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) };
-        assert!(g.check().is_ok());
+        assert!(g.refusal().is_none());
         g.update(99);
-        let e = g.check().expect_err("below the floor");
-        assert!(e.to_string().contains("node 2 has 99 bytes free"), "{e}");
+        let e = g.refusal().expect("below the floor");
+        assert!(e.contains("node 2 has 99 bytes free"), "{e}");
         g.update(100);
-        assert!(g.check().is_ok());
+        assert!(g.refusal().is_none());
         assert!(measure(std::path::Path::new("/"), false).expect("statvfs") > 0);
     }
 }

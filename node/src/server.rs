@@ -74,7 +74,8 @@ pub async fn run(
                 tracing::error!(error = %e, "this node's storage lost or damaged data it had acknowledged; asking the cluster to replace this node");
                 let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
                 join::recover::request_replacement(&config, identity.directory_id, &PeerChannels::new(opts)).await;
-                let aside = Identity::set_aside(&config)?;
+                let cfg = config.clone();
+                let aside = tokio::task::spawn_blocking(move || Identity::set_aside(&cfg)).await??;
                 tracing::warn!(moved_to = %aside.display(), "damaged data set aside (delete it once the node is back in sync)");
                 replacing = true;
             }

@@ -21,6 +21,15 @@ fn set_free(cluster: &Cluster, node: u64, bytes: Option<u64>) {
     }
 }
 
+/// Waits until node `node`'s log says `needle` (its free-space measurement took the change).
+async fn wait_for_log(cluster: &Cluster, node: u64, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.log_of(node).contains(needle) {
+        assert!(Instant::now() < deadline, "node {node} never logged {needle:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn produce(client: &Arc<Client>, from: u64, n: u64) -> Vec<(u64, String)> {
     let cfg = ProducerConfig { linger: Duration::ZERO, ..ProducerConfig::default() };
     let producer = Producer::new(client.clone(), cfg).await.expect("producer");
@@ -48,14 +57,14 @@ async fn below_the_floor_writes_are_refused_reads_served_and_everything_resumes(
     // A follower out of space: the leader commits with the other one; the follower's group
     // does not stop.
     set_free(&cluster, follower, Some(10));
-    tokio::time::sleep(Duration::from_millis(600)).await; // two measurements
+    wait_for_log(&cluster, follower, "free space below the floor").await;
     acked.extend(produce(&client, 20, 30).await);
     assert!(!cluster.log_of(follower).contains("raft group stopped"), "the follower's group stopped");
 
     // The leader out of space: produce is refused before anything is written, naming the node
     // and its free space; reads are still served.
     set_free(&cluster, leader, Some(10));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_for_log(&cluster, leader, "free space below the floor").await;
     let mut cfg = ClientConfig::new(vec![cluster.addr(leader)]);
     cfg.retry_deadline = Duration::from_secs(2);
     let impatient = Client::connect(cfg).await.expect("connect");

@@ -75,7 +75,9 @@ impl BrokerService {
         let requested_id = req.topic_id;
         let (topic, partition, req) = self.prepare(req)?;
         let (topic_id, group) = self.local(&topic, partition, requested_id)?;
-        self.groups.env().disk.check()?;
+        if let Some(why) = self.groups.env().disk.refusal() {
+            return Err(ServiceError::DiskFull(why));
+        }
         if let Some(p) = &req.producer {
             self.check_producer(&group, p)?;
         }
