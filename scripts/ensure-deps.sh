@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test Cairn: a C/C++ toolchain
-# and libclang (RocksDB and its bindings), iptables (the fault-injection suite), and a Rust
-# toolchain. Idempotent: does nothing when everything is present.
+# and libclang (RocksDB and its bindings), iptables and the tools to make small filesystems
+# (the fault-injection suite), and a Rust toolchain. Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -14,6 +14,10 @@ fi
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The disk-full nemesis puts each node on a small loop-mounted ext4 filesystem.
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || need+=(mount)
+command -v fallocate >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing: ${need[*]}"

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use cairn_client::Client;
 
+use crate::cluster::disks::SmallDisks;
 use crate::cluster::nodes::node_ip;
 use crate::cluster::{Cluster, Net};
 use crate::history::Recorder;
@@ -50,6 +51,9 @@ pub enum NemesisKind {
     Corrupt,
     /// The tail of one node's newest WAL file cut off while it is down, then restarted.
     WalTruncate,
+    /// Data directories on small filesystems of their own: one node's, a majority's or every
+    /// node's filled below the free-space floor (or to the last byte), then freed.
+    DiskFull,
     /// A random mix of all of the above.
     Combined,
 }
@@ -74,6 +78,7 @@ impl NemesisKind {
             NemesisKind::Recreate => "recreate",
             NemesisKind::Corrupt => "corrupt",
             NemesisKind::WalTruncate => "wal-truncate",
+            NemesisKind::DiskFull => "disk-full",
             NemesisKind::Combined => "combined",
         }
     }
@@ -91,6 +96,13 @@ pub struct Nemesis {
     pub client: Arc<Client>,
     pub incarnations: Arc<Incarnations>,
     pub replication_factor: u32,
+    /// Mount points of the nodes' own filesystems (disk-full), by node id - 1; empty otherwise.
+    pub disks: Vec<std::path::PathBuf>,
+    /// The nodes' free-space floor (bytes).
+    pub free_space_floor: u64,
+    /// A node running without a floor (disk-full): filling its disk to the last byte makes
+    /// RocksDB's own writes fail.
+    pub no_floor: Option<u64>,
 }
 
 /// The node whose replica of `group` claims leadership with the highest term.
@@ -172,6 +184,9 @@ impl Nemesis {
     /// Undoes every fault: network rules flushed, paused nodes resumed, killed nodes restarted.
     pub async fn heal(&mut self) {
         let _ = self.net.heal();
+        for d in &self.disks {
+            SmallDisks::free(d);
+        }
         let res = self.cluster.lock().await.heal_processes();
         self.rec.nemesis("heal", json!({"ok": res.is_ok()}));
     }
@@ -219,6 +234,7 @@ impl Nemesis {
             NemesisKind::StaleBroker => self.stale_broker(until).await,
             NemesisKind::Recreate => self.recreate(until).await,
             NemesisKind::Corrupt | NemesisKind::WalTruncate => self.damage(k, until).await,
+            NemesisKind::DiskFull => self.disk_full(until).await,
             NemesisKind::ClientPartition => {
                 let node = self.target().await;
                 self.rec.nemesis("start-client-partition", json!({"node": node}));
@@ -286,6 +302,44 @@ impl Nemesis {
             &format!("stop-{name}"),
             json!({"node": node, "repaired": took.is_some(), "repair_ms": took.map(|d| d.as_millis() as u64)}),
         );
+        Ok(())
+    }
+
+    /// Fills the filesystems of one node, a majority or every node, most often to half the
+    /// free-space floor (the node refuses writes before it runs out), sometimes to the last byte
+    /// (RocksDB's own writes fail), holds them full for 5–15 s, then frees them.
+    async fn disk_full(&mut self, until: Instant) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.disks.is_empty(), "disk-full needs the nodes on filesystems of their own");
+        let n = self.disks.len();
+        let mut nodes: Vec<usize> = (0..n).collect();
+        rand::seq::SliceRandom::shuffle(nodes.as_mut_slice(), &mut self.rng);
+        let how_many = match self.rng.random_range(0..4) {
+            0 | 1 => 1,
+            2 => n / 2 + 1,
+            _ => n,
+        };
+        nodes.truncate(how_many);
+        let zero = self.rng.random_bool(0.4);
+        if let Some(bare) = self.no_floor.map(|n| n as usize - 1) {
+            if zero && !nodes.contains(&bare) {
+                nodes[0] = bare;
+            }
+        }
+        let leave = if zero { 0 } else { self.free_space_floor / 2 };
+        let ids: Vec<usize> = nodes.iter().map(|i| i + 1).collect();
+        self.rec.nemesis("start-disk-full", json!({"nodes": ids, "leave_bytes": leave}));
+        let mut filled = Vec::new();
+        for i in &nodes {
+            let d = self.disks[*i].clone();
+            let bytes = tokio::task::spawn_blocking(move || SmallDisks::fill(&d, leave)).await??;
+            filled.push(bytes);
+        }
+        self.rec.nemesis("disk-full-filled", json!({"nodes": ids, "filler_bytes": filled}));
+        tokio::time::sleep(self.span(5_000, 15_000, until)).await;
+        for i in &nodes {
+            SmallDisks::free(&self.disks[*i]);
+        }
+        self.rec.nemesis("stop-disk-full", json!({"nodes": ids}));
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::checker::{check, Results};
+use crate::cluster::disks::SmallDisks;
 use crate::cluster::{Cluster, Net, NodeSpec};
 use crate::history::{analyse, OpType, Recorder, DRAIN};
 use crate::incarnations::Incarnations;
@@ -57,12 +58,22 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     std::fs::write(dir.join("params.json"), serde_json::to_vec_pretty(&params)?)?;
     println!("cairn-jepsen: {} (seed {}) -> {}", params.name, params.seed, dir.display());
     println!("{}", serde_json::to_string(&params)?);
+    let own_disks = params.nemesis == NemesisKind::DiskFull;
+    // One node runs without a free-space floor, as if its check were too slow: when its disk
+    // fills, RocksDB's own writes fail and must be recovered from.
+    let no_floor: Option<u64> = own_disks.then(|| params.seed % params.nodes + 1);
+    let mounts: Vec<PathBuf> =
+        if own_disks { (1..=params.nodes).map(|id| dir.join(format!("n{id}"))).collect() } else { Vec::new() };
+    // Unmounted (and its images deleted) when the run ends, after the nodes stopped.
+    let mut disks = if own_disks { Some(SmallDisks::mount(&mounts, DISK_BYTES)?) } else { None };
     let spec = NodeSpec {
         count: params.nodes,
         port: params.port,
         binary: params.node_binary.clone(),
         dir: dir.to_path_buf(),
-        extra_args: node_args(&params, dir)?,
+        extra_args: params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]).collect(),
+        node_args: config_args(&params, dir, no_floor)?,
+        data_subdir: own_disks.then(|| "data".to_string()),
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
     let addrs = cluster.lock().await.addrs();
@@ -77,6 +88,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     incarnations.add(&params.workload.topic, first.topic_id);
 
     let rec = Recorder::new(Some(&dir.join("history.jsonl")))?;
+    if let Some(n) = no_floor {
+        rec.nemesis("no-floor", json!({"node": n, "floor_bytes": FREE_SPACE_FLOOR}));
+    }
     let shared = Arc::new(workload::Shared {
         client: client.clone(),
         rec: rec.clone(),
@@ -108,6 +122,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         client: client.clone(),
         incarnations: incarnations.clone(),
         replication_factor: rf,
+        disks: mounts.clone(),
+        free_space_floor: FREE_SPACE_FLOOR,
+        no_floor,
     };
     nemesis.run(params.nemesis, fault_until).await;
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
@@ -124,6 +141,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let drained = drain(&client, &cluster, &incarnations, &rec).await;
     rec.flush();
     cluster.lock().await.stop();
+    drop(disks.take());
 
     let ops = rec.ops();
     let analysis = analyse(&ops);
@@ -158,21 +176,49 @@ async fn wait_for_leaders(client: &Client, topic: &str) -> anyhow::Result<Vec<u6
     }
 }
 
-/// Flags every node of the run gets: the fault switches of a negative control, and a
-/// configuration that scrubs fast and repairs quickly, so storage faults are found and repaired
-/// within a run. The negative control that skips fetch checksums also turns the scrubber off:
-/// it shows what reaches readers when reads do not verify.
-fn node_args(params: &RunParams, dir: &Path) -> anyhow::Result<Vec<String>> {
+/// Size of each node's own filesystem (disk-full runs): a sparse image, so only what the node
+/// and the nemesis write takes room on the machine.
+const DISK_BYTES: u64 = 512 << 20;
+/// The nodes' free-space floor in every run (the node default is 128 MiB; the disk-full
+/// nemesis fills to half of it, or to zero).
+pub const FREE_SPACE_FLOOR: u64 = 48 << 20;
+
+/// The node configuration of a run: scrubs fast and repairs quickly, so storage faults are found
+/// and repaired within a run; small memtables, so RocksDB flushes (and meets a full disk) within
+/// a run too. The negative control that skips fetch checksums also turns the scrubber off: it
+/// shows what reaches readers when reads do not verify.
+fn node_config(params: &RunParams, floor: u64) -> String {
     let skip = params.node_faults.iter().any(|f| f == "skip-fetch-checksum");
     let scrub: u64 = if skip { 0 } else { 64 << 20 };
+    format!(
+        "[storage]\nscrub_bytes_per_second = {scrub}\nrepair_stopped_after_ms = 15000\nrepairs_per_minute_max = 30\n\
+         free_space_min_bytes = {floor}\nwrite_buffer_bytes = {WRITE_BUFFER_BYTES}\n"
+    )
+}
+
+/// Memtable size of every node in a run (256 KiB; the log's is 512 KiB): flushes every few
+/// seconds at the workload's rate, so a disk that fills meets RocksDB's own writes.
+const WRITE_BUFFER_BYTES: u64 = 256 << 10;
+
+/// Each node's `--config`: the run's configuration (see [`node_config`]), without a floor for
+/// `no_floor`.
+fn config_args(
+    params: &RunParams,
+    dir: &Path,
+    no_floor: Option<u64>,
+) -> anyhow::Result<std::collections::BTreeMap<u64, Vec<String>>> {
     let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!("[storage]\nscrub_bytes_per_second = {scrub}\nrepair_stopped_after_ms = 15000\nrepairs_per_minute_max = 30\n"),
-    )?;
-    let mut args = vec!["--config".to_string(), config.display().to_string()];
-    args.extend(params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]));
-    Ok(args)
+    std::fs::write(&config, node_config(params, FREE_SPACE_FLOOR))?;
+    let bare = dir.join("node-no-floor.toml");
+    if no_floor.is_some() {
+        std::fs::write(&bare, node_config(params, 0))?;
+    }
+    Ok((1..=params.nodes)
+        .map(|n| {
+            let file = if no_floor == Some(n) { &bare } else { &config };
+            (n, vec!["--config".to_string(), file.display().to_string()])
+        })
+        .collect())
 }
 
 /// A stable digest of a whole record (key, value, headers, timestamp): replicas must agree on

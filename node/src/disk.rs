@@ -5,6 +5,12 @@
 //! reads, votes and heartbeats go on. Above it again, everything resumes by itself.
 //!
 //! A background task measures every 200 ms; the checks read the last measurement.
+//!
+//! It also notes when space *returns* (free space rises back above what RocksDB needs to flush
+//! its memtables): a disk that filled anyway (a floor of 0, or a filler faster than the check)
+//! left RocksDB refusing writes and replicas stopped; RocksDB recovers by itself once it has
+//! that room, and the supervisor then restarts the stopped replicas without waiting out its
+//! backoff.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,17 +28,41 @@ pub struct DiskGuard {
     floor: u64,
     free: AtomicU64,
     low: AtomicBool,
+    /// Free space RocksDB needs to flush its memtables (and so to recover from a full disk).
+    flush_room: u64,
+    short: AtomicBool,
+    /// Times free space rose back to `flush_room` after falling below it.
+    returns: AtomicU64,
 }
 
 impl DiskGuard {
-    /// A guard that never refuses (tests of other parts, a floor of 0).
-    pub fn unlimited(node: u64) -> Arc<DiskGuard> {
-        Arc::new(DiskGuard { node, floor: 0, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) })
+    fn new(node: u64, floor: u64, flush_room: u64) -> DiskGuard {
+        DiskGuard {
+            node,
+            floor,
+            free: AtomicU64::new(u64::MAX),
+            low: AtomicBool::new(false),
+            flush_room,
+            short: AtomicBool::new(false),
+            returns: AtomicU64::new(0),
+        }
     }
 
-    /// Starts measuring `dir` (a fake value from [`FAKE_FILE`] when `fake`).
-    pub fn spawn(node: u64, dir: PathBuf, floor: u64, fake: bool) -> (Arc<DiskGuard>, tokio::task::JoinHandle<()>) {
-        let guard = Arc::new(DiskGuard { node, floor, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) });
+    /// A guard that never refuses (tests of other parts, a floor of 0).
+    pub fn unlimited(node: u64) -> Arc<DiskGuard> {
+        Arc::new(DiskGuard::new(node, 0, 0))
+    }
+
+    /// Starts measuring `dir` (a fake value from [`FAKE_FILE`] when `fake`). Writes are refused
+    /// below `floor`; `flush_room` is the space RocksDB needs to flush its memtables.
+    pub fn spawn(
+        node: u64,
+        dir: PathBuf,
+        floor: u64,
+        flush_room: u64,
+        fake: bool,
+    ) -> (Arc<DiskGuard>, tokio::task::JoinHandle<()>) {
+        let guard = Arc::new(DiskGuard::new(node, floor, flush_room));
         let g = guard.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(EVERY);
@@ -52,6 +82,10 @@ impl DiskGuard {
 
     fn update(&self, free: u64) {
         self.free.store(free, Ordering::Relaxed);
+        let short = free < self.flush_room.max(self.floor);
+        if self.short.swap(short, Ordering::Relaxed) && !short {
+            self.returns.fetch_add(1, Ordering::Relaxed);
+        }
         let low = free < self.floor;
         if self.low.swap(low, Ordering::Relaxed) != low {
             if low {
@@ -60,6 +94,12 @@ impl DiskGuard {
                 tracing::info!(free, floor = self.floor, "free space above the floor again: taking writes");
             }
         }
+    }
+
+    /// How many times free space came back (see the module comment): a change tells the
+    /// supervisor to restart stopped replicas now.
+    pub fn space_returns(&self) -> u64 {
+        self.returns.load(Ordering::Relaxed)
     }
 
     /// Why this node must not take writes now, if it must not (the broker answers
@@ -92,13 +132,18 @@ mod tests {
 
     #[test]
     fn below_the_floor_writes_are_refused_and_resume_above_it() {
-        let g = DiskGuard { node: 2, floor: 100, free: AtomicU64::new(u64::MAX), low: AtomicBool::new(false) };
+        let g = DiskGuard::new(2, 100, 400);
         assert!(g.refusal().is_none());
         g.update(99);
         let e = g.refusal().expect("below the floor");
         assert!(e.contains("node 2 has 99 bytes free"), "{e}");
         g.update(100);
         assert!(g.refusal().is_none());
+        assert_eq!(g.space_returns(), 0, "not yet room for a flush");
+        g.update(400);
+        assert_eq!(g.space_returns(), 1);
+        g.update(500);
+        assert_eq!(g.space_returns(), 1, "counted once per return");
         assert!(measure(std::path::Path::new("/"), false).expect("statvfs") > 0);
     }
 }

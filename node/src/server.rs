@@ -59,10 +59,14 @@ pub async fn run(
             "starting"
         );
         let (db_dir, on_fatal) = (Identity::db_dir(&config), on_fatal.clone());
+        let db_options = DbOptions {
+            write_buffer_bytes: usize::try_from(config.storage.write_buffer_bytes).unwrap_or(usize::MAX),
+            ..DbOptions::default()
+        };
         // The controller's own data is read whole before anything starts: a node whose
         // metadata replica is damaged cannot start its groups at all.
         let opened = tokio::task::spawn_blocking(move || {
-            let db = Db::open(&db_dir, &DbOptions::default(), on_fatal)?;
+            let db = Db::open(&db_dir, &db_options, on_fatal)?;
             db.verify_group(crate::controller::state::CONTROLLER_GROUP).map(|()| db)
         })
         .await?;
@@ -108,6 +112,7 @@ pub async fn run(
         config.node_id,
         config.data_dir.clone(),
         config.storage.free_space_min_bytes,
+        4 * config.storage.write_buffer_bytes,
         config.faults.fake_free_space,
     );
     let env = GroupEnv {

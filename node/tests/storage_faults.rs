@@ -156,6 +156,24 @@ async fn damaged_record_bytes_stop_the_replica_which_is_reported_and_rebuilt() {
     wait_serving(&client, Duration::from_secs(90)).await;
     let controller_logs: String = (1..=3).map(|n| cluster.log_of(n)).collect();
     assert!(controller_logs.contains("repairing a stopped replica"), "the controller did not log the repair");
+    // The damaged data was kept until the rebuilt replica was in sync, then deleted.
+    assert!(
+        cluster.log_of(victim).contains("damaged replica's data kept until its rebuilt replica is in sync"),
+        "the damaged replica's data was not kept:\n{}",
+        cluster.log_of(victim)
+    );
+    let kept = || {
+        std::fs::read_dir(&cluster.nodes[&victim].data_dir)
+            .expect("data dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("damaged-replica-"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.log_of(victim).contains("deleted the damaged replica's kept data") || kept() > 0 {
+        assert!(Instant::now() < deadline, "the kept data was not deleted after the rebuild caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Nothing acknowledged is lost or altered anywhere, the rebuilt replica included, and the
     // partition takes writes again.

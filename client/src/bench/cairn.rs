@@ -28,6 +28,10 @@ impl Target for CairnProduce {
             delivery.await.map(|_| ()).map_err(|e| e.to_string())
         })
     }
+
+    fn retry_reasons(&self) -> Vec<(String, u64)> {
+        self.producer.take_retry_reasons()
+    }
 }
 
 /// Creates `topic` with `partitions` (replication factor from the cluster default) unless it

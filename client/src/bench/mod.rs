@@ -30,6 +30,38 @@ pub type SendFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 pub trait Target: Send + Sync + 'static {
     /// Starts one operation carrying `payload`.
     fn send(&self, payload: bytes::Bytes) -> SendFuture;
+
+    /// Why operations were retried since the last call, with counts (errors a client retries
+    /// on its own, which would otherwise show only as a stall).
+    fn retry_reasons(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+}
+
+/// Distinct error messages counted between two progress lines (bounded: one load can fail in
+/// many ways, the screen shows the first few).
+#[derive(Default)]
+struct ErrorLog(Vec<(String, u64)>);
+
+impl ErrorLog {
+    fn note(&mut self, e: String) {
+        if let Some(c) = self.0.iter_mut().find(|(t, _)| *t == e) {
+            c.1 += 1;
+        } else if self.0.len() < 8 {
+            self.0.push((e, 1));
+        }
+    }
+}
+
+/// Prints errors and retry reasons of the last interval to stderr, as they happen.
+fn print_errors(errors: &Mutex<ErrorLog>, target: &dyn Target) {
+    let failed = std::mem::take(&mut errors.lock().unwrap_or_else(|p| p.into_inner()).0);
+    for (e, n) in failed {
+        eprintln!("    error ({n}x): {e}");
+    }
+    for (e, n) in target.retry_reasons() {
+        eprintln!("    retrying ({n}x): {e}");
+    }
 }
 
 /// The shape of a load.
@@ -50,6 +82,7 @@ pub async fn run_load(target: Arc<dyn Target>, spec: &LoadSpec, progress: bool) 
         Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("invariant: valid bounds")));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let error_log = Arc::new(Mutex::new(ErrorLog::default()));
     let measuring = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let measure_from = start + spec.warmup;
@@ -59,8 +92,15 @@ pub async fn run_load(target: Arc<dyn Target>, spec: &LoadSpec, progress: bool) 
     let payload = bytes::Bytes::from(vec![b'x'; spec.record_bytes]);
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let (target, hist, ok, errors, measuring, payload) =
-            (target.clone(), hist.clone(), ok.clone(), errors.clone(), measuring.clone(), payload.clone());
+        let (target, hist, ok, errors, measuring, payload, error_log) = (
+            target.clone(),
+            hist.clone(),
+            ok.clone(),
+            errors.clone(),
+            measuring.clone(),
+            payload.clone(),
+            error_log.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let mut in_flight = FuturesUnordered::new();
             let issue = |target: &Arc<dyn Target>| {
@@ -83,8 +123,9 @@ pub async fn run_load(target: Arc<dyn Target>, spec: &LoadSpec, progress: bool) 
                         let _ = hist.lock().unwrap_or_else(|p| p.into_inner()).record(us);
                     }
                     Ok(()) => {}
-                    Err(_) => {
+                    Err(e) => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        error_log.lock().unwrap_or_else(|p| p.into_inner()).note(e);
                     }
                 }
                 if Instant::now() < end {
@@ -113,11 +154,21 @@ pub async fn run_load(target: Arc<dyn Target>, spec: &LoadSpec, progress: bool) 
             );
             last = (Instant::now(), n);
         }
+        print_errors(&error_log, target.as_ref());
     }
-    // Stragglers issued before the end still count; wait for them (bounded).
-    for h in handles {
-        let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
+    // Stragglers issued before the end still count; wait for them (bounded), still showing
+    // why they take long.
+    for mut h in handles {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < give_up {
+            if tokio::time::timeout(Duration::from_secs(1), &mut h).await.is_ok() {
+                break;
+            }
+            print_errors(&error_log, target.as_ref());
+        }
+        h.abort();
     }
+    print_errors(&error_log, target.as_ref());
     let elapsed = spec.duration.as_secs_f64();
     let h = hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
     LoadResult::from_histogram(spec, ok.load(Ordering::Relaxed), errors.load(Ordering::Relaxed), elapsed, &h)

@@ -136,6 +136,31 @@ pub(crate) struct Shared {
     pub settled: Notify,
     /// Set once the producer is fenced: every later send fails with it.
     pub fenced: Mutex<Option<ClientError>>,
+    /// Why batches were resent since the last [`Producer::take_retry_reasons`] (bounded).
+    pub retries: Mutex<RetryLog>,
+}
+
+/// Reasons for resending, counted per distinct message: what a user watching a producer that
+/// makes no progress needs to see (a full disk, no leader, an unreachable broker).
+#[derive(Default)]
+pub(crate) struct RetryLog {
+    counts: Vec<(String, u64)>,
+}
+
+/// Distinct retry reasons kept between two reads; more are counted under the last one.
+const RETRY_REASONS_MAX: usize = 16;
+
+impl RetryLog {
+    pub(crate) fn note(&mut self, why: &ClientError) {
+        let text = why.to_string();
+        if let Some(c) = self.counts.iter_mut().find(|(t, _)| *t == text) {
+            c.1 += 1;
+        } else if self.counts.len() < RETRY_REASONS_MAX {
+            self.counts.push((text, 1));
+        } else if let Some(last) = self.counts.last_mut() {
+            last.1 += 1;
+        }
+    }
 }
 
 impl Shared {
@@ -188,6 +213,7 @@ impl Producer {
             outstanding: AtomicUsize::new(0),
             settled: Notify::new(),
             fenced: Mutex::new(None),
+            retries: Mutex::default(),
         });
         Ok(Producer { shared, partitions: Mutex::default(), round_robin: AtomicU32::new(0) })
     }
@@ -251,6 +277,13 @@ impl Producer {
             )));
         }
         Ok(DeliveryFuture { rx })
+    }
+
+    /// Why this producer resent batches since the last call, with how often (distinct
+    /// messages, at most 16): retriable errors never reach a [`DeliveryFuture`] until the
+    /// delivery timeout, so this is how a caller shows them as they happen.
+    pub fn take_retry_reasons(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.shared.retries.lock().unwrap_or_else(|p| p.into_inner()).counts)
     }
 
     /// Waits until every record sent so far is delivered or failed.

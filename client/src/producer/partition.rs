@@ -355,6 +355,7 @@ impl PartitionTask {
     /// now in doubt for `why`.
     fn reset(&mut self, why: ClientError, immediately: bool) {
         tracing::debug!(topic = %self.topic, partition = self.partition, why = %why, "resending in-flight batches");
+        self.shared.retries.lock().unwrap_or_else(|p| p.into_inner()).note(&why);
         self.conn = None;
         for b in self.in_flight.iter_mut().filter(|b| !b.done) {
             if b.sent_at.take().is_some() && b.doubt.is_none() {

@@ -3,6 +3,7 @@
 //! peer connection bound to the node's address so iptables rules keyed on source and
 //! destination addresses cut exactly the links a nemesis chooses.
 
+pub mod disks;
 pub mod net;
 pub mod netns;
 pub mod nodes;

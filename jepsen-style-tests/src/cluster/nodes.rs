@@ -14,6 +14,11 @@ pub struct NodeSpec {
     pub dir: PathBuf,
     /// Extra node flags (fault switches of negative controls).
     pub extra_args: Vec<String>,
+    /// Extra flags of single nodes, after `extra_args` (a node configured apart).
+    pub node_args: std::collections::BTreeMap<u64, Vec<String>>,
+    /// Data directories are `<dir>/n<id>/<this>` when set (a filesystem mounted on
+    /// `<dir>/n<id>` has a `lost+found` the node must not take for foreign data).
+    pub data_subdir: Option<String>,
 }
 
 pub struct Node {
@@ -50,7 +55,10 @@ impl Cluster {
                     id,
                     ip,
                     addr: format!("{ip}:{}", spec.port),
-                    data_dir: spec.dir.join(format!("n{id}")),
+                    data_dir: match &spec.data_subdir {
+                        Some(sub) => spec.dir.join(format!("n{id}")).join(sub),
+                        None => spec.dir.join(format!("n{id}")),
+                    },
                     log: spec.dir.join(format!("n{id}.log")),
                     child: None,
                     paused: false,
@@ -74,8 +82,9 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
-        let (binary, extra, cluster) =
-            (self.spec.binary.clone(), self.spec.extra_args.clone(), self.initial_cluster.clone());
+        let (binary, cluster) = (self.spec.binary.clone(), self.initial_cluster.clone());
+        let mut extra = self.spec.extra_args.clone();
+        extra.extend(self.spec.node_args.get(&id).cloned().unwrap_or_default());
         let n = self.node_mut(id);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log)?;
         let child = Command::new(binary)

@@ -63,6 +63,11 @@ fn contradictions_and_bad_values_are_named() {
     assert!(err_of("[[topics]]\nname = \"t\"\npartitions = 1\n[[topics]]\nname = \"t\"\npartitions = 2\n", &a)
         .contains("twice"));
     assert!(err_of("[log]\nformat = \"xml\"\n", &a).contains("log.format"));
+    let floor = err_of("[storage]\nfree_space_min_bytes = 1000000\n", &a);
+    assert!(floor.contains("storage.free_space_min_bytes") && floor.contains("flush"), "{floor}");
+    assert!(err_of("[storage]\nwrite_buffer_bytes = 10\n", &a).contains("storage.write_buffer_bytes"));
+    let small = "[storage]\nfree_space_min_bytes = 4194304\nwrite_buffer_bytes = 1048576\n";
+    assert!(Config::from_layers(toml::from_str(small).expect("parse"), &a).is_ok(), "a floor of 4 memtables is fine");
 
     let mut other = args();
     other.node_id = Some(4);

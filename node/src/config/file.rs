@@ -173,8 +173,13 @@ pub struct StorageSection {
     /// Controller: replica repairs started per minute, cluster-wide, at most.
     pub repairs_per_minute_max: u32,
     /// Below this many free bytes in the data directory the node refuses writes (produce, and
-    /// new log entries from leaders) and keeps serving reads; 0 turns the check off.
+    /// new log entries from leaders) and keeps serving reads; 0 turns the check off. At least
+    /// 4 × `write_buffer_bytes`: RocksDB needs room to flush its memtables (the log's is twice
+    /// the others'), and recovers from a disk that did fill only once it has that room.
     pub free_space_min_bytes: u64,
+    /// RocksDB memtable size per column family (the log's is twice this): memory held before a
+    /// flush to disk.
+    pub write_buffer_bytes: u64,
 }
 
 impl Default for StorageSection {
@@ -184,6 +189,7 @@ impl Default for StorageSection {
             repair_stopped_after_ms: 120_000,
             repairs_per_minute_max: 6,
             free_space_min_bytes: 128 << 20,
+            write_buffer_bytes: 32 << 20,
         }
     }
 }

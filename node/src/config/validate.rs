@@ -144,6 +144,21 @@ impl Config {
         if l.request_bytes_max > 256 << 20 {
             return Err(invalid("limits.request_bytes_max", "must be at most 256 MiB"));
         }
+        let st = &self.storage;
+        if !(64 << 10..=1 << 30).contains(&st.write_buffer_bytes) {
+            return Err(invalid("storage.write_buffer_bytes", "must be within 64 KiB ..= 1 GiB"));
+        }
+        if st.free_space_min_bytes != 0 && st.free_space_min_bytes < 4 * st.write_buffer_bytes {
+            return Err(invalid(
+                "storage.free_space_min_bytes",
+                format!(
+                    "{} is below 4 × storage.write_buffer_bytes ({}): RocksDB could not flush its memtables \
+                     once writes stop at the floor (0 turns the floor off)",
+                    st.free_space_min_bytes,
+                    4 * st.write_buffer_bytes
+                ),
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
         }

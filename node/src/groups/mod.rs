@@ -4,6 +4,7 @@
 pub mod membership;
 pub mod quiesce;
 pub mod reconciler;
+pub mod retained;
 pub mod scrubber;
 pub mod supervisor;
 
@@ -255,21 +256,27 @@ impl LocalGroups {
             gone.into_iter().filter_map(|g| groups.remove(&g).map(|(_, p)| (g, p))).collect()
         };
         for (group, g) in stale {
+            if wanted.contains_key(&group) && g.failure().is_some_and(|f| f.corrupt) {
+                retained::keep(self, group, g.replica_id()).await;
+            }
             tracing::info!(group, "replica removed from this node; deleting its data");
             if let Err(e) = g.destroy().await {
                 tracing::error!(group, error = %e, "could not delete the replica's data");
             }
         }
-        let stale_failed: Vec<GroupId> = {
+        let stale_failed: Vec<(GroupId, FailedStart)> = {
             let mut failed = self.failed.write().unwrap_or_else(|p| p.into_inner());
             let gone: Vec<GroupId> = failed
                 .iter()
                 .filter(|(g, f)| wanted.get(g).is_none_or(|(r, _)| *r != f.replica))
                 .map(|(g, _)| *g)
                 .collect();
-            gone.into_iter().filter(|g| failed.remove(g).is_some()).collect()
+            gone.into_iter().filter_map(|g| failed.remove(&g).map(|f| (g, f))).collect()
         };
-        for group in stale_failed {
+        for (group, f) in stale_failed {
+            if wanted.contains_key(&group) && f.failure.corrupt {
+                retained::keep(self, group, f.replica).await;
+            }
             tracing::info!(group, "replica that failed to start is no longer wanted here; deleting its data");
             if let Err(e) = cairn_raft::storage::StateMachineStore::destroy(self.env.db.clone(), group).await {
                 tracing::error!(group, error = %e, "could not delete the replica's data");

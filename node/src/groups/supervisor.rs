@@ -5,7 +5,8 @@
 //! ```text
 //!  every second, per stopped replica:
 //!    damaged data ─► nothing here: the controller rebuilds it (a new incarnation)
-//!    otherwise    ─► restart after a backoff: 1 s, 2 s, 4 s ... 60 s (reset after 5 quiet minutes)
+//!    otherwise    ─► restart after a backoff: 1 s, 2 s, 4 s ... 60 s (reset after 5 quiet minutes,
+//!                     and when free space returns to a disk that filled: RocksDB has recovered)
 //! ```
 //!
 //! A restart reopens the replica from what it fsynced, as a node restart would; only the local
@@ -40,12 +41,19 @@ impl Attempts {
 pub async fn run(groups: Arc<LocalGroups>) {
     let mut attempts: HashMap<GroupId, Attempts> = HashMap::new();
     let mut seen_since: HashMap<GroupId, Instant> = HashMap::new();
+    let mut space_returns = groups.env().disk.space_returns();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        super::retained::sweep(&groups).await;
         let now = Instant::now();
         attempts.retain(|_, a| now - a.last < RESET_AFTER);
+        let returns = groups.env().disk.space_returns();
+        if returns != space_returns {
+            space_returns = returns;
+            attempts.values_mut().for_each(|a| a.count = 0);
+        }
         let stopped = groups.stopped_replicas();
         seen_since.retain(|g, _| stopped.iter().any(|s| s.group == *g));
         for s in stopped.into_iter().filter(|s| !s.failure.corrupt) {

@@ -70,6 +70,12 @@ impl Cluster {
     }
 
     pub fn start_with(n: u64, topics: &str, extra_args: &[&str]) -> Cluster {
+        Cluster::start_prepared(n, topics, extra_args, |_| {})
+    }
+
+    /// Like [`Cluster::start_with`], calling `prepare` with each node's data directory before
+    /// the node first starts (to mount a filesystem there, say).
+    pub fn start_prepared(n: u64, topics: &str, extra_args: &[&str], prepare: impl Fn(&std::path::Path)) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let listeners: Vec<(u64, TcpListener)> =
             (1..=n).map(|id| (id, TcpListener::bind("127.0.0.1:0").expect("bind port 0"))).collect();
@@ -93,6 +99,7 @@ impl Cluster {
                 log: cluster.dir.path().join(format!("node{id}.log")),
                 child: None,
             };
+            prepare(&node.data_dir);
             cluster.nodes.insert(id, node);
             cluster.spawn(id, l);
         }

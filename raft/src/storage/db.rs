@@ -54,26 +54,66 @@ const DAMAGE_FLAG: &str = "CAIRN-DAMAGED";
 pub struct RocksWal {
     db: Arc<DB>,
     marker: Option<MarkerWriter>,
+    /// The sequence the last successful round made durable (what the marker must fall back to
+    /// when a round is refused).
+    durable: std::sync::atomic::AtomicU64,
 }
 
 impl RocksWal {
     pub fn new(db: Arc<DB>) -> RocksWal {
-        RocksWal { db, marker: None }
+        let durable = std::sync::atomic::AtomicU64::new(db.latest_sequence_number());
+        RocksWal { db, marker: None, durable }
     }
 }
 
 impl WalSync for RocksWal {
     fn sync_wal(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
         let Some(marker) = &self.marker else {
-            return self.db.flush_wal(true).map_err(std::io::Error::other);
+            return self.db.flush_wal(true).map_err(sync_error);
         };
         // Everything up to this sequence is in the WAL (RocksDB publishes a sequence after its
         // WAL write), so the fsync below makes it durable.
         let seq = self.db.latest_sequence_number();
         marker.start(seq)?;
-        let wal = self.db.flush_wal(true).map_err(std::io::Error::other);
+        let wal = self.db.flush_wal(true).map_err(sync_error);
         let mark = marker.wait();
-        wal.and(mark)
+        match wal {
+            Ok(()) => {
+                mark?;
+                self.durable.fetch_max(seq, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                // Nothing new is durable: the marker must not claim `seq`, or a crash before
+                // RocksDB recovers would look like a WAL that lost fsynced writes.
+                marker.start(self.durable.load(Ordering::Acquire))?;
+                marker.wait()?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether RocksDB *refused* a write or a sync for lack of space (ENOSPC while writing, or a
+/// WAL writer that met one earlier and now refuses to sync) rather than failing an fsync: after
+/// a refusal nothing acknowledged is lost and RocksDB recovers by itself once space returns;
+/// after a failed fsync the page cache cannot be trusted.
+pub(crate) fn refused_for_space(e: &rocksdb::Error) -> bool {
+    let msg = e.to_string();
+    let sync_failed = ["While fsync", "While fdatasync", "F_FULLFSYNC", "sync_file_range", "While msync"]
+        .iter()
+        .any(|s| msg.contains(s));
+    !sync_failed && (msg.contains("No space left on device") || msg.contains("Writer has previous error"))
+}
+
+/// A WAL sync error for the syncer: a refusal for lack of space is `StorageFull` (not fatal).
+fn sync_error(e: rocksdb::Error) -> std::io::Error {
+    if refused_for_space(&e) {
+        std::io::Error::new(std::io::ErrorKind::StorageFull, e.to_string())
+    } else {
+        std::io::Error::other(e.to_string())
     }
 }
 
@@ -188,8 +228,10 @@ impl Db {
     }
 
     /// Writes `batch` and fsyncs it before returning (a vote, a snapshot install, a group's
-    /// deletion). A failure calls the fatal hook, like a failed fsync: after its disk refused a
-    /// durable write a node cannot tell what it still remembers, so it must not carry on.
+    /// deletion). A failure calls the fatal hook, like a failed fsync: after its disk failed a
+    /// durable write a node cannot tell what it still remembers, so it must not carry on. A
+    /// write refused for lack of space is only returned: nothing of it reached the disk, so the
+    /// group that asked stops (and is restarted) without having promised anything.
     /// Blocking: call it from `spawn_blocking`.
     ///
     /// # Errors
@@ -199,8 +241,12 @@ impl Db {
         wo.set_sync(true);
         self.rocks.write_opt(batch, &wo).map_err(|e| {
             self.note_damage(&e);
-            let err = std::io::Error::other(format!("durable write ({what}) failed: {e}"));
-            (self.on_fatal)(&err);
+            if refused_for_space(&e) {
+                tracing::warn!(error = %e, what, "durable write refused for lack of space");
+            } else {
+                let err = std::io::Error::other(format!("durable write ({what}) failed: {e}"));
+                (self.on_fatal)(&err);
+            }
             StoreError::Rocks { op: what, source: e }
         })
     }
@@ -295,6 +341,19 @@ impl Db {
             it.status().map_err(StoreError::rocks("verify group"))?;
         }
         Ok(())
+    }
+
+    /// Writes a checkpoint of the whole database into `dir` (which must not exist): hard links
+    /// to its immutable files (after flushing the memtables), so it costs no copy on the same
+    /// filesystem and keeps those files alive while the database moves on. Used to keep a
+    /// damaged replica's old data until its rebuilt replica is in sync.
+    /// Blocking: call it from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// RocksDB's (the flush or a link failed; `dir` may then hold a partial copy).
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.rocks).map_err(StoreError::rocks("checkpoint"))?;
+        cp.create_checkpoint(dir).map_err(StoreError::rocks("checkpoint"))
     }
 
     /// Bytes each column family holds: live SST files plus memtables (RocksDB's own counters,

@@ -12,6 +12,12 @@
 //! dropped. An fsync error fails every pending and later callback and calls the fatal hook: after
 //! a WAL error RocksDB is read-only and an fsync must never be retried (the page cache may have
 //! dropped the dirty pages, so a "successful" retry would lie).
+//!
+//! One failure is not an fsync failure: a sync *refused* ([`io::ErrorKind::StorageFull`]) because
+//! a write to the WAL ran out of space (RocksDB then refuses to sync that WAL file at all). The
+//! kernel's page cache is intact and nothing was lost; the pending callbacks fail (their groups
+//! stop and are restarted), and later rounds go on once RocksDB has recovered on its own (it
+//! flushes its memtables to new files and opens a new WAL when space returns).
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
@@ -121,6 +127,12 @@ fn run(shared: &Shared, wal: &dyn WalSync, on_fatal: &FatalHook) {
                 lock(&shared.state).rounds += 1;
                 for cb in batch {
                     cb(Ok(()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                tracing::warn!(error = %e, "WAL sync refused for lack of space; failing the pending appends");
+                for cb in batch {
+                    cb(Err(io::Error::new(e.kind(), e.to_string())));
                 }
             }
             Err(e) => {

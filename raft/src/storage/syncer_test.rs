@@ -131,6 +131,22 @@ fn fsync_error_fails_pending_and_later_callbacks_and_is_never_retried() {
 }
 
 #[test]
+fn a_sync_refused_for_lack_of_space_fails_its_callbacks_but_not_the_node() {
+    let h = harness();
+    h.submit("a");
+    assert_eq!(h.wait_started(), 1);
+    h.release_tx.send(Err(io::Error::new(io::ErrorKind::StorageFull, "no space"))).expect("refuse #1");
+    assert_eq!(h.completed(), ("a", false));
+    // Not fatal, not latched: the next round runs and succeeds.
+    h.submit("b");
+    assert_eq!(h.wait_started(), 2);
+    h.release_tx.send(Ok(())).expect("release #2");
+    assert_eq!(h.completed(), ("b", true));
+    assert!(h.fatal_rx.try_recv().is_err(), "a refused sync must not stop the node");
+    assert!(h.syncer.failure().is_none());
+}
+
+#[test]
 fn drop_completes_queued_callbacks_with_a_final_fsync() {
     let h = harness();
     h.submit("a");

@@ -90,6 +90,17 @@ impl Target for Spread {
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.targets.len();
         self.targets[i].send(payload)
     }
+
+    fn retry_reasons(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = Vec::new();
+        for (e, n) in self.targets.iter().flat_map(|t| t.retry_reasons()) {
+            match all.iter_mut().find(|(t, _)| *t == e) {
+                Some(c) => c.1 += n,
+                None => all.push((e, n)),
+            }
+        }
+        all
+    }
 }
 
 fn emit(title: &str, name: &str, r: &LoadResult, json_out: &Option<std::path::PathBuf>) -> anyhow::Result<()> {
