@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/cairn/v1/broker.proto",
         "proto/cairn/v1/errors.proto",
         "proto/cairn/v1/admin.proto",
+        "proto/cairn/v1/groups.proto",
         "proto/cairn/peer/v1/raft.proto",
         "proto/cairn/peer/v1/node.proto",
     ];

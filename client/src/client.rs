@@ -31,13 +31,15 @@ pub enum OffsetSpec {
 
 /// Who should answer a call.
 #[derive(Clone, Copy, Debug)]
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// Any broker (reads of metadata).
     Any,
     /// The leader of one partition of one topic incarnation (id 0: by name).
     Partition(&'a str, u32, u64),
     /// The controller leader (metadata changes).
     Controller,
+    /// The coordinator of one consumer group.
+    Coordinator(&'a str),
 }
 
 /// A connection to a Cairn cluster. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -46,6 +48,8 @@ pub struct Client {
     channels: Mutex<HashMap<String, Channel>>,
     meta: RwLock<Metadata>,
     controller: RwLock<Option<String>>,
+    /// Coordinator address by consumer group.
+    coordinators: RwLock<HashMap<String, String>>,
     /// Rotates the broker tried when no leader is known.
     next_broker: Mutex<usize>,
 }
@@ -68,6 +72,7 @@ impl Client {
             channels: Mutex::default(),
             meta: RwLock::default(),
             controller: RwLock::default(),
+            coordinators: RwLock::default(),
             next_broker: Mutex::new(0),
         };
         for b in &client.cfg.brokers {
@@ -159,6 +164,7 @@ impl Client {
                 self.meta.read().unwrap_or_else(|e| e.into_inner()).leader(t, p).map(String::from)
             }
             Target::Controller => self.controller.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            Target::Coordinator(g) => self.coordinators.read().unwrap_or_else(|e| e.into_inner()).get(g).cloned(),
         };
         cached.unwrap_or_else(|| self.any_broker())
     }
@@ -168,6 +174,13 @@ impl Client {
             Target::Any => {}
             Target::Partition(t, p, _) => self.meta.write().unwrap_or_else(|e| e.into_inner()).set_leader(t, p, addr),
             Target::Controller => *self.controller.write().unwrap_or_else(|e| e.into_inner()) = addr,
+            Target::Coordinator(g) => {
+                let mut map = self.coordinators.write().unwrap_or_else(|e| e.into_inner());
+                match addr {
+                    Some(a) => map.insert(g.to_string(), a),
+                    None => map.remove(g),
+                };
+            }
         }
     }
 
@@ -175,13 +188,34 @@ impl Client {
     /// row), back off and re-resolve on retriable errors, give up at the deadline. Once an
     /// attempt's outcome was unknown, a later definite error is reported as
     /// [`ClientError::InDoubt`]: a refusal of the retry says nothing about the first attempt.
-    async fn with_retries<T, F, Fut>(&self, target: Target<'_>, extra: Duration, op: F) -> Result<T, ClientError>
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        extra: Duration,
+        op: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.with_retries_for(target, extra, self.cfg.retry_deadline, op).await
+    }
+
+    /// [`Client::with_retries`] with its own retry budget (a heartbeat must not outlive a
+    /// session).
+    pub(crate) async fn with_retries_for<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        extra: Duration,
+        budget: Duration,
+        op: F,
+    ) -> Result<T, ClientError>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = Instant::now();
-        let deadline = start + self.cfg.retry_deadline;
+        let deadline = start + budget;
         let mut backoff = self.cfg.backoff_initial;
         let mut attempts = 0u32;
         let mut redirects = 0u32;
@@ -575,15 +609,23 @@ impl Client {
         Ok(r.replica_id)
     }
 
-    /// Every topic.
+    /// Every topic but the internal ones.
     ///
     /// # Errors
     /// No broker answered within the deadline.
     pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
+        self.list_topics_with(false).await
+    }
+
+    /// Every topic, internal ones (`__consumer_offsets`) too when `include_internal`.
+    ///
+    /// # Errors
+    /// No broker answered within the deadline.
+    pub async fn list_topics_with(&self, include_internal: bool) -> Result<Vec<TopicSummary>, ClientError> {
         let resp = self
             .with_retries(Target::Any, Duration::ZERO, |ch| {
                 let mut c = AdminClient::new(ch);
-                async move { c.list_topics(ListTopicsRequest {}).await }
+                async move { c.list_topics(ListTopicsRequest { include_internal }).await }
             })
             .await?;
         Ok(resp.topics)

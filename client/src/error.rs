@@ -111,7 +111,11 @@ impl ClientError {
 
     pub(crate) fn leader_hint(&self) -> Option<&str> {
         match self {
-            ClientError::Server { code: ErrorCode::NotLeader, leader: Some((_, addr)), .. } => Some(addr),
+            ClientError::Server {
+                code: ErrorCode::NotLeader | ErrorCode::NotCoordinator,
+                leader: Some((_, addr)),
+                ..
+            } => Some(addr),
             _ => None,
         }
     }

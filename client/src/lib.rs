@@ -18,14 +18,17 @@
 pub mod bench;
 mod client;
 mod config;
+pub mod consumer;
 mod error;
+mod group_admin;
 mod metadata;
 pub mod partitioner;
 pub mod producer;
 
 pub use cairn_proto::v1::{
-    DescribeClusterResponse, DescribeTopicResponse, FetchResponse, FetchedRecord, Header, ListOffsetsResponse,
-    PartitionInfo, ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
+    CommittedOffset, DescribeClusterResponse, DescribeGroupResponse, DescribeTopicResponse, FetchResponse,
+    FetchedRecord, GroupListing, Header, ListGroupsResponse, ListOffsetsResponse, OffsetCommitPartition, PartitionInfo,
+    ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
 };
 pub use client::{Client, OffsetSpec};
 pub use config::{ClientConfig, DEFAULT_BROKERS};

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod describe;
 pub mod disk;
 pub mod groups;

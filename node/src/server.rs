@@ -15,7 +15,7 @@ use crate::groups::{membership, quiesce, reconciler, scrubber, supervisor, Group
 use crate::identity::Identity;
 use crate::join;
 use crate::liveness::Liveness;
-use crate::service::{AdminService, BrokerService, InternalService};
+use crate::service::{AdminService, BrokerService, GroupsService, InternalService};
 
 /// Runs a node on `listener` until `shutdown` resolves.
 ///
@@ -130,8 +130,10 @@ pub async fn run(
     let liveness = Liveness::default();
     let timers =
         quiesce::Timers { election_timeout_max: std::time::Duration::from_millis(config.raft.election_timeout_ms_max) };
+    let coordinators = crate::coordinator::Coordinators::new(groups.clone(), config.groups);
     let mut tasks = liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone());
     tasks.push(disk_task);
+    tasks.push(tokio::spawn(coordinators.clone().run()));
     tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
         tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
@@ -169,9 +171,13 @@ pub async fn run(
                 .with_write_gate(std::sync::Arc::new(move || disk.refusal()))
                 .into_server(),
         )
-        .add_service(InternalService::new(groups.clone(), rand::random(), identity.directory_id).into_server())
+        .add_service(
+            InternalService::new(groups.clone(), coordinators.clone(), rand::random(), identity.directory_id)
+                .into_server(),
+        )
         .add_service(broker.into_server())
         .add_service(admin.into_server())
+        .add_service(GroupsService::new(coordinators, groups.clone(), liveness.clone()).into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
 

@@ -16,3 +16,11 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The internal topic holding consumer groups' state (created by the controller at bootstrap).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Internal topics (names starting with `__`): created and written only by Cairn itself.
+pub fn is_internal(name: &str) -> bool {
+    name.starts_with("__")
+}

@@ -112,8 +112,15 @@ async fn keyed_records_keep_per_key_order_on_one_partition() {
     }
 }
 
+/// Partitions of topic `spread` each node leads (internal topics lead elsewhere too).
 fn leads(d: &cairn_client::DescribeClusterResponse) -> BTreeMap<u64, u32> {
-    d.nodes.iter().map(|n| (n.node_id, n.leader_count)).collect()
+    let mut out: BTreeMap<u64, u32> = d.nodes.iter().map(|n| (n.node_id, 0)).collect();
+    for p in d.topics.iter().filter(|t| t.name == "spread").flat_map(|t| &t.partitions) {
+        if let Some(c) = out.get_mut(&p.leader_node_id) {
+            *c += 1;
+        }
+    }
+    out
 }
 
 /// Waits until every node leads 10 ± 2 of the 30 partitions; returns the counts.

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
+    pub groups: GroupsSection,
 }
 
 impl FileConfig {
@@ -190,6 +192,45 @@ impl Default for StorageSection {
             repairs_per_minute_max: 6,
             free_space_min_bytes: 128 << 20,
             write_buffer_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Consumer groups: the internal topic holding their state, and the bounds of membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupsSection {
+    /// Partitions of `__consumer_offsets`, fixed when the controller creates it at bootstrap.
+    pub offsets_partitions: u32,
+    /// Session timeout of a member that asks for none.
+    pub session_timeout_ms: u32,
+    /// Bounds of the session timeout a member may ask for.
+    pub session_timeout_ms_min: u32,
+    pub session_timeout_ms_max: u32,
+    /// How often members heartbeat (told to them in every answer; at most a third of a
+    /// member's session timeout).
+    pub heartbeat_interval_ms: u32,
+    /// How long a member may take to give up revoked partitions when it asks for no limit.
+    pub rebalance_timeout_ms: u32,
+    pub members_per_group_max: u32,
+    /// Groups one `__consumer_offsets` partition holds (each coordinator keeps them in memory).
+    pub groups_per_partition_max: u32,
+    /// Bytes of the metadata string of one committed offset.
+    pub commit_metadata_bytes_max: u32,
+}
+
+impl Default for GroupsSection {
+    fn default() -> Self {
+        GroupsSection {
+            offsets_partitions: 12,
+            session_timeout_ms: 10_000,
+            session_timeout_ms_min: 1_000,
+            session_timeout_ms_max: 300_000,
+            heartbeat_interval_ms: 1_000,
+            rebalance_timeout_ms: 60_000,
+            members_per_group_max: 1_000,
+            groups_per_partition_max: 10_000,
+            commit_metadata_bytes_max: 4_096,
         }
     }
 }

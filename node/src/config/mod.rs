@@ -11,7 +11,7 @@ mod validate;
 pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
-pub use file::{FileConfig, LimitsSection, LogSection, RaftSection, StorageSection, TopicSpec};
+pub use file::{FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, StorageSection, TopicSpec};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +36,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub log: LogSection,
     pub storage: StorageSection,
+    pub groups: GroupsSection,
     /// Test-only breakage; all off by default.
     pub faults: Faults,
     /// Local IP outgoing peer connections bind to.
@@ -104,6 +105,7 @@ impl Config {
             limits: file.limits,
             log,
             storage: file.storage,
+            groups: file.groups,
             faults,
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
         };

@@ -159,6 +159,32 @@ impl Config {
                 ),
             ));
         }
+        let g = &self.groups;
+        let groups_positive: [(&'static str, u32); 8] = [
+            ("groups.offsets_partitions", g.offsets_partitions),
+            ("groups.session_timeout_ms", g.session_timeout_ms),
+            ("groups.session_timeout_ms_min", g.session_timeout_ms_min),
+            ("groups.heartbeat_interval_ms", g.heartbeat_interval_ms),
+            ("groups.rebalance_timeout_ms", g.rebalance_timeout_ms),
+            ("groups.members_per_group_max", g.members_per_group_max),
+            ("groups.groups_per_partition_max", g.groups_per_partition_max),
+            ("groups.commit_metadata_bytes_max", g.commit_metadata_bytes_max),
+        ];
+        if let Some((key, _)) = groups_positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+        if g.offsets_partitions > 1_000 {
+            return Err(invalid("groups.offsets_partitions", "must be at most 1000"));
+        }
+        if !(g.session_timeout_ms_min..=g.session_timeout_ms_max).contains(&g.session_timeout_ms) {
+            return Err(invalid(
+                "groups.session_timeout_ms",
+                "must be within groups.session_timeout_ms_min ..= groups.session_timeout_ms_max",
+            ));
+        }
+        if g.heartbeat_interval_ms >= g.session_timeout_ms {
+            return Err(invalid("groups.heartbeat_interval_ms", "must be below groups.session_timeout_ms"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
         }

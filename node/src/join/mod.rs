@@ -81,6 +81,13 @@ impl NodeInternal for Joining {
     async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
         Ok(Response::new(PingResponse { node_id: self.me, joining: true, ..PingResponse::default() }))
     }
+
+    async fn coordinated_groups(
+        &self,
+        _request: Request<cairn_proto::peer::CoordinatedGroupsRequest>,
+    ) -> Result<Response<cairn_proto::peer::CoordinatedGroupsResponse>, Status> {
+        Ok(Response::new(cairn_proto::peer::CoordinatedGroupsResponse { node_id: self.me, groups: Vec::new() }))
+    }
 }
 
 /// Asks the other members how this node may start with a new directory; serves "joining"
@@ -106,6 +113,7 @@ pub async fn check(
             .add_service(NodeInternalServer::new(Joining { me }))
             .add_service(starting::Starting.broker())
             .add_service(starting::Starting.admin())
+            .add_service(starting::Starting.groups())
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             }),

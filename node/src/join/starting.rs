@@ -26,6 +26,10 @@ impl Starting {
     pub fn admin(self) -> AdminServer<Starting> {
         AdminServer::new(self)
     }
+
+    pub fn groups(self) -> cairn_proto::v1::groups_server::GroupsServer<Starting> {
+        cairn_proto::v1::groups_server::GroupsServer::new(self)
+    }
 }
 
 fn unavailable<T>() -> Result<Response<T>, Status> {
@@ -96,6 +100,65 @@ impl Admin for Starting {
         &self,
         _: Request<RepairReplicaRequest>,
     ) -> Result<Response<RepairReplicaResponse>, Status> {
+        unavailable()
+    }
+}
+
+#[tonic::async_trait]
+impl cairn_proto::v1::groups_server::Groups for Starting {
+    async fn find_coordinator(
+        &self,
+        _: Request<cairn_proto::v1::FindCoordinatorRequest>,
+    ) -> Result<Response<cairn_proto::v1::FindCoordinatorResponse>, Status> {
+        unavailable()
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        _: Request<cairn_proto::v1::ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<cairn_proto::v1::ConsumerGroupHeartbeatResponse>, Status> {
+        unavailable()
+    }
+
+    async fn offset_commit(
+        &self,
+        _: Request<cairn_proto::v1::OffsetCommitRequest>,
+    ) -> Result<Response<cairn_proto::v1::OffsetCommitResponse>, Status> {
+        unavailable()
+    }
+
+    async fn offset_fetch(
+        &self,
+        _: Request<cairn_proto::v1::OffsetFetchRequest>,
+    ) -> Result<Response<cairn_proto::v1::OffsetFetchResponse>, Status> {
+        unavailable()
+    }
+
+    async fn list_groups(
+        &self,
+        _: Request<cairn_proto::v1::ListGroupsRequest>,
+    ) -> Result<Response<cairn_proto::v1::ListGroupsResponse>, Status> {
+        unavailable()
+    }
+
+    async fn describe_group(
+        &self,
+        _: Request<cairn_proto::v1::DescribeGroupRequest>,
+    ) -> Result<Response<cairn_proto::v1::DescribeGroupResponse>, Status> {
+        unavailable()
+    }
+
+    async fn delete_group(
+        &self,
+        _: Request<cairn_proto::v1::DeleteGroupRequest>,
+    ) -> Result<Response<cairn_proto::v1::DeleteGroupResponse>, Status> {
+        unavailable()
+    }
+
+    async fn alter_offsets(
+        &self,
+        _: Request<cairn_proto::v1::AlterOffsetsRequest>,
+    ) -> Result<Response<cairn_proto::v1::AlterOffsetsResponse>, Status> {
         unavailable()
     }
 }

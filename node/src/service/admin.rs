@@ -58,6 +58,13 @@ impl Admin for AdminService {
     ) -> Result<Response<CreateTopicResponse>, Status> {
         let req = request.into_inner();
         crate::topic::check_name(&req.name).map_err(ServiceError::InvalidArgument)?;
+        if crate::topic::is_internal(&req.name) {
+            return Err(ServiceError::InvalidArgument(format!(
+                "topic names starting with \"__\" are reserved for Cairn's internal topics ({:?})",
+                req.name
+            ))
+            .into());
+        }
         if req.partitions == 0 || req.partitions > PARTITIONS_MAX {
             return Err(ServiceError::InvalidArgument(format!(
                 "partitions must be 1..={PARTITIONS_MAX}, got {}",
@@ -128,6 +135,11 @@ impl Admin for AdminService {
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
         let name = request.into_inner().name;
+        if crate::topic::is_internal(&name) {
+            return Err(
+                ServiceError::InvalidArgument(format!("{name:?} is an internal topic; it cannot be deleted")).into()
+            );
+        }
         match self.controller.propose(&MetaCommand::DeleteTopic { name: name.clone() }).await? {
             MetaAnswer::Done => Ok(Response::new(DeleteTopicResponse {})),
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(name).into()),
@@ -223,9 +235,15 @@ impl Admin for AdminService {
         }
     }
 
-    async fn list_topics(&self, _request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+    async fn list_topics(&self, request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        let internal = request.into_inner().include_internal;
         let state = self.groups.known_state()?;
-        let topics = state.topics.iter().map(|(n, t)| summary(n, t)).collect();
+        let topics = state
+            .topics
+            .iter()
+            .filter(|(n, _)| internal || !crate::topic::is_internal(n))
+            .map(|(n, t)| summary(n, t))
+            .collect();
         Ok(Response::new(ListTopicsResponse { topics }))
     }
 

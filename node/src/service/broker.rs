@@ -73,6 +73,12 @@ impl BrokerService {
     /// started one after the other reach their partition's proposer in that order.
     fn start_produce(&self, req: ProduceRequest) -> Result<Started, ServiceError> {
         let requested_id = req.topic_id;
+        if crate::topic::is_internal(&req.topic) {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{:?} is an internal topic: only Cairn writes to it (read it freely)",
+                req.topic
+            )));
+        }
         let (topic, partition, req) = self.prepare(req)?;
         let (topic_id, group) = self.local(&topic, partition, requested_id)?;
         if let Some(why) = self.groups.env().disk.refusal() {

@@ -4,6 +4,8 @@
 use cairn_proto::v1::{ErrorCode, ErrorDetail};
 use cairn_raft::GroupError;
 use prost::Message;
+
+use crate::coordinator::CoordError;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,18 @@ pub enum ServiceError {
     Internal(String),
     #[error(transparent)]
     Group(#[from] GroupError),
+    #[error(transparent)]
+    Coordinator(CoordError),
+}
+
+impl From<CoordError> for ServiceError {
+    /// A failed append is a group error like any other; the rest are the coordinator's own.
+    fn from(e: CoordError) -> ServiceError {
+        match e {
+            CoordError::Write(g) => ServiceError::Group(g),
+            other => ServiceError::Coordinator(other),
+        }
+    }
 }
 
 struct Shape {
@@ -91,6 +105,23 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::FenceNotConfirmed { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
         ServiceError::DiskFull(_) => s(Code::ResourceExhausted, ErrorCode::StorageFull, true, true),
         ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),
+        ServiceError::Coordinator(c) => match c {
+            CoordError::NotCoordinator { .. } => s(Code::Unavailable, ErrorCode::NotCoordinator, true, true),
+            CoordError::Loading { .. } => s(Code::Unavailable, ErrorCode::CoordinatorLoadInProgress, true, true),
+            CoordError::UnknownMember { .. } => s(Code::FailedPrecondition, ErrorCode::UnknownMemberId, false, true),
+            CoordError::FencedEpoch { .. } => s(Code::FailedPrecondition, ErrorCode::FencedMemberEpoch, false, true),
+            CoordError::StaleEpoch { .. } => s(Code::FailedPrecondition, ErrorCode::StaleMemberEpoch, false, true),
+            CoordError::NotEmpty { .. } => s(Code::FailedPrecondition, ErrorCode::GroupNotEmpty, false, true),
+            CoordError::NotFound(_) => s(Code::NotFound, ErrorCode::GroupNotFound, false, true),
+            CoordError::Invalid(_) => s(Code::InvalidArgument, ErrorCode::InvalidArgument, false, true),
+            CoordError::UnknownTopic(_) => s(Code::NotFound, ErrorCode::UnknownTopic, false, true),
+            CoordError::UnknownTopicId { .. } => s(Code::NotFound, ErrorCode::UnknownTopicId, true, true),
+            CoordError::UnknownPartition { .. } => s(Code::NotFound, ErrorCode::UnknownPartition, false, true),
+            CoordError::OffsetOutOfRange { .. } => s(Code::OutOfRange, ErrorCode::OffsetOutOfRange, false, true),
+            CoordError::LimitExceeded(_) => s(Code::ResourceExhausted, ErrorCode::LimitExceeded, false, true),
+            CoordError::DiskFull(_) => s(Code::ResourceExhausted, ErrorCode::StorageFull, true, true),
+            CoordError::Write(_) => s(Code::Unavailable, ErrorCode::Timeout, true, false),
+        },
         ServiceError::Group(g) => match g {
             GroupError::NotLeader { leader: Some(_) } => s(Code::Unavailable, ErrorCode::NotLeader, true, true),
             GroupError::NotLeader { leader: None } => s(Code::Unavailable, ErrorCode::LeaderNotAvailable, true, true),
@@ -143,6 +174,14 @@ impl ServiceError {
             ServiceError::Group(GroupError::OffsetOutOfRange { log_start, high_watermark, .. }) => {
                 detail.log_start_offset = *log_start;
                 detail.high_watermark = *high_watermark;
+            }
+            ServiceError::Coordinator(CoordError::NotCoordinator { hint: Some(l), .. }) => {
+                detail.leader_id = l.node_id;
+                detail.leader_address = l.address.clone();
+            }
+            ServiceError::Coordinator(CoordError::OffsetOutOfRange { log_start, log_end, .. }) => {
+                detail.log_start_offset = *log_start;
+                detail.high_watermark = *log_end;
             }
             ServiceError::Internal(_)
             | ServiceError::Group(GroupError::Storage(_) | GroupError::CorruptBatch { .. }) => {
@@ -198,6 +237,21 @@ mod tests {
         let d = detail(&s);
         assert_eq!(d.code(), ErrorCode::Timeout);
         assert!(d.retriable && !d.definite);
+    }
+
+    #[test]
+    fn not_coordinator_names_the_coordinator_and_fencing_is_definite() {
+        let hint = Some(LeaderHint { node_id: 3, address: "127.0.0.1:7703".into() });
+        let d = detail(&ServiceError::from(CoordError::NotCoordinator { group: "g".into(), hint }).into());
+        assert_eq!(d.code(), ErrorCode::NotCoordinator);
+        assert!(d.retriable && d.definite);
+        assert_eq!((d.leader_id, d.leader_address.as_str()), (3, "127.0.0.1:7703"));
+        let fenced = CoordError::FencedEpoch { group: "g".into(), member: "m".into(), sent: 3, current: 5 };
+        let d = detail(&ServiceError::from(fenced).into());
+        assert_eq!(d.code(), ErrorCode::FencedMemberEpoch);
+        assert!(!d.retriable && d.definite);
+        let lost = CoordError::Write(GroupError::OutcomeUnknown { reason: "x".into() });
+        assert!(!detail(&ServiceError::from(lost).into()).definite);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use cairn_proto::peer::node_internal_server::{NodeInternal, NodeInternalServer};
 use cairn_proto::peer::{
-    DescribeGroupsRequest, DescribeGroupsResponse, MemberView, PingRequest, PingResponse, StoppedReplica,
+    CoordinatedGroupsRequest, CoordinatedGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, MemberView,
+    PingRequest, PingResponse, StoppedReplica,
 };
 use tonic::{Request, Response, Status};
 
@@ -13,6 +14,7 @@ use crate::groups::LocalGroups;
 
 pub struct InternalService {
     groups: Arc<LocalGroups>,
+    coordinators: Arc<crate::coordinator::Coordinators>,
     boot_id: u64,
     directory_id: u64,
 }
@@ -20,8 +22,13 @@ pub struct InternalService {
 impl InternalService {
     /// `boot_id` identifies this process start (peers detect restarts by its change);
     /// `directory_id` is this node's data directory.
-    pub fn new(groups: Arc<LocalGroups>, boot_id: u64, directory_id: u64) -> InternalService {
-        InternalService { groups, boot_id, directory_id }
+    pub fn new(
+        groups: Arc<LocalGroups>,
+        coordinators: Arc<crate::coordinator::Coordinators>,
+        boot_id: u64,
+        directory_id: u64,
+    ) -> InternalService {
+        InternalService { groups, coordinators, boot_id, directory_id }
     }
 
     pub fn into_server(self) -> NodeInternalServer<InternalService> {
@@ -40,6 +47,22 @@ impl NodeInternal for InternalService {
         let column_family_bytes =
             self.groups.env().db.column_family_bytes().into_iter().map(|(cf, b)| (cf.to_string(), b)).collect();
         Ok(Response::new(DescribeGroupsResponse { node_id: self.groups.env().me, groups, column_family_bytes }))
+    }
+
+    async fn coordinated_groups(
+        &self,
+        _request: Request<CoordinatedGroupsRequest>,
+    ) -> Result<Response<CoordinatedGroupsResponse>, Status> {
+        let mut groups = Vec::new();
+        for c in self.coordinators.all() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if c.send(crate::coordinator::Cmd::List { reply: tx }).is_ok() {
+                if let Ok(Ok(list)) = rx.await {
+                    groups.extend(list);
+                }
+            }
+        }
+        Ok(Response::new(CoordinatedGroupsResponse { node_id: self.groups.env().me, groups }))
     }
 
     async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {

@@ -3,9 +3,11 @@
 mod admin;
 mod broker;
 mod error;
+mod groups;
 mod internal;
 
 pub use admin::AdminService;
 pub use broker::BrokerService;
 pub use error::ServiceError;
+pub use groups::GroupsService;
 pub use internal::InternalService;

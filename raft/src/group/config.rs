@@ -60,6 +60,9 @@ pub struct GroupConfig {
     pub producer_limits: ProducerLimits,
     /// Deadline of a full-snapshot install.
     pub snapshot_timeout: Duration,
+    /// Keep the latest value of every record key in the state machine (see
+    /// [`crate::storage::StateMachineStore::keep_keyed_state`]).
+    pub keyed_state: bool,
     pub faults: Faults,
 }
 
@@ -78,6 +81,7 @@ impl GroupConfig {
             checkpoint: CheckpointPolicy::default(),
             producer_limits: ProducerLimits::default(),
             snapshot_timeout: Duration::from_secs(30),
+            keyed_state: false,
             faults: Faults::default(),
         }
     }

@@ -161,6 +161,9 @@ impl PartitionGroup {
             tracing::warn!(group = cfg.group, "FAULT INJECTION: idempotent producer deduplication is disabled");
             sm.disable_dedup_for_fault_injection();
         }
+        if cfg.keyed_state {
+            sm.keep_keyed_state();
+        }
         let progress = sm.progress();
         let producers = sm.shared_producers();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
@@ -415,6 +418,43 @@ impl PartitionGroup {
             return Err(out_of_range(offset, &after));
         }
         Ok(FetchResult { records, high_watermark: hw, log_start_offset: p.log_start_offset })
+    }
+
+    /// Leader only: waits until this replica has applied everything committed before its term
+    /// (its term's first entry), so its applied state is the whole committed state.
+    ///
+    /// # Errors
+    /// `NotLeader` when it is not (or stops being) the leader, `OutcomeUnknown` after `timeout`.
+    pub async fn caught_up_as_leader(&self, timeout: Duration) -> Result<(), GroupError> {
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
+        match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(GroupError::NotLeader { leader: self.leader_hint() }),
+            Err(_) => Err(GroupError::OutcomeUnknown { reason: "timed out catching up as leader".into() }),
+        }
+    }
+
+    /// The keyed state (see [`GroupConfig::keyed_state`]) as applied here: every record key
+    /// with its latest value.
+    ///
+    /// # Errors
+    /// Storage errors (damage stops the replica).
+    pub async fn keyed_state(&self) -> Result<crate::storage::state_machine::KeyedState, GroupError> {
+        if let Some(reason) = self.stopped() {
+            return Err(GroupError::Stopped { reason });
+        }
+        let (db, group) = (self.db.clone(), self.cfg.group);
+        tokio::task::spawn_blocking(move || crate::storage::state_machine::keyed_state(&db, group))
+            .await
+            .map_err(|e| GroupError::Storage(e.into()))?
+            .map_err(|e| self.read_error(GroupError::Storage(e)))
+    }
+
+    /// The Raft term this replica is in.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// The first offset whose timestamp is at or after `ts_ms` (the high watermark if none).

@@ -12,6 +12,7 @@
 //! | sm    | g 0x12 index             | checkpoint at that raft index           |
 //! | sm    | g 0x13                   | current snapshot pointer                |
 //! | sm    | g 0x14                   | metadata state (controller group)       |
+//! | sm    | g 0x15 record key        | latest value of that key (keyed groups) |
 //! | idx   | g 0x20 base_offset       | batch location (raft index, ordinal, …) |
 
 use crate::ids::GroupId;
@@ -30,6 +31,7 @@ const PRODUCER: u8 = 0x11;
 const CHECKPOINT: u8 = 0x12;
 const SNAPSHOT_PTR: u8 = 0x13;
 const META_STATE: u8 = 0x14;
+const KEYED: u8 = 0x15;
 const BATCH: u8 = 0x20;
 
 fn tagged(group: GroupId, tag: u8) -> [u8; 9] {
@@ -85,6 +87,22 @@ pub fn producer_id(key: &[u8]) -> Option<u64> {
 /// The metadata state machine's state (controller group only).
 pub fn meta_state(group: GroupId) -> [u8; 9] {
     tagged(group, META_STATE)
+}
+
+/// Latest value of record key `key` in a keyed group (see
+/// [`super::state_machine::StateMachineStore::keep_keyed_state`]).
+pub fn keyed(group: GroupId, key: &[u8]) -> Vec<u8> {
+    [tagged(group, KEYED).as_slice(), key].concat()
+}
+
+/// `[start, end)` of every keyed-state key of `group`.
+pub fn keyed_range(group: GroupId) -> ([u8; 9], [u8; 9]) {
+    (tagged(group, KEYED), tagged(group, KEYED + 1))
+}
+
+/// The record key of a keyed-state key.
+pub fn keyed_record_key(key: &[u8]) -> Option<&[u8]> {
+    (key.len() >= 9 && key[8] == KEYED).then(|| &key[9..])
 }
 
 pub fn checkpoint(group: GroupId, index: u64) -> [u8; 17] {
@@ -200,6 +218,7 @@ mod tests {
                 producer(g, u64::MAX).to_vec(),
                 snapshot_pointer(g).to_vec(),
                 meta_state(g).to_vec(),
+                keyed(g, &[0xff; 40]),
                 checkpoint(g, u64::MAX).to_vec(),
                 batch(g, u64::MAX).to_vec(),
                 log(g, u64::MAX).to_vec(),
@@ -219,5 +238,11 @@ mod tests {
         assert!(applied(g).as_slice() < checkpoint(g, 0).as_slice());
         assert_eq!(checkpoint_index(&checkpoint(g, 77)), Some(77));
         assert_eq!(log_index(&vote(g)), None);
+        let (lo, hi) = keyed_range(g);
+        assert!(meta_state(g).as_slice() < lo.as_slice());
+        assert!(keyed(g, b"").as_slice() >= lo.as_slice() && keyed(g, &[0xff; 64]).as_slice() < hi.as_slice());
+        assert!(hi.as_slice() <= batch(g, 0).as_slice());
+        assert_eq!(keyed_record_key(&keyed(g, b"abc")), Some(b"abc".as_slice()));
+        assert_eq!(keyed_record_key(&applied(g)), None);
     }
 }

@@ -31,6 +31,9 @@ use crate::types::{
     SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
+/// A keyed group's state: every record key with its latest value, in key order.
+pub type KeyedState = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The producer table of a group, written only by its state machine's apply.
 pub type SharedProducers = Arc<std::sync::RwLock<ProducerTable>>;
 
@@ -102,6 +105,8 @@ pub struct StateMachineStore {
     producers: SharedProducers,
     /// Negative control for the fault suite: accept every producer batch unchecked.
     dedup_disabled: bool,
+    /// Keep the latest value of every record key (see [`StateMachineStore::keep_keyed_state`]).
+    keyed: bool,
 }
 
 impl StateMachineStore {
@@ -151,12 +156,21 @@ impl StateMachineStore {
             meta,
             producers,
             dedup_disabled: false,
+            keyed: false,
         })
     }
 
     /// Negative control for the fault suite: stop deduplicating producer batches.
     pub fn disable_dedup_for_fault_injection(&mut self) {
         self.dedup_disabled = true;
+    }
+
+    /// Makes this a *keyed* group: apply keeps the latest value of every record key (an empty
+    /// value deletes the key), written in the same WriteBatch as the offsets, so any replica
+    /// has the current state without replaying the log (the consumer groups' state in
+    /// `__consumer_offsets`). Records without a key are not kept.
+    pub fn keep_keyed_state(&mut self) {
+        self.keyed = true;
     }
 
     /// The producer table, for reading (the leader's epoch checks).
@@ -296,6 +310,9 @@ impl StateMachineStore {
                 dirty.extend(evicted);
                 dirty.insert(p.producer_id);
             }
+            if self.keyed {
+                keep_keys(&self.db, self.group, batch, &b.records)?;
+            }
             // An empty batch gets no offset and no idx key (it would collide with the next one).
             if b.record_count > 0 {
                 let loc = BatchLocation {
@@ -361,6 +378,48 @@ impl StateMachineStore {
         })
         .await
     }
+}
+
+/// Writes the latest value of every keyed record of an accepted batch (deletes on an empty value).
+fn keep_keys(db: &Db, group: GroupId, batch: &mut WriteBatch, records: &bytes::Bytes) -> Result<(), StoreError> {
+    use prost::Message;
+    let decoded = cairn_proto::peer::RecordBatch::decode(records.clone()).map_err(|e| StoreError::Corrupt {
+        group,
+        message: format!("an accepted record batch does not decode: {e}"),
+    })?;
+    let sm = db.cf(CF_SM)?;
+    for r in decoded.records.iter().filter(|r| !r.key.is_empty()) {
+        let key = keys::keyed(group, &r.key);
+        if r.value.is_empty() {
+            batch.delete_cf(sm, key);
+        } else {
+            batch.put_cf(sm, key, &r.value);
+        }
+    }
+    Ok(())
+}
+
+/// The keyed state of `group` (see [`StateMachineStore::keep_keyed_state`]): every record key
+/// with its latest value, in key order. Blocking: call it from `spawn_blocking`.
+///
+/// # Errors
+/// RocksDB read errors.
+pub fn keyed_state(db: &Db, group: GroupId) -> Result<KeyedState, StoreError> {
+    let (from, to) = keys::keyed_range(group);
+    let mut ro = rocksdb::ReadOptions::default();
+    ro.set_iterate_upper_bound(to.to_vec());
+    ro.set_verify_checksums(true);
+    let mut it = db.rocks().raw_iterator_cf_opt(db.cf(CF_SM)?, ro);
+    it.seek(from);
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if let Some(key) = keys::keyed_record_key(k) {
+            out.push((key.to_vec(), v.to_vec()));
+        }
+        it.next();
+    }
+    it.status().map_err(StoreError::rocks("scan keyed state"))?;
+    Ok(out)
 }
 
 /// Every persisted producer of `group`.

@@ -27,6 +27,25 @@ pub struct ConsumeArgs {
     /// Long-poll wait per fetch (ms).
     #[arg(long, default_value_t = 1000)]
     pub max_wait_ms: u32,
+    /// Consume as a member of this consumer group: the group's coordinator assigns partitions,
+    /// reading starts at the committed offsets and progress is committed. Stops at `--count`,
+    /// on Ctrl-C, or (without `--follow`) once nothing arrived for `--idle-ms`.
+    #[arg(short = 'g', long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// With --group: a stable instance id (static membership: a restart within the session
+    /// timeout gets its partitions back without a rebalance).
+    #[arg(long, requires = "group")]
+    pub instance_id: Option<String>,
+    /// With --group: where a partition without a committed offset starts (earliest, latest,
+    /// none).
+    #[arg(long, default_value = "earliest", requires = "group")]
+    pub offset_reset: String,
+    /// With --group and no --follow: stop once nothing arrived for this long (ms).
+    #[arg(long, default_value_t = 3000, requires = "group")]
+    pub idle_ms: u64,
+    /// With --group: session timeout (ms; 0 = the group default).
+    #[arg(long, default_value_t = 0, requires = "group")]
+    pub session_timeout_ms: u64,
 }
 
 enum Start {
@@ -47,6 +66,9 @@ fn parse_start(s: &str) -> anyhow::Result<Start> {
 }
 
 pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow::Result<()> {
+    if let Some(group) = args.group.clone() {
+        return run_group(client, &group, &args, out).await;
+    }
     let start = parse_start(&args.offset)?;
     let n = client.partition_count(&args.topic).await?;
     let partitions: Vec<u32> = match args.partition {
@@ -114,5 +136,82 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
         }
     }
     out.flush();
+    Ok(())
+}
+
+/// `consume --group`: a group member that prints what it is given and commits as it goes.
+async fn run_group(client: Arc<Client>, group: &str, args: &ConsumeArgs, out: &Output) -> anyhow::Result<()> {
+    use cairn_client::consumer::{Consumer, ConsumerConfig, OffsetReset, Subscription};
+    let reset = match args.offset_reset.as_str() {
+        "earliest" => OffsetReset::Earliest,
+        "latest" => OffsetReset::Latest,
+        "none" => OffsetReset::None,
+        other => anyhow::bail!("--offset-reset {other:?}: expected earliest, latest or none"),
+    };
+    client.partition_count(&args.topic).await?;
+    let mut cfg = ConsumerConfig::new(group);
+    cfg.instance_id = args.instance_id.clone();
+    cfg.client_id = format!("cairn-cli-{}", std::process::id());
+    cfg.auto_offset_reset = reset;
+    cfg.auto_commit_interval = std::time::Duration::from_secs(1);
+    cfg.session_timeout = std::time::Duration::from_millis(args.session_timeout_ms);
+    let mut consumer = Consumer::subscribe(client, cfg, Subscription::Topics(vec![args.topic.clone()])).await?;
+    let mut printed = 0u64;
+    let mut idle_since = std::time::Instant::now();
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let polled = tokio::select! {
+            r = consumer.poll(std::time::Duration::from_millis(200)) => r,
+            _ = &mut stop => break,
+        };
+        let records = match polled {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = consumer.close().await;
+                return Err(e.into());
+            }
+        };
+        if records.is_empty() {
+            let assigned = !consumer.assignment().is_empty();
+            if !args.follow && assigned && idle_since.elapsed().as_millis() as u64 >= args.idle_ms {
+                break;
+            }
+            continue;
+        }
+        idle_since = std::time::Instant::now();
+        let mut done = false;
+        for r in &records {
+            if done {
+                // Not printed: the group must read it again, so the committed position stays
+                // before it.
+                let tp = cairn_client::consumer::TopicPartition {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    topic_id: r.topic_id,
+                };
+                if consumer.position(&tp).is_some_and(|p| p > r.offset) {
+                    consumer.seek(&tp, r.offset)?;
+                }
+                continue;
+            }
+            let fetched = FetchedRecord {
+                offset: r.offset,
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r.headers.clone(),
+                timestamp_ms: r.timestamp_ms,
+            };
+            out.record(&r.topic, r.partition, &fetched);
+            printed += 1;
+            done = args.count.is_some_and(|c| printed >= c);
+        }
+        if done {
+            break;
+        }
+    }
+    out.flush();
+    // Everything printed counts as processed: close commits exactly that, then leaves.
+    consumer.close().await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cluster;
 mod consume;
+mod group;
 mod node;
 mod output;
 mod produce;
@@ -57,6 +58,11 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records of a topic (all partitions, or one with -p).
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag), reset offsets, delete.
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
     /// Load generators: produce, consume, end to end.
     Bench {
         #[command(subcommand)]
@@ -100,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
+        Command::Group { command } => group::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
     }
 }
