@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -43,12 +42,22 @@ pub struct Op {
 
 pub const NEMESIS: i64 = -1;
 pub const DRAIN: i64 = -2;
+/// The group workload's reader of committed offsets.
+pub const MONITOR: i64 = -3;
+
+/// The machine's monotonic clock in nanoseconds (CLOCK_MONOTONIC): one clock for the run and
+/// for the group members it starts as processes of their own, so their ops sort with its.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+}
 
 /// Appends ops to `history.jsonl` (and keeps them for the checkers).
 #[derive(Clone)]
 pub struct Recorder {
     inner: Arc<Mutex<RecorderInner>>,
-    start: Instant,
+    /// [`monotonic_ns`] when the run started: times are nanoseconds since then.
+    base: u64,
 }
 
 struct RecorderInner {
@@ -66,12 +75,30 @@ impl Recorder {
             Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
             None => None,
         };
-        Ok(Recorder { inner: Arc::new(Mutex::new(RecorderInner { out, ops: Vec::new() })), start: Instant::now() })
+        Ok(Recorder { inner: Arc::new(Mutex::new(RecorderInner { out, ops: Vec::new() })), base: monotonic_ns() })
     }
 
     /// Nanoseconds since the recorder started.
     pub fn now(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        monotonic_ns().saturating_sub(self.base)
+    }
+
+    /// The clock reading times count from (other processes stamp their ops with
+    /// `monotonic_ns() - base`).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Appends an op another process stamped (its `time` kept; its index replaced).
+    pub fn record_op(&self, mut op: Op) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        op.index = inner.ops.len() as u64;
+        if let Some(out) = inner.out.as_mut() {
+            if let Ok(line) = serde_json::to_string(&op) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        inner.ops.push(op);
     }
 
     /// Appends one op; the arguments are the history's fields, one to one.
@@ -212,6 +239,8 @@ pub struct Analysis {
     /// Reads that returned a record other than the one sent (damaged bytes served): which op,
     /// and what.
     pub altered: Vec<String>,
+    /// What consumer group members did (the `group` workload).
+    pub group: crate::group_history::GroupHistory,
 }
 
 impl Analysis {
@@ -326,6 +355,7 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     for (name, start) in fault_open {
         a.windows.push(Window { name, start, end: a.end_time });
     }
+    a.group = crate::group_history::GroupHistory::from_ops(ops);
     a
 }
 

@@ -9,8 +9,11 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod group_history;
 pub mod history;
 pub mod incarnations;
+pub mod member;
+pub mod members;
 pub mod nemesis;
 pub mod report;
 pub mod run;

@@ -35,7 +35,7 @@ enum Cmd {
     /// Run one test. Exit code 0 only when every safety checker is clean.
     Run(RunArgs),
     /// Run a tier of tests: `ci` (~1 minute runs: five nemeses on 3 nodes, stale-broker on 3,
-    /// recreate on 5, corrupt and disk-full on 3) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
+    /// recreate on 5, corrupt and disk-full on 3, the group workload under kill and pause) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
     Tier {
         #[arg(value_parser = ["ci", "long"])]
         tier: String,
@@ -56,6 +56,9 @@ enum Cmd {
     Check { dir: PathBuf },
     /// Print a markdown table of the newest run of every test in a store directory.
     Summary { store: PathBuf },
+    /// Internal: one consumer group member of the `group` workload (a process of its own).
+    #[command(hide = true)]
+    Member(cairn_jepsen::member::MemberArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -78,7 +81,9 @@ struct RunArgs {
     nemesis: NemesisKind,
     /// `queue`: one send at a time per producer; `idempotent`: pipelined sends with forced
     /// retries (short timeouts, 10% of produce answers dropped by the nodes); `topics`: like
-    /// `idempotent`, over topics created (and, by the recreate nemesis, re-created) as it runs.
+    /// `idempotent`, over topics created (and, by the recreate nemesis, re-created) as it runs;
+    /// `group`: consumer group members in processes of their own, killed, paused and restarted
+    /// as it runs.
     #[arg(long, value_enum, default_value = "queue")]
     workload: WorkloadKind,
     /// Number of nodes (3 or 5 are typical).
@@ -107,8 +112,9 @@ struct RunArgs {
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// Client fault switch for negative controls (`trust-retry-refusals`: producers fail a
-    /// batch in doubt on a definite refusal of its retry and reuse its sequence numbers).
-    #[arg(long = "client-fault", value_parser = ["trust-retry-refusals"])]
+    /// batch in doubt on a definite refusal of its retry and reuse its sequence numbers;
+    /// `commit-before-processing`: group members commit what they polled before recording it).
+    #[arg(long = "client-fault", value_parser = ["trust-retry-refusals", "commit-before-processing"])]
     client_faults: Vec<String>,
     /// Name of the test (default: <nemesis>-<workload>-<nodes>n).
     #[arg(long)]
@@ -138,6 +144,13 @@ fn main() -> ExitCode {
             print!("{t}");
             true
         }),
+        Cmd::Member(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(cairn_jepsen::member::run(args)))
+            .map(|()| true),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
@@ -233,6 +246,7 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
             consumers: args.consumers,
             rate: args.rate,
             trust_retry_refusals: args.client_faults.iter().any(|f| f == "trust-retry-refusals"),
+            commit_before_processing: args.client_faults.iter().any(|f| f == "commit-before-processing"),
         },
         nodes: args.nodes,
         time_limit_s: args.time_limit,
@@ -271,6 +285,8 @@ fn run_tier(
             (NemesisKind::Recreate, WorkloadKind::Topics, 5, 60),
             (NemesisKind::Corrupt, WorkloadKind::Idempotent, 3, 60),
             (NemesisKind::DiskFull, WorkloadKind::Idempotent, 3, 60),
+            (NemesisKind::Kill, WorkloadKind::Group, 3, 60),
+            (NemesisKind::Pause, WorkloadKind::Group, 3, 60),
         ]);
     } else {
         for nodes in [3, 5] {
@@ -293,6 +309,9 @@ fn run_tier(
             plan.push((NemesisKind::Corrupt, WorkloadKind::Idempotent, nodes, minutes * 60));
             plan.push((NemesisKind::WalTruncate, WorkloadKind::Queue, nodes, minutes * 60));
             plan.push((NemesisKind::DiskFull, WorkloadKind::Idempotent, nodes, minutes * 60));
+            for n in [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Combined] {
+                plan.push((n, WorkloadKind::Group, nodes, minutes * 60));
+            }
         }
         plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60));
     }

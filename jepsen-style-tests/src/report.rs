@@ -51,6 +51,9 @@ pub fn table(name: &str, r: &Results) -> String {
         l.ok_ratio_without_faults.map_or("-".into(), |x| format!("{:.1}%", x * 100.0)),
         l.recovery_after_last_heal_s.map_or("-".into(), |x| format!("{x:.2} s")),
     );
+    if r.redelivered > 0 {
+        let _ = writeln!(s, "group records delivered again (at-least-once, not an error): {}", r.redelivered);
+    }
     for (k, ex) in &r.examples {
         if let Some(first) = ex.first() {
             let _ = writeln!(s, "  e.g. {k}: {first}");

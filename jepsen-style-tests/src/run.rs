@@ -20,6 +20,7 @@ use crate::cluster::disks::SmallDisks;
 use crate::cluster::{Cluster, Net, NodeSpec};
 use crate::history::{analyse, OpType, Recorder, DRAIN};
 use crate::incarnations::Incarnations;
+use crate::members::{self, MemberSpec, Members};
 use crate::nemesis::{leader_of, Nemesis, NemesisKind};
 use crate::report;
 use crate::workload::{self, WorkloadKind, WorkloadSpec};
@@ -105,9 +106,28 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     for w in 0..params.workload.producers {
         workers.push(tokio::spawn(workload::producer(shared.clone(), w, rng.random())));
     }
-    for w in 0..params.workload.consumers {
+    let group = params.workload.kind == WorkloadKind::Group;
+    // Group members replace the plain consumers in the group workload.
+    let consumers = if group { 0 } else { params.workload.consumers };
+    for w in 0..consumers {
         workers.push(tokio::spawn(workload::consumer(shared.clone(), w, rng.random())));
     }
+    let member_stop = Arc::new(AtomicBool::new(false));
+    let members = if group {
+        let spec = MemberSpec {
+            exe: std::env::current_exe()?,
+            brokers: addrs.join(","),
+            topic: params.workload.topic.clone(),
+            dir: dir.to_path_buf(),
+            commit_before_processing: params.workload.commit_before_processing,
+        };
+        let m = Members::new(spec, rec.clone());
+        workers.push(tokio::spawn(members::churn(m.clone(), member_stop.clone(), rng.random())));
+        workers.push(tokio::spawn(members::monitor(client.clone(), rec.clone(), member_stop.clone())));
+        Some(m)
+    } else {
+        None
+    };
     if params.workload.kind == WorkloadKind::Topics {
         workers.push(tokio::spawn(workload::creator(shared.clone(), rng.random())));
     }
@@ -129,6 +149,12 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     nemesis.run(params.nemesis, fault_until).await;
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
     shared.stop.store(true, Ordering::SeqCst);
+    member_stop.store(true, Ordering::SeqCst);
+    if let Some(m) = &members {
+        // Every member commits and leaves cleanly, so the final committed offsets are settled.
+        let m = m.clone();
+        tokio::task::spawn_blocking(move || m.stop_all()).await.ok();
+    }
     for w in workers {
         if tokio::time::timeout(Duration::from_secs(60), w).await.is_err() {
             eprintln!("cairn-jepsen: a worker did not finish within 60 s of the end");
@@ -139,6 +165,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         rec.nemesis("unexpected-exit", json!({"nodes": crashed}));
     }
     let drained = drain(&client, &cluster, &incarnations, &rec).await;
+    if group && !members::final_read(&client, &rec).await {
+        rec.nemesis("error", json!({"error": "the group's committed offsets could not be read after the run"}));
+    }
     rec.flush();
     cluster.lock().await.stop();
     drop(disks.take());

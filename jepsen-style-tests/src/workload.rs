@@ -35,6 +35,9 @@ pub enum WorkloadKind {
     Queue,
     Idempotent,
     Topics,
+    /// Producers as in `queue`; consumers are consumer group members in processes of their own
+    /// ([`crate::members`]), joining, leaving, crashing and pausing as the run goes.
+    Group,
 }
 
 impl WorkloadKind {
@@ -43,12 +46,13 @@ impl WorkloadKind {
             WorkloadKind::Queue => "queue",
             WorkloadKind::Idempotent => "idempotent",
             WorkloadKind::Topics => "topics",
+            WorkloadKind::Group => "group",
         }
     }
 
     /// Whether sends are pipelined with forced retries (answers dropped by the nodes).
     pub fn pipelined(self) -> bool {
-        !matches!(self, WorkloadKind::Queue)
+        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group)
     }
 }
 
@@ -65,6 +69,8 @@ pub struct WorkloadSpec {
     /// Negative control: the producers trust a definite refusal of a retry (the behaviour
     /// before in-doubt tracking).
     pub trust_retry_refusals: bool,
+    /// Negative control: group members commit before they record (process) what they polled.
+    pub commit_before_processing: bool,
 }
 
 pub struct Shared {
@@ -89,7 +95,7 @@ fn classify(e: &ClientError) -> OpType {
 
 fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
     let cfg = match spec.kind {
-        WorkloadKind::Queue => ProducerConfig {
+        WorkloadKind::Queue | WorkloadKind::Group => ProducerConfig {
             linger: Duration::ZERO,
             request_timeout: Duration::from_secs(5),
             delivery_timeout: Duration::from_secs(30),

@@ -137,3 +137,39 @@ fn serving_damaged_records_unverified_is_reported() {
         &["altered-record", "replica-divergence", "lost-on-node"],
     );
 }
+
+#[test]
+fn committing_before_processing_is_reported_as_committed_lost() {
+    // Members commit what a poll returned before recording it; a member killed in between
+    // leaves records below the committed offset that nobody processed.
+    caught(
+        &[
+            "--nemesis",
+            "none",
+            "--workload",
+            "group",
+            "--time-limit",
+            "40",
+            "--client-fault",
+            "commit-before-processing",
+        ],
+        &["committed-lost"],
+    );
+}
+
+#[test]
+fn handing_out_partitions_before_their_revocation_is_reported_as_double_owners() {
+    caught(
+        &["--nemesis", "none", "--workload", "group", "--time-limit", "40", "--fault", "skip-revoke"],
+        &["double-owner"],
+    );
+}
+
+#[test]
+fn a_coordinator_forgetting_offsets_on_failover_is_reported_as_commit_regression() {
+    // The group's coordinator must fail over (a kill of its node) for the fault to show.
+    caught(
+        &["--nemesis", "kill", "--workload", "group", "--time-limit", "45", "--fault", "forget-offsets-on-load"],
+        &["commit-regression"],
+    );
+}

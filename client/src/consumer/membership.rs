@@ -151,7 +151,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 return;
             }
             Err(e) => {
-                let lost = shared.lock().last_ok.elapsed() >= shared.lock().session;
+                let lost = {
+                    let m = shared.lock();
+                    m.last_ok.elapsed() >= m.session
+                };
                 tracing::debug!(group = %shared.cfg.group, error = %e, lost, "heartbeat failed");
                 if lost {
                     // The coordinator has removed this member by now: its partitions may be

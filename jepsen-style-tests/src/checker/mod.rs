@@ -1,6 +1,7 @@
 //! Checkers: pure functions over the analysed history (and the replicas' final contents).
 //! Each returns the anomalies it found; [`check`] runs them all.
 
+mod groups;
 mod liveness;
 mod loss;
 mod offsets;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use groups::{commit_regression, committed_lost, double_owner, redelivered};
 pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
@@ -29,7 +31,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 15] = [
+pub const SAFETY_CHECKERS: [&str; 18] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -45,6 +47,9 @@ pub const SAFETY_CHECKERS: [&str; 15] = [
     "unexpected",
     "altered-record",
     "incomplete-drain",
+    "committed-lost",
+    "commit-regression",
+    "double-owner",
 ];
 
 /// Results of all checkers.
@@ -56,6 +61,8 @@ pub struct Results {
     pub examples: BTreeMap<&'static str, Vec<String>>,
     pub liveness: Liveness,
     pub valid: bool,
+    /// Reported, not errors: consumer group records delivered more than once (at-least-once).
+    pub redelivered: usize,
 }
 
 /// Runs every checker. `drained` says whether the final drain converged (every node reached the
@@ -76,6 +83,10 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(idempotence(a));
     all.extend(unexpected(a));
     all.extend(altered_record(a));
+    all.extend(commit_regression(&a.group));
+    all.extend(double_owner(&a.group, a.end_time));
+    let log_start: BTreeMap<u32, u64> = a.finals.iter().map(|f| (f.partition, f.log_start)).collect();
+    all.extend(committed_lost(&a.group, &log_start));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));
@@ -93,7 +104,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
         }
     }
     let valid = counts.values().all(|c| *c == 0);
-    Results { counts, examples, liveness: liveness(a), valid }
+    Results { counts, examples, liveness: liveness(a), valid, redelivered: redelivered(&a.group) }
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ pub struct Faults {
     /// The data directory's free space is read from the file `cairn-fake-free-bytes` in it
     /// (when present) instead of the filesystem: tests simulate a filling disk.
     pub fake_free_space: bool,
+    /// Group coordinators give a revoked partition to its new owner at once, without waiting
+    /// for the old owner to give it up: the negative control of `double-owner`.
+    pub skip_revoke: bool,
+    /// Group coordinators forget committed offsets when they load (failover): the negative
+    /// control of `commit-regression`.
+    pub forget_offsets_on_load: bool,
 }
 
 impl Faults {
@@ -54,6 +60,8 @@ impl Faults {
                 ("ignore-topic-id", None) => f.ignore_topic_id = true,
                 ("skip-fetch-checksum", None) => f.skip_fetch_checksum = true,
                 ("fake-free-space", None) => f.fake_free_space = true,
+                ("skip-revoke", None) => f.skip_revoke = true,
+                ("forget-offsets-on-load", None) => f.forget_offsets_on_load = true,
                 _ => return Err(bad("unknown fault switch")),
             }
         }

@@ -121,6 +121,7 @@ impl Coordinator {
                     }
                     Err(e) => tracing::error!(partition, error = %e, "undecodable group record; skipped"),
                 },
+                Some(RecordKey::Offset { .. }) if shared.faults.forget_offsets_on_load => {}
                 Some(RecordKey::Offset { group, topic_id, partition: p }) => {
                     match serde_json::from_slice::<OffsetValue>(&v) {
                         Ok(o) => {
@@ -495,7 +496,9 @@ impl Actor {
             .filter(|m| req.member_epoch > 0 && req.member_epoch as u32 == m.epoch)
             .map(|_| from_topic_partitions(&req.owned));
         let acked = if req.member_epoch == 0 { Some(Partitions::new()) } else { acked };
-        state.reconcile(&member_id, acked.as_ref());
+        // NEGATIVE CONTROL (skip_revoke): target partitions are handed out while their old
+        // owner may still be consuming them.
+        state.reconcile_with(&member_id, acked.as_ref(), self.shared.faults.skip_revoke);
         let m = state.members.get(&member_id).cloned().ok_or_else(|| invalid("member vanished"))?;
         let s = soft.entry(member_id.clone()).or_insert_with(|| Soft::fresh(now, &m));
         s.deadline = now + Duration::from_millis(u64::from(m.session_timeout_ms));

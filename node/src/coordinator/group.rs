@@ -220,7 +220,13 @@ impl GroupState {
     /// (`None`: not known, e.g. the heartbeat carried an older epoch). Returns whether anything
     /// changed.
     pub fn reconcile(&mut self, member: &str, owned: Option<&Partitions>) -> bool {
-        let others = self.owned_by_others(member);
+        self.reconcile_with(member, owned, false)
+    }
+
+    /// [`GroupState::reconcile`]; with `skip_revoke` (a negative control of the fault suite) a
+    /// member gets its target partitions even while another member still owns them.
+    pub fn reconcile_with(&mut self, member: &str, owned: Option<&Partitions>, skip_revoke: bool) -> bool {
+        let others = if skip_revoke { Partitions::new() } else { self.owned_by_others(member) };
         let assignment_epoch = self.assignment_epoch;
         let Some(m) = self.members.get_mut(member) else { return false };
         let before = m.clone();

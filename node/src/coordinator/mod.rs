@@ -31,6 +31,8 @@ use crate::topic::OFFSETS_TOPIC;
 pub struct Shared {
     pub local: Arc<LocalGroups>,
     pub config: GroupsSection,
+    /// Negative controls of the fault suite (see [`crate::config::Faults`]).
+    pub faults: crate::config::Faults,
 }
 
 /// One `__consumer_offsets` partition's coordinator on this node, if it leads it.
@@ -48,8 +50,12 @@ pub struct Coordinators {
 
 impl Coordinators {
     pub fn new(local: Arc<LocalGroups>, config: GroupsSection) -> Arc<Coordinators> {
+        let faults = local.env().config.faults;
+        if faults.skip_revoke || faults.forget_offsets_on_load {
+            tracing::warn!(?faults, "FAULT INJECTION enabled in the group coordinators");
+        }
         Arc::new(Coordinators {
-            shared: Arc::new(Shared { local, config }),
+            shared: Arc::new(Shared { local, config, faults }),
             slots: RwLock::default(),
             ready: Arc::default(),
         })
