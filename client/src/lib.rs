@@ -24,6 +24,7 @@ mod group_admin;
 mod metadata;
 pub mod partitioner;
 pub mod producer;
+mod subscription;
 
 pub use cairn_proto::v1::{
     CommittedOffset, DescribeClusterResponse, DescribeGroupResponse, DescribeTopicResponse, FetchResponse,
@@ -34,6 +35,7 @@ pub use client::{Client, OffsetSpec};
 pub use config::{ClientConfig, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};
+pub use subscription::PartitionStream;
 
 /// Convenience constructors for records.
 pub trait RecordExt {

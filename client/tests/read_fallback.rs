@@ -109,6 +109,14 @@ impl Broker for Replica {
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         Err(Status::unimplemented("produce stream"))
     }
+    type SubscribeStream = Stream<cairn_proto::v1::SubscribeResponse>;
+
+    async fn subscribe(
+        &self,
+        _: Request<Streaming<cairn_proto::v1::SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("subscribe"))
+    }
 }
 
 async fn serve(r: Replica) -> SocketAddr {

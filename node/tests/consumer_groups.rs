@@ -221,3 +221,122 @@ async fn commits_acknowledged_while_the_coordinator_is_killed_are_not_lost() {
     let committed = got.iter().find(|o| o.partition == 0).map(|o| o.offset).expect("an offset");
     assert!(committed >= last, "acknowledged commit {last} lost: the coordinator holds {committed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_subscription_picks_up_new_matching_topics_without_a_restart() {
+    let cluster = Cluster::start(3, "orders-eu:2,payments:2");
+    let client = Arc::new(cluster.client().await);
+    wait_for_topic(&client, "orders-eu").await;
+    wait_for_topic(&client, "payments").await;
+    let mut c = Consumer::subscribe(client.clone(), cfg("p", None), Subscription::Pattern("orders-.*".into()))
+        .await
+        .expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.assignment().len() != 2 {
+        assert!(Instant::now() < deadline, "the matching topic was not assigned: {:?}", c.assignment());
+        c.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+    assert!(c.assignment().iter().all(|tp| tp.topic == "orders-eu"), "only matching topics: {:?}", c.assignment());
+    client.create_topic("orders-us", 3, 3, None).await.expect("create");
+    wait_for_topic(&client, "orders-us").await;
+    client.produce("orders-us", 1, vec![Record::from_value("first")]).await.expect("produce");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.is_empty() {
+        assert!(Instant::now() < deadline, "the new topic was never consumed: {:?}", c.assignment());
+        got = c.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+    assert_eq!(c.assignment().len(), 5);
+    assert_eq!((got[0].topic.as_str(), &got[0].value[..]), ("orders-us", &b"first"[..]));
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_offset_out_of_range_follows_the_reset_policy_and_none_is_an_error() {
+    let cluster = Cluster::start(3, "t:1");
+    let client = Arc::new(cluster.client().await);
+    wait_for_topic(&client, "t").await;
+    for i in 0..5 {
+        client.produce("t", 0, vec![Record::from_value(format!("r{i}"))]).await.expect("produce");
+    }
+    // A commit past the end (a client outside the group may commit any offset).
+    let past = OffsetCommitPartition { topic: "t".into(), partition: 0, offset: 1_000, ..Default::default() };
+    client.commit_offsets("oor", "", -1, vec![past.clone()]).await.expect("commit");
+    let mut c = Consumer::subscribe(client.clone(), cfg("oor", None), Subscription::Topics(vec!["t".into()]))
+        .await
+        .expect("subscribe");
+    let mut seen = Vec::new();
+    poll_until(&mut c, &mut seen, |_, s| s.len() >= 5).await;
+    assert_eq!(
+        seen.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "reset to earliest, nothing skipped"
+    );
+    c.close().await.expect("close");
+
+    // With the policy `none`, an out-of-range committed offset is an error, not a silent skip.
+    client.commit_offsets("oor-none", "", -1, vec![past]).await.expect("commit");
+    let mut strict = cfg("oor-none", None);
+    strict.auto_offset_reset = cairn_client::consumer::OffsetReset::None;
+    let mut c =
+        Consumer::subscribe(client.clone(), strict, Subscription::Topics(vec!["t".into()])).await.expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.poll(Duration::from_millis(100)).await {
+            Err(e) => {
+                assert_eq!(e.code(), Some(cairn_client::ErrorCode::OffsetOutOfRange), "{e}");
+                break;
+            }
+            Ok(r) => assert!(r.is_empty(), "records delivered from an offset out of range: {r:?}"),
+        }
+        assert!(Instant::now() < deadline, "no error with auto_offset_reset none");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_pushes_records_within_the_granted_window_and_ends_with_a_definite_error() {
+    let cluster = Cluster::start(3, "t:1");
+    let client = Arc::new(cluster.client().await);
+    wait_for_topic(&client, "t").await;
+    let kib = "x".repeat(1024);
+    for i in 0..20 {
+        client.produce("t", 0, vec![Record::from_value(format!("{i:04}{kib}"))]).await.expect("produce");
+    }
+    // A 3 KiB window and no credit: the replica stops after about 3 KiB (plus the record that
+    // crosses the window), however much more there is.
+    let mut s = client.subscribe("t", 0, 0, 3 * 1024).await.expect("subscribe");
+    let mut got: Vec<u64> = Vec::new();
+    while got.len() < 3 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), s.recv())
+            .await
+            .expect("a batch")
+            .expect("open")
+            .expect("records");
+        got.extend(batch.iter().map(|r| r.offset));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), s.recv()).await.is_err(),
+        "the server sent beyond the window without credit (had {got:?})"
+    );
+    assert!(got.len() <= 4, "{got:?}");
+    // Credit lets the rest through, in order, and new records arrive as they are written.
+    s.grant(1 << 20).await;
+    while got.len() < 20 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("a batch")
+            .expect("open")
+            .expect("records");
+        got.extend(batch.iter().map(|r| r.offset));
+    }
+    client.produce("t", 0, vec![Record::from_value("live")]).await.expect("produce");
+    let live =
+        tokio::time::timeout(Duration::from_secs(10), s.next()).await.expect("pushed").expect("open").expect("records");
+    assert_eq!(live[0].offset, 20);
+    assert_eq!(got, (0..20).collect::<Vec<u64>>());
+    // The topic goes: the stream ends with a definite error, not silence.
+    client.delete_topic("t").await.expect("delete");
+    let end = tokio::time::timeout(Duration::from_secs(15), s.next()).await.expect("the stream ended");
+    let e = end.expect("an error message").expect_err("an error");
+    assert!(e.is_definite(), "{e}");
+}

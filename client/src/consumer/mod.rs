@@ -351,7 +351,7 @@ impl Consumer {
             }
             Err(e) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
                 let tp = batch.tp.clone();
-                let to = self.reset_offset(&tp, &e).await?;
+                let to = Consumer::reset_offset(&self.shared.clone(), &tp, &e).await?;
                 tracing::warn!(group = %self.shared.cfg.group, %tp, to, error = %e, "offset out of range: reset");
                 self.restart(&tp, to);
                 Ok(None)
@@ -361,8 +361,8 @@ impl Consumer {
     }
 
     /// Where `tp` starts under the reset policy (`why`: the reason a reset is needed).
-    async fn reset_offset(&self, tp: &TopicPartition, why: &ClientError) -> Result<u64, ClientError> {
-        let spec = match self.shared.cfg.auto_offset_reset {
+    async fn reset_offset(shared: &Shared, tp: &TopicPartition, why: &ClientError) -> Result<u64, ClientError> {
+        let spec = match shared.cfg.auto_offset_reset {
             OffsetReset::Earliest => OffsetSpec::Earliest,
             OffsetReset::Latest => OffsetSpec::Latest,
             OffsetReset::None => {
@@ -372,7 +372,7 @@ impl Consumer {
                 ))
             }
         };
-        Ok(self.shared.client.list_offsets(&tp.topic, tp.partition, spec).await?.offset)
+        Ok(shared.client.list_offsets(&tp.topic, tp.partition, spec).await?.offset)
     }
 
     /// Starts (again) fetching `tp` from `offset` under a new generation.
@@ -510,7 +510,7 @@ impl Consumer {
                 Some(o) => o.offset,
                 None => {
                     let why = ClientError::local(ErrorCode::OffsetOutOfRange, "no committed offset".into());
-                    self.reset_offset(tp, &why).await?
+                    Consumer::reset_offset(&self.shared.clone(), tp, &why).await?
                 }
             };
             self.parts.insert(

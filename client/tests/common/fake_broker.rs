@@ -268,6 +268,15 @@ impl Broker for FakeBroker {
         Ok(Response::new(InitProducerResponse { producer_id, epoch }))
     }
 
+    type SubscribeStream = Stream<cairn_proto::v1::SubscribeResponse>;
+
+    async fn subscribe(
+        &self,
+        _: Request<Streaming<cairn_proto::v1::SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("subscribe"))
+    }
+
     type ProduceStreamStream = Stream<ProduceStreamResponse>;
 
     async fn produce_stream(

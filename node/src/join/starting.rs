@@ -55,6 +55,15 @@ impl Broker for Starting {
         unavailable()
     }
 
+    type SubscribeStream = tokio_stream::Empty<Result<cairn_proto::v1::SubscribeResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        _: Request<Streaming<cairn_proto::v1::SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        unavailable()
+    }
+
     async fn fetch(&self, _: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         unavailable()
     }

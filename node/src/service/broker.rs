@@ -10,7 +10,7 @@ use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
     DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, InitProducerRequest,
     InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, NodeInfo, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse, Record, TopicInfo,
+    ProduceStreamRequest, ProduceStreamResponse, Record, SubscribeRequest, SubscribeResponse, TopicInfo,
 };
 use cairn_raft::group::{PartitionGroup, PendingProduce, ProduceRequest as GroupProduce};
 use cairn_raft::types::ProducerRef;
@@ -144,6 +144,29 @@ impl BrokerService {
         }
     }
 
+    /// The local replica serving `topic`/`partition` (for subscriptions), as for a fetch.
+    ///
+    /// # Errors
+    /// As a fetch's routing: unknown topic or partition, NOT_LEADER towards a replica.
+    pub(crate) fn local_replica(
+        &self,
+        topic: &str,
+        partition: u32,
+        topic_id: u64,
+    ) -> Result<(u64, Arc<PartitionGroup>), ServiceError> {
+        self.local(topic, partition, topic_id)
+    }
+
+    /// Whether this node still has incarnation `topic_id` of `topic` (a subscription ends when
+    /// its topic is deleted).
+    pub(crate) fn serves_incarnation(&self, topic: &str, topic_id: u64) -> bool {
+        topic_id == 0 || self.groups.has_incarnation(topic, topic_id)
+    }
+
+    pub(crate) fn fetch_bytes_max(&self) -> usize {
+        self.limits.fetch_bytes_max
+    }
+
     /// After a new instance of a named producer got its epoch: waits (bounded) until every live
     /// node applied it, so the older instance is fenced everywhere when InitProducer returns.
     async fn await_fence(&self, producer_id: u64, epoch: u32) -> Result<(), ServiceError> {
@@ -275,6 +298,16 @@ impl Broker for BrokerService {
                 });
             }
         });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let rx = super::subscribe::serve(self.clone(), request.into_inner());
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -5,6 +5,7 @@ mod broker;
 mod error;
 mod groups;
 mod internal;
+mod subscribe;
 
 pub use admin::AdminService;
 pub use broker::BrokerService;

@@ -20,6 +20,11 @@ pub enum BenchCommand {
     Consume(Load),
     /// Produce and consume at once; latency = send to seen by a consumer.
     E2e(Load),
+    /// Consumer groups: rebalance, failover, commit rate, group read throughput.
+    Group {
+        #[command(subcommand)]
+        command: crate::bench_group::GroupBench,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -122,6 +127,7 @@ pub async fn run(client: Arc<Client>, cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Consume(l) => consume(client, l).await,
         BenchCommand::E2e(l) => e2e(client, l).await,
+        BenchCommand::Group { command } => crate::bench_group::run(client, command).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `cairn`: the command-line tool (cluster info, produce, consume).
 
 mod bench;
+mod bench_group;
 mod cluster;
 mod consume;
 mod group;
