@@ -70,6 +70,9 @@ impl Args {
     }
 }
 
+/// Everything after this line of the report is kept when it is regenerated.
+const KEPT_MARKER: &str = "<!-- kept by bench/compare.sh: sections measured by other commands -->";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -81,7 +84,13 @@ async fn main() -> anyhow::Result<()> {
     let runs = run::matrix(&args).await?;
     let doc = report::Report { machine, ceiling, runs, args: args.clone() };
     std::fs::write(&args.json_out, serde_json::to_vec_pretty(&doc)?)?;
-    std::fs::write(&args.out, report::markdown(&doc))?;
+    // Sections measured by other commands (e.g. `cairn bench group`) follow a marker and are
+    // kept as they are.
+    let kept = std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| old.find(KEPT_MARKER).map(|i| old[i..].to_string()))
+        .unwrap_or_default();
+    std::fs::write(&args.out, report::markdown(&doc) + "\n" + &kept)?;
     eprintln!("==> wrote {} and {}", args.out.display(), args.json_out.display());
     Ok(())
 }

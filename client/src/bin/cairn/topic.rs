@@ -30,7 +30,11 @@ pub enum TopicCommand {
         no_wait: bool,
     },
     /// List topics.
-    List,
+    List {
+        /// Also internal topics (`__consumer_offsets`).
+        #[arg(long)]
+        internal: bool,
+    },
     /// Partitions of a topic: leader, replicas, log start, high watermark.
     Describe { name: String },
     /// Delete a topic and all of its data on every node.
@@ -67,8 +71,8 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 ));
             }
         }
-        TopicCommand::List => {
-            let topics = client.list_topics().await?;
+        TopicCommand::List { internal } => {
+            let topics = client.list_topics_with(internal).await?;
             if out.json {
                 for t in &topics {
                     out.value(&summary_json(t));
