@@ -20,7 +20,7 @@ use std::time::Duration;
 use cairn_client::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::history::{Op, OpType, Recorder};
 
@@ -215,26 +215,21 @@ pub async fn churn(members: Arc<Members>, stop: Arc<AtomicBool>, seed: u64) {
     }
 }
 
-fn offsets_value(list: &[cairn_client::CommittedOffset]) -> Value {
-    let m: BTreeMap<String, u64> = list.iter().map(|o| (o.partition.to_string(), o.offset)).collect();
-    json!(m)
+/// Reads the group's committed offsets once and records them as `f` (the read's invocation time
+/// with them). Whether the read succeeded.
+async fn read_committed(client: &Client, rec: &Recorder, f: &str) -> bool {
+    let invoked = rec.now();
+    let Ok(list) = client.committed_offsets(GROUP, &[]).await else { return false };
+    let offsets: BTreeMap<String, u64> = list.iter().map(|o| (o.partition.to_string(), o.offset)).collect();
+    let value = json!({"invoked": invoked, "offsets": offsets});
+    rec.record(OpType::Ok, crate::history::MONITOR, None, f, value, None, None);
+    true
 }
 
 /// Reads the group's committed offsets every 500 ms until `stop` (committed-read ops).
 pub async fn monitor(client: Arc<Client>, rec: Recorder, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
-        let invoked = rec.now();
-        if let Ok(list) = client.committed_offsets(GROUP, &[]).await {
-            rec.record(
-                OpType::Ok,
-                crate::history::MONITOR,
-                None,
-                "committed-read",
-                json!({"invoked": invoked, "offsets": offsets_value(&list)}),
-                None,
-                None,
-            );
-        }
+        read_committed(&client, &rec, "committed-read").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -242,17 +237,7 @@ pub async fn monitor(client: Arc<Client>, rec: Recorder, stop: Arc<AtomicBool>) 
 /// The group's committed offsets once everything settled (final-committed op).
 pub async fn final_read(client: &Client, rec: &Recorder) -> bool {
     for _ in 0..30 {
-        let invoked = rec.now();
-        if let Ok(list) = client.committed_offsets(GROUP, &[]).await {
-            rec.record(
-                OpType::Ok,
-                crate::history::MONITOR,
-                None,
-                "final-committed",
-                json!({"invoked": invoked, "offsets": offsets_value(&list)}),
-                None,
-                None,
-            );
+        if read_committed(client, rec, "final-committed").await {
             return true;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

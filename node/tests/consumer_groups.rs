@@ -340,3 +340,24 @@ async fn subscribe_pushes_records_within_the_granted_window_and_ends_with_a_defi
     let e = end.expect("an error message").expect_err("an error");
     assert!(e.is_definite(), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_as_a_stream_yields_every_record_in_offset_order() {
+    use futures::StreamExt;
+    let cluster = Cluster::start(3, "t:1");
+    let client = Arc::new(cluster.client().await);
+    wait_for_topic(&client, "t").await;
+    for i in 0..30 {
+        client.produce("t", 0, vec![Record::from_value(format!("r{i}"))]).await.expect("produce");
+    }
+    let c = Consumer::subscribe(client.clone(), cfg("st", None), Subscription::Topics(vec!["t".into()]))
+        .await
+        .expect("subscribe");
+    let got: Vec<u64> = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.into_stream().take(30).map(|r| r.expect("record").offset).collect::<Vec<_>>(),
+    )
+    .await
+    .expect("30 records within 30 s");
+    assert_eq!(got, (0..30).collect::<Vec<u64>>());
+}

@@ -656,6 +656,26 @@ impl Consumer {
         }
     }
 
+    /// The records as a stream (each item one record; assignment changes and auto-commit happen
+    /// as in [`Consumer::poll`], which it calls). The stream ends after the first error.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<ConsumerRecord, ClientError>> {
+        let state = (self, std::collections::VecDeque::<ConsumerRecord>::new(), false);
+        futures::stream::unfold(state, |(mut c, mut buf, failed)| async move {
+            if failed {
+                return None;
+            }
+            loop {
+                if let Some(r) = buf.pop_front() {
+                    return Some((Ok(r), (c, buf, false)));
+                }
+                match c.poll(Duration::from_secs(1)).await {
+                    Ok(records) => buf.extend(records),
+                    Err(e) => return Some((Err(e), (c, buf, true))),
+                }
+            }
+        })
+    }
+
     /// Gives every partition up (listener and commit as on a revocation), leaves the group
     /// (a static member keeps its place for the session timeout) and stops.
     ///

@@ -140,6 +140,17 @@ fn spawn_feed(
     })
 }
 
+/// Stops the feed and every member (each leaves the group), waiting up to 10 s for each.
+async fn stop_all(feed: &AtomicBool, members: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>) {
+    feed.store(true, Ordering::Relaxed);
+    for (s, _) in &members {
+        s.store(true, Ordering::Relaxed);
+    }
+    for (_, h) in members {
+        let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+    }
+}
+
 async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<Duration> {
     let start = Instant::now();
     while !ok() {
@@ -234,13 +245,7 @@ async fn rebalance(client: Arc<Client>, a: GroupArgs) -> anyhow::Result<()> {
     let moved: Vec<Duration> = gaps.values().filter(|(_, m)| *m).map(|(g, _)| *g).collect();
     let kept: Vec<Duration> = gaps.values().filter(|(_, m)| !*m).map(|(g, _)| *g).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    stop.store(true, Ordering::Relaxed);
-    for (s, _) in &members {
-        s.store(true, Ordering::Relaxed);
-    }
-    for (_, h) in members {
-        let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
-    }
+    stop_all(&stop, members).await;
     emit(
         &a,
         json!({
@@ -278,13 +283,7 @@ async fn failover(client: Arc<Client>, a: GroupArgs) -> anyhow::Result<()> {
         victim_parts.iter().all(|p| last.get(p).is_some_and(|(t, m)| *t > t0 && *m != victim_id))
     })
     .await?;
-    stop.store(true, Ordering::Relaxed);
-    for (s, _) in &members {
-        s.store(true, Ordering::Relaxed);
-    }
-    for (_, h) in members {
-        let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
-    }
+    stop_all(&stop, members).await;
     emit(
         &a,
         json!({
