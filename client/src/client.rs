@@ -9,9 +9,10 @@ use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::broker_client::BrokerClient;
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
-    CreateTopicRequest, DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest,
-    DescribeTopicResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest,
-    ProduceRequest, ProduceResponse, Record, RetentionConfig, TopicSummary,
+    AlterTopicConfigRequest, CreateTopicRequest, DeleteRecordsRequest, DeleteTopicRequest, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest, ProduceRequest, ProduceResponse, Record,
+    RetentionConfig, TopicSummary,
 };
 use rand::Rng;
 use tokio::time::Instant;
@@ -464,6 +465,53 @@ impl Client {
             async move { c.list_offsets(req).await }
         })
         .await
+    }
+
+    /// Kafka's DeleteRecords: makes every record of `topic`/`partition` below `before` (None:
+    /// the high watermark) unreadable; the bytes go at the next segment boundary at or below
+    /// it. Returns the log start after the call. Safe to retry (the log start never moves back).
+    ///
+    /// # Errors
+    /// OFFSET_OUT_OF_RANGE for an offset above the high watermark (nothing changed),
+    /// INVALID_ARGUMENT for an internal topic, exhausted retries.
+    pub async fn delete_records(&self, topic: &str, partition: u32, before: Option<u64>) -> Result<u64, ClientError> {
+        let (topic_id, _) = self.topic(topic).await?;
+        let before_offset = match before {
+            Some(b) => {
+                i64::try_from(b).map_err(|_| ClientError::InvalidArgument(format!("offset {b} is too large")))?
+            }
+            None => -1,
+        };
+        let req = DeleteRecordsRequest { topic: topic.to_string(), partition, topic_id, before_offset };
+        let resp = self
+            .with_retries(Target::Partition(topic, partition, topic_id), Duration::ZERO, |ch| {
+                let (mut c, req) = (self.broker(ch), req.clone());
+                async move { c.delete_records(req).await }
+            })
+            .await?;
+        Ok(resp.log_start_offset)
+    }
+
+    /// Changes a topic's retention settings (None keeps a setting; 0 returns it to the cluster
+    /// default; -1 = no limit). Idempotent, so retried freely. Returns the topic as changed.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC, INVALID_ARGUMENT (bad values, an internal topic, nothing to change),
+    /// exhausted retries.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<i64>,
+    ) -> Result<TopicSummary, ClientError> {
+        let req = AlterTopicConfigRequest { name: name.to_string(), retention_ms, retention_bytes };
+        let r = self
+            .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                let (mut c, req) = (AdminClient::new(ch), req.clone());
+                async move { c.alter_topic_config(req).await }
+            })
+            .await?;
+        r.topic.ok_or_else(|| ClientError::InvalidArgument("server answered without a topic".into()))
     }
 
     /// Creates a topic (`replication_factor` 0: the cluster default). A retry after an unknown

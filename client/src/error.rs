@@ -97,6 +97,18 @@ impl ClientError {
         }
     }
 
+    /// For OFFSET_OUT_OF_RANGE: the partition's `(log start, high watermark)` as the answering
+    /// replica knew them.
+    pub fn offset_bounds(&self) -> Option<(u64, u64)> {
+        match self {
+            ClientError::Server { code: ErrorCode::OffsetOutOfRange, log_start_offset, high_watermark, .. } => {
+                Some((*log_start_offset, *high_watermark))
+            }
+            ClientError::RetriesExhausted { last, .. } | ClientError::InDoubt { last, .. } => last.offset_bounds(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_detail(d: ErrorDetail) -> ClientError {
         ClientError::Server {
             code: d.code(),

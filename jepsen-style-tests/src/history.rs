@@ -202,6 +202,21 @@ pub struct Poll {
     /// Incremented by every `assign` of this process: polls of different assignments are not
     /// expected to continue each other.
     pub assignment: u64,
+    /// The log start the answering replica reported.
+    pub log_start: Option<u64>,
+}
+
+/// A log start somebody was told of: a consumer process (by a poll's answer or an
+/// out-of-range refusal) or the monitor (from one node's replica, with its high watermark).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogStartSeen {
+    pub time: u64,
+    pub partition: u32,
+    pub log_start: u64,
+    /// The consumer process that was told.
+    pub process: Option<i64>,
+    /// The node whose replica the monitor read, and that replica's high watermark.
+    pub node: Option<(u64, u64)>,
 }
 
 /// One node's committed records of one partition after the run (the drain).
@@ -241,6 +256,8 @@ pub struct Analysis {
     pub altered: Vec<String>,
     /// What consumer group members did (the `group` workload).
     pub group: crate::group_history::GroupHistory,
+    /// Log starts seen during the run (the `retention` workload), in history order.
+    pub log_starts: Vec<LogStartSeen>,
 }
 
 impl Analysis {
@@ -300,6 +317,21 @@ pub fn analyse(ops: &[Op]) -> Analysis {
             }
             continue;
         }
+        if op.process == MONITOR && op.f == "log-bounds" {
+            let v = &op.value;
+            if let (Some(p), Some(start), Some(hw), Some(node)) =
+                (u(v, "partition"), u(v, "log_start"), u(v, "high_watermark"), op.node)
+            {
+                a.log_starts.push(LogStartSeen {
+                    time: op.time,
+                    partition: p as u32,
+                    log_start: start,
+                    process: None,
+                    node: Some((node, hw)),
+                });
+            }
+            continue;
+        }
         if op.process == DRAIN {
             if op.f == "final-read" && op.kind == OpType::Ok {
                 let v = &op.value;
@@ -332,6 +364,17 @@ pub fn analyse(ops: &[Op]) -> Analysis {
             kind => {
                 let Some(inv) = open.remove(&key(op)) else { continue };
                 a.completions.push((op.time, op.time.saturating_sub(inv.time), op.f.clone(), kind));
+                if op.f == "poll" {
+                    if let Some(start) = u(&op.value, "log_start") {
+                        a.log_starts.push(LogStartSeen {
+                            time: op.time,
+                            partition: u(&op.value, "partition").unwrap_or(0) as u32,
+                            log_start: start,
+                            process: Some(op.process),
+                            node: None,
+                        });
+                    }
+                }
                 match op.f.as_str() {
                     "send" => a.sends.push(send_of(inv, Some(op))),
                     "poll" if kind == OpType::Ok => a.polls.push(Poll {
@@ -341,6 +384,7 @@ pub fn analyse(ops: &[Op]) -> Analysis {
                         records: pairs(op.value.get("records").unwrap_or(&Value::Null)),
                         time: op.time,
                         assignment: assignment.get(&op.process).copied().unwrap_or(0),
+                        log_start: u(&op.value, "log_start"),
                     }),
                     _ => {}
                 }
@@ -495,6 +539,44 @@ pub mod build {
                 json!({"partition": partition, "log_start": 0, "high_watermark": hw, "records": recs}),
                 None,
             );
+            self
+        }
+
+        /// A poll whose answer reported log start `start`.
+        pub fn poll_at(
+            &mut self,
+            process: i64,
+            partition: u32,
+            from: u64,
+            start: u64,
+            records: &[(u64, u64)],
+        ) -> &mut Self {
+            let recs: Vec<Value> = records.iter().map(|(o, v)| json!([o, v])).collect();
+            self.push(OpType::Invoke, process, None, "poll", json!({"partition": partition, "from": from}), None);
+            let v = json!({"partition": partition, "records": recs, "log_start": start});
+            self.push(OpType::Ok, process, None, "poll", v, None);
+            self
+        }
+
+        /// The monitor saw node `node`'s replica at `[start, hw)`.
+        pub fn log_bounds(&mut self, node: u64, partition: u32, start: u64, hw: u64) -> &mut Self {
+            let v = json!({"partition": partition, "log_start": start, "high_watermark": hw});
+            self.push(OpType::Ok, MONITOR, Some(node), "log-bounds", v, None);
+            self
+        }
+
+        /// Like [`H::final_read`], from a replica whose log starts at `start`.
+        pub fn final_read_from(
+            &mut self,
+            node: u64,
+            partition: u32,
+            start: u64,
+            hw: u64,
+            records: &[(u64, u64)],
+        ) -> &mut Self {
+            let recs: Vec<Value> = records.iter().map(|(o, v)| json!([o, v, v.wrapping_mul(31)])).collect();
+            let v = json!({"partition": partition, "log_start": start, "high_watermark": hw, "records": recs});
+            self.push(OpType::Ok, DRAIN, Some(node), "final-read", v, None);
             self
         }
 

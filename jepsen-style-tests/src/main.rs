@@ -35,7 +35,7 @@ enum Cmd {
     /// Run one test. Exit code 0 only when every safety checker is clean.
     Run(RunArgs),
     /// Run a tier of tests: `ci` (~1 minute runs: five nemeses on 3 nodes, stale-broker on 3,
-    /// recreate on 5, corrupt and disk-full on 3, the group workload under kill and pause) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
+    /// recreate on 5, corrupt and disk-full on 3, the group workload under kill and pause, retention under kill) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
     Tier {
         #[arg(value_parser = ["ci", "long"])]
         tier: String,
@@ -287,6 +287,7 @@ fn run_tier(
             (NemesisKind::DiskFull, WorkloadKind::Idempotent, 3, 60),
             (NemesisKind::Kill, WorkloadKind::Group, 3, 60),
             (NemesisKind::Pause, WorkloadKind::Group, 3, 60),
+            (NemesisKind::Kill, WorkloadKind::Retention, 3, 60),
         ]);
     } else {
         for nodes in [3, 5] {
@@ -311,6 +312,7 @@ fn run_tier(
             plan.push((NemesisKind::DiskFull, WorkloadKind::Idempotent, nodes, minutes * 60));
             for n in [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Combined] {
                 plan.push((n, WorkloadKind::Group, nodes, minutes * 60));
+                plan.push((n, WorkloadKind::Retention, nodes, minutes * 60));
             }
         }
         plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60));

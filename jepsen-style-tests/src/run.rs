@@ -83,7 +83,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     cfg.request_timeout = Duration::from_secs(5);
     let client = Arc::new(connect(cfg).await?);
     let rf = params.nodes.min(3) as u32;
-    let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, None).await?;
+    let retention = (params.workload.kind == WorkloadKind::Retention)
+        .then_some(cairn_proto::v1::RetentionConfig { retention_ms: -1, retention_bytes: RETENTION_BYTES });
+    let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, retention).await?;
     let groups = wait_for_leaders(&client, &params.workload.topic).await?;
     let incarnations = Arc::new(Incarnations::new(params.workload.partitions));
     incarnations.add(&params.workload.topic, first.topic_id);
@@ -130,6 +132,10 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     };
     if params.workload.kind == WorkloadKind::Topics {
         workers.push(tokio::spawn(workload::creator(shared.clone(), rng.random())));
+    }
+    if params.workload.kind == WorkloadKind::Retention {
+        let nodes = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+        workers.push(tokio::spawn(workload::log_bounds_monitor(shared.clone(), nodes)));
     }
     let start = Instant::now();
     let fault_until = start + Duration::from_secs(params.time_limit_s.saturating_sub(params.heal_s));
@@ -219,11 +225,21 @@ pub const FREE_SPACE_FLOOR: u64 = 48 << 20;
 fn node_config(params: &RunParams, floor: u64) -> String {
     let skip = params.node_faults.iter().any(|f| f == "skip-fetch-checksum");
     let scrub: u64 = if skip { 0 } else { 64 << 20 };
-    format!(
+    let mut config = format!(
         "[storage]\nscrub_bytes_per_second = {scrub}\nrepair_stopped_after_ms = 15000\nrepairs_per_minute_max = 30\n\
          free_space_min_bytes = {floor}\nwrite_buffer_bytes = {WRITE_BUFFER_BYTES}\n"
-    )
+    );
+    if params.workload.kind == WorkloadKind::Retention {
+        config.push_str(&format!("[retention]\nsegment_bytes = {SEGMENT_BYTES}\ncheck_interval_ms = 200\n"));
+    }
+    config
 }
+
+/// The retention workload's topic keeps about this many record bytes per partition (some 100
+/// records of the workload's ~330 bytes), in segments of [`SEGMENT_BYTES`]: at the workload's
+/// rate each partition is truncated every second or so.
+const RETENTION_BYTES: i64 = 32 << 10;
+const SEGMENT_BYTES: u64 = 8 << 10;
 
 /// Memtable size of every node in a run (256 KiB; the log's is 512 KiB): flushes every few
 /// seconds at the workload's rate, so a disk that fills meets RocksDB's own writes.
@@ -378,6 +394,13 @@ async fn read_replica(
                     let value = String::from_utf8_lossy(&x.value).parse::<u64>().unwrap_or(u64::MAX);
                     records.push(json!([x.offset, value, digest(x)]));
                     pos = x.offset + 1;
+                }
+            }
+            // Retention moved the log start past `pos`: read on from there.
+            Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
+                if let Some((start, _)) = e.offset_bounds() {
+                    log_start = start;
+                    pos = start;
                 }
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

@@ -38,6 +38,10 @@ pub enum WorkloadKind {
     /// Producers as in `queue`; consumers are consumer group members in processes of their own
     /// ([`crate::members`]), joining, leaving, crashing and pausing as the run goes.
     Group,
+    /// As `queue`, on a topic with a tight size limit and small segments, so retention truncates
+    /// every partition all the time; consumers that fall below the log start move to it, and a
+    /// monitor watches every replica's log start.
+    Retention,
 }
 
 impl WorkloadKind {
@@ -47,12 +51,13 @@ impl WorkloadKind {
             WorkloadKind::Idempotent => "idempotent",
             WorkloadKind::Topics => "topics",
             WorkloadKind::Group => "group",
+            WorkloadKind::Retention => "retention",
         }
     }
 
     /// Whether sends are pipelined with forced retries (answers dropped by the nodes).
     pub fn pipelined(self) -> bool {
-        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group)
+        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention)
     }
 }
 
@@ -95,7 +100,7 @@ fn classify(e: &ClientError) -> OpType {
 
 fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
     let cfg = match spec.kind {
-        WorkloadKind::Queue | WorkloadKind::Group => ProducerConfig {
+        WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention => ProducerConfig {
             linger: Duration::ZERO,
             request_timeout: Duration::from_secs(5),
             delivery_timeout: Duration::from_secs(30),
@@ -259,7 +264,7 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
         let v = json!({"partitions": vps, "offsets": offsets});
         shared.rec.record(OpType::Invoke, process, None, "assign", v.clone(), None, None);
         shared.rec.record(OpType::Ok, process, None, "assign", v, None, None);
-        for _ in 0..rng.random_range(10..40) {
+        'polls: for _ in 0..rng.random_range(10..40) {
             if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
@@ -290,28 +295,70 @@ pub async fn consumer(shared: Arc<Shared>, worker: u32, seed: u64) {
                         positions.insert(vp, last.offset + 1);
                     }
                     let altered = altered_offsets(&resp.records);
-                    shared.rec.record(
-                        OpType::Ok,
-                        process,
-                        None,
-                        "poll",
-                        json!({"partition": read, "records": records, "altered": altered}),
-                        None,
-                        None,
-                    );
+                    let v = json!({"partition": read, "records": records, "altered": altered,
+                                   "log_start": resp.log_start_offset});
+                    shared.rec.record(OpType::Ok, process, None, "poll", v, None, None);
                 }
                 // A read changes nothing: every failed poll is definite.
-                Err(e) => shared.rec.record(
-                    OpType::Fail,
-                    process,
-                    None,
-                    "poll",
-                    json!({"partition": vp}),
-                    Some(e.to_string()),
-                    None,
-                ),
+                Err(e) => {
+                    let bounds = e.offset_bounds();
+                    let v = json!({"partition": vp, "log_start": bounds.map(|b| b.0)});
+                    shared.rec.record(OpType::Fail, process, None, "poll", v, Some(e.to_string()), None);
+                    if let Some((log_start, _)) = bounds.filter(|(start, _)| from < *start) {
+                        // Retention removed what this consumer had not read yet: continue from
+                        // the log start (the reset policy `earliest`), as a new assignment.
+                        positions.insert(vp, log_start);
+                        break 'polls;
+                    }
+                }
             }
         }
+    }
+}
+
+/// The `retention` workload's monitor (process MONITOR): every 250 ms, each node's view of each
+/// partition's bounds (`log-bounds` ops), read straight from that node's replica.
+pub async fn log_bounds_monitor(shared: Arc<Shared>, nodes: Vec<(u64, String)>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        for topic in shared.incarnations.live() {
+            for p in 0..shared.incarnations.partitions() {
+                // Nodes at once: a paused one only delays its own answer.
+                let asks = nodes.iter().map(|(id, addr)| {
+                    // Far beyond the end: the leader refuses with its bounds, a follower answers
+                    // with none and its bounds; either way nothing is read.
+                    let req = cairn_proto::v1::FetchRequest {
+                        topic: topic.name.clone(),
+                        partition: p,
+                        offset: u64::MAX / 2,
+                        max_bytes: 1,
+                        max_wait_ms: 0,
+                        topic_id: topic.topic_id,
+                    };
+                    let shared = shared.clone();
+                    let base = topic.base;
+                    async move {
+                        let bounds = match shared.client.fetch_from_node(addr, req).await {
+                            Ok(r) => Some((r.log_start_offset, r.high_watermark)),
+                            Err(e) => e.offset_bounds(),
+                        };
+                        if let Some((log_start, hw)) = bounds {
+                            let v = json!({"partition": base + p, "log_start": log_start, "high_watermark": hw});
+                            shared.rec.record(
+                                OpType::Ok,
+                                crate::history::MONITOR,
+                                Some(*id),
+                                "log-bounds",
+                                v,
+                                None,
+                                None,
+                            );
+                        }
+                    }
+                });
+                futures::future::join_all(asks).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

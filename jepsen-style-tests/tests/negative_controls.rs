@@ -173,3 +173,21 @@ fn a_coordinator_forgetting_offsets_on_failover_is_reported_as_commit_regression
         &["commit-regression"],
     );
 }
+
+#[test]
+fn a_replica_truncated_past_its_checkpoint_is_reported() {
+    // Node 2 alone removes one record more than retention allows at every truncation.
+    caught(
+        &[
+            "--nemesis",
+            "none",
+            "--workload",
+            "retention",
+            "--time-limit",
+            "30",
+            "--fault",
+            "truncate-past-checkpoint=2",
+        ],
+        &["replica-divergence", "log-start-regression", "read-below-log-start"],
+    );
+}

@@ -143,6 +143,7 @@ pub async fn run(
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
         tokio::spawn(supervisor::run(groups.clone())),
         tokio::spawn(scrubber::run(groups.clone(), config.storage.scrub_bytes_per_second)),
+        tokio::spawn(crate::retention::sweeper::run(groups.clone(), config.retention)),
         tokio::spawn(repair::run(controller.clone(), groups.clone(), liveness.clone(), config.storage.clone())),
     ]);
 

@@ -42,6 +42,14 @@ pub enum Command {
     /// A command for the group's metadata state machine (the controller's cluster metadata),
     /// encoded by its owner. Applied only by groups that have one.
     Meta(Bytes),
+    /// Retention granularity: applying it writes a checkpoint at this entry (when anything was
+    /// applied since the last one). Proposed by the leader when the records since the last
+    /// checkpoint reach the topic's segment size or age, so every replica checkpoints at the
+    /// same entries whatever its own configuration. `time_ms` is the leader's clock.
+    Checkpoint { time_ms: i64 },
+    /// Kafka's DeleteRecords: the log start moves to `before` (at most the high watermark at
+    /// this entry); the bytes go with the next truncation at a checkpoint at or below it.
+    DeleteRecords { before: u64 },
 }
 
 /// Produce batches of one Raft entry.
@@ -86,6 +94,8 @@ pub enum ApplyResponse {
     Produce(Vec<BatchOutcome>),
     /// The metadata state machine's answer, encoded by its owner.
     Meta(Bytes),
+    /// A `DeleteRecords` entry: the log start after it.
+    Truncated { log_start_offset: u64 },
     /// The entry was not applicable to this group (e.g. a metadata command sent to a
     /// partition); deterministic on every replica.
     Rejected(String),
@@ -112,6 +122,28 @@ pub struct CheckpointData {
     pub meta: Option<Bytes>,
     /// The idempotent-producer table at the checkpoint.
     pub producers: crate::storage::producers::ProducerTable,
+    /// First offset readable at the checkpoint (beyond `next_offset`'s start after a
+    /// `DeleteRecords`): a replica installing it serves nothing below.
+    pub log_start_offset: u64,
+    /// Log statistics at the checkpoint.
+    pub stats: LogStats,
+}
+
+/// Running statistics of a partition's log, kept by apply and saved in every checkpoint: what
+/// retention and timestamp lookups decide from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStats {
+    /// Record bytes of every produce entry applied so far (counted from the first entry this
+    /// replica applied, or from the checkpoint it installed: only differences are meaningful).
+    pub bytes_total: u64,
+    /// Largest record timestamp applied so far (0 when nothing was).
+    pub max_timestamp_ms: i64,
+    /// Leader clock of the last entry that carried one (produce or checkpoint).
+    pub time_ms: i64,
+    /// `time_ms` at the last checkpoint (or at the first entry): the current segment's age.
+    pub checkpoint_time_ms: i64,
+    /// Checkpoints written so far (changes whenever one is).
+    pub checkpoints: u64,
 }
 
 /// A deterministic state machine for a group's `Command::Meta` entries (the controller's

@@ -218,6 +218,13 @@ impl Broker for FakeBroker {
         Err(Status::unimplemented("list offsets"))
     }
 
+    async fn delete_records(
+        &self,
+        _: Request<cairn_proto::v1::DeleteRecordsRequest>,
+    ) -> Result<Response<cairn_proto::v1::DeleteRecordsResponse>, Status> {
+        Err(Status::unimplemented("delete records"))
+    }
+
     async fn describe_cluster(
         &self,
         _: Request<DescribeClusterRequest>,

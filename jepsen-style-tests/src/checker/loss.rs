@@ -6,6 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{anomaly, Anomaly};
 use crate::history::{Analysis, Outcome};
 
+/// Per partition, the log start after the run (the largest a replica reported): records below
+/// it may be gone by retention. That they went as a prefix, never a hole, is checked by
+/// `lost-on-node` (every record from each replica's log start on) and `replica-divergence`
+/// (every replica starts at the same offset).
+fn final_log_start(a: &Analysis) -> BTreeMap<u32, u64> {
+    let mut out: BTreeMap<u32, u64> = BTreeMap::new();
+    for f in &a.finals {
+        let s = out.entry(f.partition).or_insert(0);
+        *s = (*s).max(f.log_start);
+    }
+    out
+}
+
+/// Whether an acknowledged record at `offset` of `partition` may be gone by retention.
+fn truncated(starts: &BTreeMap<u32, u64>, partition: u32, offset: u64) -> bool {
+    starts.get(&partition).is_some_and(|s| offset < *s)
+}
+
 fn read_values(a: &Analysis) -> BTreeSet<u64> {
     let mut seen: BTreeSet<u64> = a.polls.iter().flat_map(|p| p.records.iter().map(|r| r.1)).collect();
     seen.extend(a.finals.iter().flat_map(|f| f.records.iter().map(|r| r.1)));
@@ -13,9 +31,10 @@ fn read_values(a: &Analysis) -> BTreeSet<u64> {
 }
 
 /// lost-write: an acknowledged value below the highest offset read in its partition that no
-/// read returned.
+/// read returned (and that retention has not removed).
 pub fn lost_write(a: &Analysis) -> Vec<Anomaly> {
     let seen = read_values(a);
+    let starts = final_log_start(a);
     let mut highest: BTreeMap<u32, u64> = BTreeMap::new();
     for p in &a.polls {
         for (o, _) in &p.records {
@@ -33,7 +52,9 @@ pub fn lost_write(a: &Analysis) -> Vec<Anomaly> {
         .iter()
         .filter_map(|s| match s.outcome {
             Outcome::Ok { offset }
-                if highest.get(&s.partition).is_some_and(|h| *h > offset) && !seen.contains(&s.value) =>
+                if highest.get(&s.partition).is_some_and(|h| *h > offset)
+                    && !seen.contains(&s.value)
+                    && !truncated(&starts, s.partition, offset) =>
             {
                 Some(anomaly(
                     "lost-write",
@@ -48,12 +69,17 @@ pub fn lost_write(a: &Analysis) -> Vec<Anomaly> {
         .collect()
 }
 
-/// unseen: acknowledged values no read returned by the end (after the drain converged).
+/// unseen: acknowledged values no read returned by the end (after the drain converged), except
+/// those retention removed.
 pub fn unseen(a: &Analysis) -> Vec<Anomaly> {
     let seen = read_values(a);
+    let starts = final_log_start(a);
     a.sends
         .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Ok { .. }) && !seen.contains(&s.value))
+        .filter(|s| match s.outcome {
+            Outcome::Ok { offset } => !seen.contains(&s.value) && !truncated(&starts, s.partition, offset),
+            _ => false,
+        })
         .map(|s| {
             anomaly(
                 "unseen",
@@ -118,6 +144,16 @@ pub fn replica_agreement(a: &Analysis) -> Vec<Anomaly> {
     for (p, reads) in by_partition {
         let Some(first) = reads.first() else { continue };
         for r in &reads[1..] {
+            if r.log_start != first.log_start {
+                // Truncation is replicated: every replica removes the same prefix.
+                out.push(anomaly(
+                    "replica-divergence",
+                    format!(
+                        "partition {p}: node {} starts at offset {}, node {} at {}",
+                        first.node, first.log_start, r.node, r.log_start
+                    ),
+                ));
+            }
             if r.high_watermark != first.high_watermark {
                 out.push(anomaly(
                     "replica-divergence",
@@ -196,6 +232,24 @@ mod tests {
         let mut ok = H::default();
         ok.send_ok(1, 0, 10, 0).final_read(1, 0, 1, &[(0, 10)]).final_read(2, 0, 1, &[(0, 10)]);
         assert!(lost_on_node(&ok.analysis()).is_empty());
+    }
+
+    #[test]
+    fn records_below_the_final_log_start_may_be_gone_but_replicas_must_agree_on_it() {
+        let mut h = H::default();
+        h.send_ok(1, 0, 10, 0).send_ok(1, 0, 11, 1).send_ok(1, 0, 12, 2);
+        h.final_read_from(1, 0, 2, 3, &[(2, 12)]).final_read_from(2, 0, 2, 3, &[(2, 12)]);
+        let a = h.analysis();
+        assert!(unseen(&a).is_empty() && lost_write(&a).is_empty(), "truncated by retention");
+        assert!(replica_agreement(&a).is_empty());
+        // One replica truncated one record further than the other.
+        h.final_read_from(3, 0, 3, 3, &[]);
+        assert_eq!(replica_agreement(&h.analysis()).len(), 1);
+        // A record at or above the log start must still be there.
+        let mut lost = H::default();
+        lost.send_ok(1, 0, 10, 0).send_ok(1, 0, 11, 1).final_read_from(1, 0, 1, 2, &[]);
+        assert_eq!(unseen(&lost.analysis()).len(), 1);
+        assert_eq!(lost_on_node(&lost.analysis()).len(), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod liveness;
 mod loss;
 mod offsets;
 mod order;
+mod retention;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
 pub use order::{idempotence, nonmonotonic_send, poll_order};
+pub use retention::{log_start_regression, read_below_log_start};
 
 use crate::history::Analysis;
 
@@ -31,7 +33,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 18] = [
+pub const SAFETY_CHECKERS: [&str; 20] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -50,6 +52,8 @@ pub const SAFETY_CHECKERS: [&str; 18] = [
     "committed-lost",
     "commit-regression",
     "double-owner",
+    "log-start-regression",
+    "read-below-log-start",
 ];
 
 /// Results of all checkers.
@@ -87,6 +91,8 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(double_owner(&a.group, a.end_time));
     let log_start: BTreeMap<u32, u64> = a.finals.iter().map(|f| (f.partition, f.log_start)).collect();
     all.extend(committed_lost(&a.group, &log_start));
+    all.extend(log_start_regression(a));
+    all.extend(read_below_log_start(a));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

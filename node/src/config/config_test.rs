@@ -90,3 +90,18 @@ fn topic_flag_syntax() {
     assert!("orders".parse::<TopicSpec>().is_err());
     assert!("orders:x".parse::<TopicSpec>().is_err());
 }
+
+#[test]
+fn retention_settings_are_checked_and_named() {
+    for bad in
+        ["retention_ms = 0", "retention_bytes = -2", "segment_bytes = 10", "segment_ms = 5", "check_interval_ms = 0"]
+    {
+        let file: FileConfig = toml::from_str(&format!("[retention]\n{bad}\n")).expect("toml");
+        let e = Config::from_layers(file, &args()).expect_err(bad);
+        let key = bad.split(' ').next().unwrap_or_default();
+        assert!(e.to_string().contains(&format!("retention.{key}")), "{bad}: {e}");
+    }
+    let file: FileConfig = toml::from_str("[retention]\nretention_ms = -1\nretention_bytes = 1048576\n").expect("toml");
+    let cfg = Config::from_layers(file, &args()).expect("valid");
+    assert_eq!((cfg.retention.retention_ms, cfg.retention.retention_bytes), (-1, 1_048_576));
+}

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub groups: GroupsSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
 }
 
 impl FileConfig {
@@ -231,6 +233,38 @@ impl Default for GroupsSection {
             members_per_group_max: 1_000,
             groups_per_partition_max: 10_000,
             commit_metadata_bytes_max: 4_096,
+        }
+    }
+}
+
+/// Retention: the cluster defaults a topic's own settings override, how the log is cut into
+/// truncation points, and how often leaders check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Keep records this long (by their timestamps); -1 = forever. Kafka's `log.retention.ms`.
+    pub retention_ms: i64,
+    /// Keep about this many record bytes per partition; -1 = unlimited. Kafka's
+    /// `log.retention.bytes`.
+    pub retention_bytes: i64,
+    /// A partition's leader starts a new segment (proposes a checkpoint, the unit retention
+    /// removes) after this many record bytes. Kafka's `log.segment.bytes`.
+    pub segment_bytes: u64,
+    /// ... or once the segment's first records are this old. Kafka's `log.roll.ms`.
+    pub segment_ms: u64,
+    /// How often leaders check their partitions against retention (and every replica frees
+    /// what was truncated). Kafka's `log.retention.check.interval.ms`.
+    pub check_interval_ms: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: -1,
+            segment_bytes: 64 << 20,
+            segment_ms: 7 * 24 * 3_600_000,
+            check_interval_ms: 5_000,
         }
     }
 }

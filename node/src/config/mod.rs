@@ -11,7 +11,9 @@ mod validate;
 pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
-pub use file::{FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, StorageSection, TopicSpec};
+pub use file::{
+    FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection, TopicSpec,
+};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ pub struct Config {
     pub log: LogSection,
     pub storage: StorageSection,
     pub groups: GroupsSection,
+    pub retention: RetentionSection,
     /// Test-only breakage; all off by default.
     pub faults: Faults,
     /// Local IP outgoing peer connections bind to.
@@ -106,6 +109,7 @@ impl Config {
             log,
             storage: file.storage,
             groups: file.groups,
+            retention: file.retention,
             faults,
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
         };

@@ -185,6 +185,21 @@ impl Config {
         if g.heartbeat_interval_ms >= g.session_timeout_ms {
             return Err(invalid("groups.heartbeat_interval_ms", "must be below groups.session_timeout_ms"));
         }
+        let r = &self.retention;
+        for (key, v) in [("retention.retention_ms", r.retention_ms), ("retention.retention_bytes", r.retention_bytes)] {
+            if v == 0 || v < -1 {
+                return Err(invalid(key, format!("{v}: expected -1 (no limit) or a positive number")));
+            }
+        }
+        if r.segment_bytes < 1024 {
+            return Err(invalid("retention.segment_bytes", "must be at least 1024"));
+        }
+        if r.segment_ms < 1_000 {
+            return Err(invalid("retention.segment_ms", "must be at least 1000"));
+        }
+        if !(10..=3_600_000).contains(&r.check_interval_ms) {
+            return Err(invalid("retention.check_interval_ms", "must be within 10 ..= 3600000"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
         }

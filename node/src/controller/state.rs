@@ -50,11 +50,12 @@ pub struct Topic {
     pub retention: Retention,
 }
 
-/// Retention settings, stored for the retention machinery (0 = unlimited).
+/// A topic's retention settings: 0 = the cluster default (`[retention]` of the leader's
+/// configuration), -1 = no limit, else the limit (ms; bytes per partition).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
-    pub retention_ms: u64,
-    pub retention_bytes: u64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +122,13 @@ pub enum MetaCommand {
     RepairReplica {
         group: GroupId,
         replica: ReplicaId,
+    },
+    /// Changes a topic's retention settings: each `Some` replaces the stored value (0 returns it
+    /// to the cluster default), each `None` keeps it.
+    AlterTopicConfig {
+        name: String,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<i64>,
     },
 }
 
@@ -217,6 +225,17 @@ impl ClusterState {
                 self.init_named_producer(name, *instance, *now_ms, limits)
             }
             MetaCommand::RepairReplica { group, replica } => self.repair_replica(*group, *replica),
+            MetaCommand::AlterTopicConfig { name, retention_ms, retention_bytes } => match self.topics.get_mut(name) {
+                None => MetaAnswer::NotFound,
+                Some(_) if [retention_ms, retention_bytes].iter().any(|v| v.is_some_and(|v| v < -1)) => {
+                    MetaAnswer::Invalid("retention settings are -1, 0 or positive".into())
+                }
+                Some(t) => {
+                    t.retention.retention_ms = retention_ms.unwrap_or(t.retention.retention_ms);
+                    t.retention.retention_bytes = retention_bytes.unwrap_or(t.retention.retention_bytes);
+                    MetaAnswer::Done
+                }
+            },
         };
         if answer.changes_state() {
             self.version = index;

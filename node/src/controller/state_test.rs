@@ -275,3 +275,21 @@ fn repairing_a_replica_gives_it_a_new_incarnation_once() {
     assert_eq!(s, after);
     assert_eq!(s.topics["t"].partitions[0].founders, p.founders, "the first membership is unchanged");
 }
+
+#[test]
+fn altering_a_topic_config_changes_only_the_settings_given_and_refuses_bad_values() {
+    let mut s = three_nodes();
+    s.apply(2, &create("orders", 1, 3, &[1, 2, 3]));
+    let alter =
+        |ms, bytes| MetaCommand::AlterTopicConfig { name: "orders".into(), retention_ms: ms, retention_bytes: bytes };
+    assert_eq!(s.apply(3, &alter(None, Some(4_096))), MetaAnswer::Done);
+    assert_eq!(s.topics["orders"].retention, Retention { retention_ms: 60_000, retention_bytes: 4_096 });
+    assert_eq!(s.version, 3);
+    assert!(matches!(s.apply(4, &alter(Some(-2), None)), MetaAnswer::Invalid(_)));
+    assert_eq!(s.topics["orders"].retention, Retention { retention_ms: 60_000, retention_bytes: 4_096 }, "unchanged");
+    assert_eq!(s.version, 3, "a refusal changes nothing");
+    assert_eq!(s.apply(5, &alter(Some(0), Some(-1))), MetaAnswer::Done);
+    assert_eq!(s.topics["orders"].retention, Retention { retention_ms: 0, retention_bytes: -1 });
+    let missing = MetaCommand::AlterTopicConfig { name: "nope".into(), retention_ms: Some(1), retention_bytes: None };
+    assert_eq!(s.apply(6, &missing), MetaAnswer::NotFound);
+}

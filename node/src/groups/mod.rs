@@ -69,6 +69,7 @@ impl GroupEnv {
         g.faults.ack_before_commit = config.faults.ack_before_commit;
         g.faults.fetch_above_hw = config.faults.fetch_above_hw;
         g.faults.skip_fetch_checksum = config.faults.skip_fetch_checksum;
+        g.faults.truncate_past_checkpoint = config.faults.truncate_past_checkpoint == Some(config.node_id);
         g
     }
 }

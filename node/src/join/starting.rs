@@ -72,6 +72,13 @@ impl Broker for Starting {
         unavailable()
     }
 
+    async fn delete_records(
+        &self,
+        _: Request<cairn_proto::v1::DeleteRecordsRequest>,
+    ) -> Result<Response<cairn_proto::v1::DeleteRecordsResponse>, Status> {
+        unavailable()
+    }
+
     async fn describe_cluster(
         &self,
         _: Request<DescribeClusterRequest>,
@@ -109,6 +116,13 @@ impl Admin for Starting {
         &self,
         _: Request<RepairReplicaRequest>,
     ) -> Result<Response<RepairReplicaResponse>, Status> {
+        unavailable()
+    }
+
+    async fn alter_topic_config(
+        &self,
+        _: Request<cairn_proto::v1::AlterTopicConfigRequest>,
+    ) -> Result<Response<cairn_proto::v1::AlterTopicConfigResponse>, Status> {
         unavailable()
     }
 }

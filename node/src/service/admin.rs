@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RepairReplicaRequest, RepairReplicaResponse,
-    ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig, TopicSummary,
+    AlterTopicConfigRequest, AlterTopicConfigResponse, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest,
+    DeleteTopicResponse, DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse,
+    RepairReplicaRequest, RepairReplicaResponse, ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig,
+    TopicConfigEntry, TopicSummary,
 };
 use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
 
 use super::error::ServiceError;
+use crate::config::RetentionSection;
 use crate::controller::duties::default_replication;
 use crate::controller::repair;
 use crate::controller::state::{MetaAnswer, MetaCommand, Retention, Topic, CONTROLLER_GROUP, PARTITIONS_MAX};
@@ -37,7 +39,14 @@ impl AdminService {
     }
 }
 
-pub fn summary(name: &str, t: &Topic) -> TopicSummary {
+/// A topic as the admin API shows it; `defaults` are this node's cluster defaults.
+pub fn summary(name: &str, t: &Topic, defaults: &RetentionSection) -> TopicSummary {
+    let (ms, bytes) = crate::retention::effective(&t.retention, defaults);
+    let entry = |name: &str, e: crate::retention::Effective| TopicConfigEntry {
+        name: name.to_string(),
+        value: e.value,
+        source: e.source.as_str().to_string(),
+    };
     TopicSummary {
         name: name.to_string(),
         topic_id: t.id,
@@ -47,6 +56,7 @@ pub fn summary(name: &str, t: &Topic) -> TopicSummary {
             retention_ms: t.retention.retention_ms,
             retention_bytes: t.retention.retention_bytes,
         }),
+        configs: vec![entry("retention_ms", ms), entry("retention_bytes", bytes)],
     }
 }
 
@@ -105,6 +115,7 @@ impl Admin for AdminService {
             .retention
             .map(|r| Retention { retention_ms: r.retention_ms, retention_bytes: r.retention_bytes })
             .unwrap_or_default();
+        crate::retention::check_topic_settings(&retention).map_err(ServiceError::InvalidArgument)?;
         let cmd = MetaCommand::CreateTopic {
             name: req.name.clone(),
             partitions: req.partitions,
@@ -120,7 +131,9 @@ impl Admin for AdminService {
                     .topics
                     .get(&req.name)
                     .ok_or_else(|| ServiceError::Internal("created topic vanished".into()))?;
-                Ok(Response::new(CreateTopicResponse { topic: Some(summary(&req.name, t)) }))
+                Ok(Response::new(CreateTopicResponse {
+                    topic: Some(summary(&req.name, t, &self.groups.env().config.retention)),
+                }))
             }
             MetaAnswer::AlreadyExists => Err(ServiceError::TopicExists(req.name).into()),
             MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
@@ -143,6 +156,40 @@ impl Admin for AdminService {
         match self.controller.propose(&MetaCommand::DeleteTopic { name: name.clone() }).await? {
             MetaAnswer::Done => Ok(Response::new(DeleteTopicResponse {})),
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(name).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<AlterTopicConfigRequest>,
+    ) -> Result<Response<AlterTopicConfigResponse>, Status> {
+        let req = request.into_inner();
+        if crate::topic::is_internal(&req.name) {
+            return Err(ServiceError::InvalidArgument(format!("{:?} is an internal topic", req.name)).into());
+        }
+        if req.retention_ms.is_none() && req.retention_bytes.is_none() {
+            return Err(ServiceError::InvalidArgument("no setting to change was given".into()).into());
+        }
+        let asked = Retention {
+            retention_ms: req.retention_ms.unwrap_or(0),
+            retention_bytes: req.retention_bytes.unwrap_or(0),
+        };
+        crate::retention::check_topic_settings(&asked).map_err(ServiceError::InvalidArgument)?;
+        let cmd = MetaCommand::AlterTopicConfig {
+            name: req.name.clone(),
+            retention_ms: req.retention_ms,
+            retention_bytes: req.retention_bytes,
+        };
+        match self.controller.propose(&cmd).await? {
+            MetaAnswer::Done => {
+                let state = self.controller.state();
+                let t = state.topics.get(&req.name).ok_or_else(|| ServiceError::UnknownTopic(req.name.clone()))?;
+                let topic = summary(&req.name, t, &self.groups.env().config.retention);
+                Ok(Response::new(AlterTopicConfigResponse { topic: Some(topic) }))
+            }
+            MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
+            MetaAnswer::Invalid(why) => Err(ServiceError::InvalidArgument(why).into()),
             other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
         }
     }
@@ -242,7 +289,7 @@ impl Admin for AdminService {
             .topics
             .iter()
             .filter(|(n, _)| internal || !crate::topic::is_internal(n))
-            .map(|(n, t)| summary(n, t))
+            .map(|(n, t)| summary(n, t, &self.groups.env().config.retention))
             .collect();
         Ok(Response::new(ListTopicsResponse { topics }))
     }
@@ -257,7 +304,7 @@ impl Admin for AdminService {
         let ids = t.partitions.iter().map(|p| p.group_id).collect();
         let views = describe::gather(&self.groups, &self.liveness, ids).await;
         Ok(Response::new(DescribeTopicResponse {
-            topic: Some(summary(&name, t)),
+            topic: Some(summary(&name, t, &self.groups.env().config.retention)),
             partitions: describe::partitions(t, &views, &state),
         }))
     }

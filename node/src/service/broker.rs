@@ -8,9 +8,10 @@ use cairn_proto::peer::RecordBatch;
 use cairn_proto::v1::broker_server::{Broker, BrokerServer};
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
-    DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse, InitProducerRequest,
-    InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, NodeInfo, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse, Record, SubscribeRequest, SubscribeResponse, TopicInfo,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeClusterRequest, DescribeClusterResponse, FetchRequest,
+    FetchResponse, InitProducerRequest, InitProducerResponse, ListOffsetsRequest, ListOffsetsResponse, NodeInfo,
+    ProduceRequest, ProduceResponse, ProduceStreamRequest, ProduceStreamResponse, Record, SubscribeRequest,
+    SubscribeResponse, TopicInfo,
 };
 use cairn_raft::group::{PartitionGroup, PendingProduce, ProduceRequest as GroupProduce};
 use cairn_raft::types::ProducerRef;
@@ -299,6 +300,45 @@ impl Broker for BrokerService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        let req = request.into_inner();
+        if crate::topic::is_internal(&req.topic) {
+            return Err(
+                ServiceError::InvalidArgument(format!("{} is internal: its records are Cairn's", req.topic)).into()
+            );
+        }
+        let (_, group) = self.local(&req.topic, req.partition, req.topic_id)?;
+        let p = group.progress();
+        let before = match req.before_offset {
+            -1 => p.high_watermark,
+            b if b < -1 => {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "before_offset {b}: expected an offset or -1 (the high watermark)"
+                ))
+                .into())
+            }
+            b => b.unsigned_abs(),
+        };
+        if !group.is_leader() {
+            return Err(ServiceError::Group(GroupError::NotLeader { leader: group.leader_hint() }).into());
+        }
+        if before > p.high_watermark {
+            // Nothing above the committed log can be deleted; nothing changes.
+            return Err(ServiceError::Group(GroupError::OffsetOutOfRange {
+                offset: before,
+                log_start: p.log_start_offset,
+                high_watermark: p.high_watermark,
+            })
+            .into());
+        }
+        let timeout = Duration::from_millis(self.limits.produce_timeout_ms);
+        let log_start_offset = group.delete_records(before, timeout).await.map_err(ServiceError::from)?;
+        Ok(Response::new(DeleteRecordsResponse { log_start_offset }))
     }
 
     type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;

@@ -204,6 +204,13 @@ impl Drop for Cluster {
             self.kill(*id);
         }
         if std::thread::panicking() {
+            // CAIRN_TEST_KEEP_LOGS=DIR keeps every node's whole log of a failed test there.
+            if let Some(keep) = std::env::var_os("CAIRN_TEST_KEEP_LOGS") {
+                let _ = std::fs::create_dir_all(&keep);
+                for id in &ids {
+                    let _ = std::fs::write(std::path::Path::new(&keep).join(format!("node{id}.log")), self.log_of(*id));
+                }
+            }
             for id in ids {
                 let log = self.log_of(id);
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();

@@ -35,6 +35,9 @@ pub struct Faults {
     /// Serve fetched records without verifying checksums (RocksDB's and the entry's own), so
     /// damaged bytes reach the client.
     pub skip_fetch_checksum: bool,
+    /// Retention truncates this replica one record past each checkpoint (records the others
+    /// keep become unreadable here).
+    pub truncate_past_checkpoint: bool,
 }
 
 /// Everything a [`super::PartitionGroup`] needs to start.

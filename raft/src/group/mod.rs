@@ -5,6 +5,7 @@ mod config;
 mod partition;
 mod proposer;
 mod reader;
+pub mod retention;
 
 pub use config::{Faults, GroupConfig, RaftTimings};
 pub use partition::{

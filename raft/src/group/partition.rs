@@ -17,8 +17,9 @@ use super::reader;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::{node_of, GroupId, NodeId, ReplicaId};
 use crate::network::{GroupRegistry, NetworkFactory, PeerChannels};
+use crate::storage::checkpoints::CheckpointSummary;
 use crate::storage::{Db, Failure, Health, LogStore, Progress, SharedProducers, StateMachineStore};
-use crate::types::{ApplyResponse, Command, MetaStateMachine, ProducerRef, Raft};
+use crate::types::{ApplyResponse, Command, LogId, MetaStateMachine, ProducerRef, Raft};
 
 /// A produce request as the group takes it: records already encoded.
 #[derive(Debug)]
@@ -164,6 +165,10 @@ impl PartitionGroup {
         if cfg.keyed_state {
             sm.keep_keyed_state();
         }
+        if cfg.faults.truncate_past_checkpoint {
+            tracing::warn!(group = cfg.group, "FAULT INJECTION: retention truncates one record past each checkpoint");
+            sm.truncate_past_checkpoint_for_fault_injection();
+        }
         let progress = sm.progress();
         let producers = sm.shared_producers();
         let network = NetworkFactory::new(cfg.group, cfg.replica, peers);
@@ -284,7 +289,8 @@ impl PartitionGroup {
         }
     }
 
-    fn leader_hint(&self) -> Option<LeaderHint> {
+    /// The leader this replica knows of, if any.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
@@ -362,6 +368,11 @@ impl PartitionGroup {
             return Err(GroupError::Stopped { reason });
         }
         let mut progress = self.progress.clone();
+        if self.leading_before_applying_its_term() {
+            // A new leader may not have applied a truncation its predecessor announced: catch
+            // up first, so no reader sees records below a log start it was already told of.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.raft.ensure_linearizable()).await;
+        }
         let mut p = *progress.borrow_and_update();
         if offset < p.log_start_offset {
             return Err(out_of_range(offset, &p));
@@ -418,6 +429,14 @@ impl PartitionGroup {
             return Err(out_of_range(offset, &after));
         }
         Ok(FetchResult { records, high_watermark: hw, log_start_offset: p.log_start_offset })
+    }
+
+    /// Whether this replica leads but has not applied an entry of its own term yet (so maybe
+    /// not everything its predecessors committed).
+    fn leading_before_applying_its_term(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.last_applied.is_none_or(|l| l.leader_id.term < m.current_term)
     }
 
     /// Leader only: waits until this replica has applied everything committed before its term
@@ -505,16 +524,100 @@ impl PartitionGroup {
     /// `NotLeader` (definite), `OutcomeUnknown` after `timeout` or a leadership change,
     /// `Stopped`.
     pub async fn propose_meta(&self, command: Bytes, timeout: Duration) -> Result<Bytes, GroupError> {
+        match self.write_command(Command::Meta(command), timeout).await? {
+            ApplyResponse::Meta(answer) => Ok(answer),
+            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
+        }
+    }
+
+    /// Proposes a retention checkpoint (leader only) and waits until it is applied here.
+    ///
+    /// # Errors
+    /// As [`PartitionGroup::propose_meta`].
+    pub async fn propose_checkpoint(&self, time_ms: i64, timeout: Duration) -> Result<(), GroupError> {
+        self.write_command(Command::Checkpoint { time_ms }, timeout).await.map(|_| ())
+    }
+
+    /// Proposes truncating the log at checkpoint `upto` (leader only; see
+    /// [`retention::truncation_point`](super::retention::truncation_point)) and waits until it
+    /// is applied here.
+    ///
+    /// # Errors
+    /// As [`PartitionGroup::propose_meta`].
+    pub async fn propose_truncation(&self, upto: LogId, timeout: Duration) -> Result<(), GroupError> {
+        self.write_command(Command::PrefixTruncate { upto }, timeout).await.map(|_| ())
+    }
+
+    /// Kafka's DeleteRecords (leader only): moves the log start to `before` (at most the high
+    /// watermark) and returns the log start after it.
+    ///
+    /// # Errors
+    /// As [`PartitionGroup::propose_meta`].
+    pub async fn delete_records(&self, before: u64, timeout: Duration) -> Result<u64, GroupError> {
+        match self.write_command(Command::DeleteRecords { before }, timeout).await? {
+            ApplyResponse::Truncated { log_start_offset } => Ok(log_start_offset),
+            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
+        }
+    }
+
+    /// The summaries of this replica's checkpoints, oldest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn checkpoint_summaries(&self) -> Result<Vec<CheckpointSummary>, GroupError> {
+        let (db, group) = (self.db.clone(), self.cfg.group);
+        let res = tokio::task::spawn_blocking(move || crate::storage::checkpoints::summaries(&db, group)).await;
+        match res {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(GroupError::Stopped { reason: format!("checkpoint read task failed: {e}") }),
+        }
+    }
+
+    /// Moves this replica's storage after its retention point: a snapshot at the point, and the
+    /// purge of the log up to the latest snapshot (which removes the record bytes). Each call
+    /// asks for whichever is due; under steady truncation both are, for different points.
+    /// Returns whether anything was asked for.
+    ///
+    /// # Errors
+    /// `Stopped` when Raft has stopped.
+    pub async fn advance_purge(&self) -> Result<bool, GroupError> {
+        let Some(point) = self.progress.borrow().retention_point else {
+            return Ok(false);
+        };
+        let (snapshot, purged) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+        };
+        let stopped = |e: openraft::error::Fatal<ReplicaId>| GroupError::Stopped { reason: e.to_string() };
+        let mut asked = false;
+        if snapshot.is_none_or(|s| s < point.index) {
+            // A trigger while a build runs is dropped; the next call asks again.
+            self.raft.trigger().snapshot().await.map_err(stopped)?;
+            asked = true;
+        }
+        if let Some(s) = snapshot.filter(|s| purged.is_none_or(|p| p < *s)) {
+            // openraft defers it while a replication to a follower still reads those entries.
+            self.raft.trigger().purge_log(s).await.map_err(stopped)?;
+            asked = true;
+        }
+        Ok(asked)
+    }
+
+    /// Index of the last log entry this replica purged.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().purged.map(|p| p.index)
+    }
+
+    /// Proposes `command` (leader only) and waits for its answer.
+    async fn write_command(&self, command: Command, timeout: Duration) -> Result<ApplyResponse, GroupError> {
         if !self.is_leader() {
             return Err(GroupError::NotLeader { leader: self.leader_hint() });
         }
-        let res = tokio::time::timeout(timeout, self.raft.client_write(Command::Meta(command))).await;
+        let res = tokio::time::timeout(timeout, self.raft.client_write(command)).await;
         match res {
             Err(_) => Err(GroupError::OutcomeUnknown { reason: "timed out waiting for commit".into() }),
-            Ok(Ok(resp)) => match resp.data {
-                ApplyResponse::Meta(answer) => Ok(answer),
-                other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
-            },
+            Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(e)) => match e.into_api_error() {
                 // As for produce (see the proposer): the entry may still commit elsewhere.
                 Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => Err(GroupError::LeadershipLost {

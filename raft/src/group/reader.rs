@@ -127,7 +127,11 @@ pub(crate) fn read(
 }
 
 /// The first offset in `[log_start, high_watermark)` whose record timestamp is at or after
-/// `ts_ms`, or `high_watermark` when there is none. Scans batch summaries, then one batch.
+/// `ts_ms`, or `high_watermark` when there is none.
+///
+/// The checkpoints are the time index: each knows the largest timestamp up to it (a running
+/// maximum, so it only grows), so every segment before the last checkpoint older than `ts_ms`
+/// is skipped whole. Then batch summaries from there, then one batch.
 pub(crate) fn offset_for_timestamp(
     db: &Db,
     group: GroupId,
@@ -135,15 +139,26 @@ pub(crate) fn offset_for_timestamp(
     log_start: u64,
     high_watermark: u64,
 ) -> Result<u64, GroupError> {
+    let from = crate::storage::checkpoints::summaries(db, group)?
+        .iter()
+        .filter(|s| s.stats.max_timestamp_ms < ts_ms)
+        .map(|s| s.next_offset)
+        .max()
+        .unwrap_or(0)
+        .max(log_start);
     let mut it = batch_iter(db, group, high_watermark)?;
-    it.seek(keys::batch(group, log_start));
+    // The batch holding `from` (a DeleteRecords may have put the log start inside one).
+    it.seek_for_prev(keys::batch(group, from));
+    if !it.valid() {
+        it.seek(keys::batch(group, from));
+    }
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
         let (base, loc) = location(group, k, v)?;
-        if loc.max_timestamp_ms >= ts_ms {
+        if loc.max_timestamp_ms >= ts_ms && base + u64::from(loc.record_count) > from {
             if let Some((_, records)) = load_batch(db, group, &loc, Verify(true))? {
                 for (i, r) in records.iter().enumerate() {
                     let t = if r.timestamp_ms == 0 { loc.append_time_ms } else { r.timestamp_ms };
-                    if t >= ts_ms {
+                    if t >= ts_ms && base + i as u64 >= from {
                         return Ok(base + i as u64);
                     }
                 }

@@ -186,12 +186,17 @@ impl Db {
                 // rewrote every record several times and was the largest CPU cost of producing.
                 o.set_enable_blob_files(true);
                 o.set_min_blob_size(256);
-                o.set_blob_file_size(256 << 20);
+                o.set_blob_file_size(64 << 20);
                 o.set_blob_compression_type(DBCompressionType::None);
-                // No blob GC: the log is purged from its start, so old blob files become wholly
-                // garbage and are deleted as compaction drops their keys; GC would only copy
-                // live records around.
-                o.set_enable_blob_gc(false);
+                // Blob GC: one blob file holds the entries of every group written at the same
+                // time, so a file is wholly garbage only once every one of them was purged, and
+                // logs that are never truncated (the controller's, `__consumer_offsets`, topics
+                // kept forever) would pin every file. Compactions move the live blobs out of the
+                // oldest quarter of the files, and a file mostly garbage forces one, so the
+                // bytes of truncated records leave the disk (docs/operations.md, "Retention").
+                o.set_enable_blob_gc(true);
+                o.set_blob_gc_age_cutoff(0.25);
+                o.set_blob_gc_force_threshold(0.5);
                 o.set_write_buffer_size(opts.write_buffer_bytes * 2);
                 o.set_max_write_buffer_number(4);
             }

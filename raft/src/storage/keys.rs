@@ -13,6 +13,7 @@
 //! | sm    | g 0x13                   | current snapshot pointer                |
 //! | sm    | g 0x14                   | metadata state (controller group)       |
 //! | sm    | g 0x15 record key        | latest value of that key (keyed groups) |
+//! | sm    | g 0x16 index             | summary of the checkpoint at that index |
 //! | idx   | g 0x20 base_offset       | batch location (raft index, ordinal, …) |
 
 use crate::ids::GroupId;
@@ -32,6 +33,7 @@ const CHECKPOINT: u8 = 0x12;
 const SNAPSHOT_PTR: u8 = 0x13;
 const META_STATE: u8 = 0x14;
 const KEYED: u8 = 0x15;
+const CHECKPOINT_SUMMARY: u8 = 0x16;
 const BATCH: u8 = 0x20;
 
 fn tagged(group: GroupId, tag: u8) -> [u8; 9] {
@@ -107,6 +109,22 @@ pub fn keyed_record_key(key: &[u8]) -> Option<&[u8]> {
 
 pub fn checkpoint(group: GroupId, index: u64) -> [u8; 17] {
     tagged_u64(group, CHECKPOINT, index)
+}
+
+/// The small summary of the checkpoint at `index` (what retention plans from, without decoding
+/// the checkpoint's producer table).
+pub fn checkpoint_summary(group: GroupId, index: u64) -> [u8; 17] {
+    tagged_u64(group, CHECKPOINT_SUMMARY, index)
+}
+
+/// `[start, end)` of checkpoint summaries of `group` with index `< below`.
+pub fn checkpoint_summaries_below(group: GroupId, below: u64) -> ([u8; 17], [u8; 17]) {
+    (checkpoint_summary(group, 0), checkpoint_summary(group, below))
+}
+
+/// Exclusive upper bound of all checkpoint summary keys of `group`.
+pub fn checkpoint_summaries_end(group: GroupId) -> [u8; 9] {
+    tagged(group, CHECKPOINT_SUMMARY + 1)
 }
 
 pub fn batch(group: GroupId, base_offset: u64) -> [u8; 17] {

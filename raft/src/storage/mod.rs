@@ -1,12 +1,14 @@
 //! RocksDB storage shared by every group of a node: log store, metadata state machine,
 //! retention checkpoints and the fsync syncer (docs/architecture.md, "Storage").
 
+pub mod checkpoints;
 pub mod codec;
 pub mod db;
 pub mod durable;
 pub mod error;
 pub mod health;
 pub mod keys;
+mod legacy;
 pub mod log_store;
 pub mod producers;
 pub mod snapshot;

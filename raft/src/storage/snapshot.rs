@@ -41,7 +41,7 @@ impl Checkpoint {
 
 pub(crate) fn read_checkpoint(db: &Db, group: GroupId, index: u64) -> Result<Option<Checkpoint>, StoreError> {
     match db.rocks().get_pinned_cf(db.cf(CF_SM)?, keys::checkpoint(group, index)).map_err(StoreError::rocks("get"))? {
-        Some(v) => Ok(Some(decode("checkpoint", &v)?)),
+        Some(v) => Ok(Some(super::legacy::checkpoint(&v)?)),
         None => Ok(None),
     }
 }
@@ -114,6 +114,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 .ok_or(StoreError::Corrupt { group, message: format!("retention point {point} has no checkpoint") })?;
             let mut b = WriteBatch::default();
             b.put_cf(db.cf(CF_SM)?, keys::snapshot_pointer(group), encode("snapshot pointer", &point)?);
+            // Nothing names the older checkpoints any more: the pointer only moves forward and
+            // retention has passed them.
+            super::checkpoints::delete_below(&db, group, &mut b, point.index)?;
             db.write_durable(b, "snapshot pointer")?;
             Ok(cp.into_snapshot(group))
         })

@@ -19,6 +19,7 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::checkpoints;
 use super::codec::{decode, encode};
 use super::db::{blocking, Db};
 use super::error::StoreError;
@@ -27,8 +28,8 @@ use super::producers::{ProducerState, ProducerTable, Verdict};
 use super::snapshot::{self, Checkpoint, SnapshotBuilder};
 use crate::ids::GroupId;
 use crate::types::{
-    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, MetaStateMachine, ProduceEntry, Snapshot,
-    SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, LogStats, MetaStateMachine, ProduceEntry,
+    Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
 /// A keyed group's state: every record key with its latest value, in key order.
@@ -59,6 +60,12 @@ pub struct Progress {
     pub log_start_offset: u64,
     /// Raft index of the last applied entry.
     pub applied_index: Option<u64>,
+    /// Latest checkpoint the log was truncated at (retention or an installed snapshot).
+    pub retention_point: Option<LogId>,
+    /// Record bytes applied since the last checkpoint.
+    pub bytes_since_checkpoint: u64,
+    /// Running statistics of the log.
+    pub stats: LogStats,
 }
 
 /// Persisted applied state (key `g 0x10`).
@@ -74,6 +81,8 @@ pub(crate) struct AppliedState {
     pub bytes_since_checkpoint: u64,
     /// The producer table's deterministic clock (largest leader append time applied).
     pub producer_clock_ms: i64,
+    /// Running statistics (sizes and times) that retention decides from.
+    pub stats: LogStats,
 }
 
 /// Where the records of one accepted batch live (idx CF value).
@@ -107,6 +116,9 @@ pub struct StateMachineStore {
     dedup_disabled: bool,
     /// Keep the latest value of every record key (see [`StateMachineStore::keep_keyed_state`]).
     keyed: bool,
+    /// Negative control for the fault suite (see
+    /// [`StateMachineStore::truncate_past_checkpoint_for_fault_injection`]).
+    truncate_past_checkpoint: bool,
 }
 
 impl StateMachineStore {
@@ -133,7 +145,7 @@ impl StateMachineStore {
         let (state, saved_meta, producers) = blocking(move || {
             let sm = db2.cf(CF_SM)?;
             let state = match db2.rocks().get_pinned_cf(sm, keys::applied(group)).map_err(StoreError::rocks("get"))? {
-                Some(v) => decode::<AppliedState>("applied state", &v)?,
+                Some(v) => super::legacy::applied_state(&v)?,
                 None => AppliedState::default(),
             };
             let meta = db2.rocks().get_cf(sm, keys::meta_state(group)).map_err(StoreError::rocks("get"))?;
@@ -157,7 +169,14 @@ impl StateMachineStore {
             producers,
             dedup_disabled: false,
             keyed: false,
+            truncate_past_checkpoint: false,
         })
+    }
+
+    /// Negative control for the fault suite: truncations remove one record more than they
+    /// should on this replica.
+    pub fn truncate_past_checkpoint_for_fault_injection(&mut self) {
+        self.truncate_past_checkpoint = true;
     }
 
     /// Negative control for the fault suite: stop deduplicating producer batches.
@@ -198,6 +217,7 @@ impl StateMachineStore {
         let mut dirty: BTreeSet<u64> = BTreeSet::new();
         for entry in &entries {
             let mut payload_bytes = 0u64;
+            let mut force_checkpoint = false;
             let resp = match &entry.payload {
                 EntryPayload::Blank => ApplyResponse::None,
                 EntryPayload::Membership(m) => {
@@ -206,7 +226,23 @@ impl StateMachineStore {
                 }
                 EntryPayload::Normal(Command::Produce(p)) => {
                     payload_bytes = p.batches.iter().map(|b| b.records.len() as u64).sum();
+                    state.stats.bytes_total += payload_bytes;
+                    state.stats.time_ms = state.stats.time_ms.max(p.append_time_ms);
+                    let newest = p.batches.iter().filter(|b| b.record_count > 0).map(|b| b.max_timestamp_ms).max();
+                    state.stats.max_timestamp_ms = state.stats.max_timestamp_ms.max(newest.unwrap_or(0));
                     self.apply_produce(&mut state, &mut batch, entry.log_id.index, p, &mut dirty)?
+                }
+                EntryPayload::Normal(Command::Checkpoint { time_ms }) => {
+                    state.stats.time_ms = state.stats.time_ms.max(*time_ms);
+                    // Only when records came since the last one: a repeated proposal adds nothing.
+                    force_checkpoint = state.bytes_since_checkpoint > 0;
+                    ApplyResponse::None
+                }
+                EntryPayload::Normal(Command::DeleteRecords { before }) => {
+                    // Never past the high watermark at this entry, never backwards.
+                    let to = (*before).min(state.next_offset);
+                    state.log_start_offset = state.log_start_offset.max(to);
+                    ApplyResponse::Truncated { log_start_offset: state.log_start_offset }
                 }
                 EntryPayload::Normal(Command::PrefixTruncate { upto }) => {
                     self.apply_prefix_truncate(&mut state, &mut batch, upto, &fresh)?;
@@ -223,9 +259,16 @@ impl StateMachineStore {
             state.last_applied = Some(entry.log_id);
             state.entries_since_checkpoint += 1;
             state.bytes_since_checkpoint += payload_bytes;
-            if state.entries_since_checkpoint >= self.policy.every_entries
+            if state.stats.checkpoint_time_ms == 0 {
+                // The log's first clock reading: segment ages count from here.
+                state.stats.checkpoint_time_ms = state.stats.time_ms;
+            }
+            if force_checkpoint
+                || state.entries_since_checkpoint >= self.policy.every_entries
                 || state.bytes_since_checkpoint >= self.policy.every_bytes
             {
+                state.stats.checkpoint_time_ms = state.stats.time_ms;
+                state.stats.checkpoints += 1;
                 let cp = Checkpoint {
                     log_id: entry.log_id,
                     membership: state.membership.clone(),
@@ -233,13 +276,11 @@ impl StateMachineStore {
                         next_offset: state.next_offset,
                         meta: self.meta.as_ref().map(|m| m.save()),
                         producers: self.table().clone(),
+                        log_start_offset: state.log_start_offset,
+                        stats: state.stats,
                     },
                 };
-                batch.put_cf(
-                    self.db.cf(CF_SM)?,
-                    keys::checkpoint(self.group, entry.log_id.index),
-                    encode("checkpoint", &cp)?,
-                );
+                checkpoints::put(&self.db, self.group, &mut batch, &cp)?;
                 fresh.push(cp);
                 state.entries_since_checkpoint = 0;
                 state.bytes_since_checkpoint = 0;
@@ -353,13 +394,17 @@ impl StateMachineStore {
             });
         };
         state.retention_point = Some(*upto);
-        if cp.data.next_offset > state.log_start_offset {
-            state.log_start_offset = cp.data.next_offset;
-            let (from, to) = keys::batches_below(self.group, state.log_start_offset);
-            batch.delete_range_cf(self.db.cf(CF_IDX)?, from, to);
+        // A DeleteRecords may have moved the log start further already; it never goes back.
+        state.log_start_offset = state.log_start_offset.max(cp.data.next_offset);
+        if self.truncate_past_checkpoint && cp.data.next_offset < state.next_offset {
+            // FAULT INJECTION: one record more than retention allows.
+            state.log_start_offset = state.log_start_offset.max(cp.data.next_offset + 1);
         }
-        let (from, to) = keys::checkpoints_below(self.group, upto.index);
-        batch.delete_range_cf(self.db.cf(CF_SM)?, from, to);
+        // Batches wholly below the checkpoint (it sits on a batch boundary). Older checkpoints
+        // stay: the current snapshot may still name one of them; the snapshot builder deletes
+        // those below the checkpoint it moves the snapshot pointer to.
+        let (from, to) = keys::batches_below(self.group, cp.data.next_offset);
+        batch.delete_range_cf(self.db.cf(CF_IDX)?, from, to);
         Ok(())
     }
 
@@ -444,6 +489,9 @@ fn progress_of(s: &AppliedState) -> Progress {
         high_watermark: s.next_offset,
         log_start_offset: s.log_start_offset,
         applied_index: s.last_applied.map(|l| l.index),
+        retention_point: s.retention_point,
+        bytes_since_checkpoint: s.bytes_since_checkpoint,
+        stats: s.stats,
     }
 }
 
@@ -494,12 +542,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: Some(at),
             membership: meta.last_membership.clone(),
             next_offset: snapshot.next_offset,
-            // Nothing before the checkpoint is stored on this replica.
-            log_start_offset: snapshot.next_offset,
+            // Nothing before the checkpoint is stored on this replica (nor readable, after a
+            // DeleteRecords that went further).
+            log_start_offset: snapshot.next_offset.max(snapshot.log_start_offset),
             retention_point: Some(at),
             entries_since_checkpoint: 0,
             bytes_since_checkpoint: 0,
             producer_clock_ms: snapshot.producers.clock_ms,
+            stats: snapshot.stats,
         };
         if let (Some(m), Some(saved)) = (self.meta.as_mut(), snapshot.meta.as_ref()) {
             m.restore(saved).map_err(|message| {
@@ -513,6 +563,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
         *self.producers.write().unwrap_or_else(|p| p.into_inner()) = cp_producers;
+        tracing::info!(
+            group = self.group,
+            at = %at,
+            next_offset = state.next_offset,
+            log_start_offset = state.log_start_offset,
+            "installed a checkpoint snapshot (this replica was behind the leader's log start)"
+        );
         self.state = state;
         self.progress.send_replace(progress_of(&self.state));
         Ok(())
@@ -534,9 +591,8 @@ fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Re
     let mut b = WriteBatch::default();
     let sm = db.cf(CF_SM)?;
     b.put_cf(sm, keys::applied(group), encode("applied state", state)?);
-    b.put_cf(sm, keys::checkpoint(group, cp.log_id.index), encode("checkpoint", cp)?);
-    let (from, to) = keys::checkpoints_below(group, cp.log_id.index);
-    b.delete_range_cf(sm, from, to);
+    checkpoints::put(db, group, &mut b, cp)?;
+    checkpoints::delete_below(db, group, &mut b, cp.log_id.index)?;
     b.put_cf(sm, keys::snapshot_pointer(group), encode("snapshot pointer", &cp.log_id)?);
     if let Some(m) = &cp.data.meta {
         b.put_cf(sm, keys::meta_state(group), m);

@@ -111,6 +111,15 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
                             }
                         }
                     }
+                    // Retention (or DeleteRecords) removed what was next: go on from the log
+                    // start, as Kafka's consumers do with auto.offset.reset=earliest.
+                    Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
+                        let start = e.offset_bounds().map_or(pos, |b| b.0);
+                        eprintln!(
+                            "partition {p}: offsets {pos}..{start} were removed (retention); continuing at {start}"
+                        );
+                        pos = start;
+                    }
                     Err(e) => {
                         let _ = tx.send(Err(anyhow::anyhow!("partition {p}: {e}"))).await;
                         return;

@@ -19,12 +19,14 @@ pub enum TopicCommand {
         /// Replicas per partition (default: 3, or the node count if smaller).
         #[arg(short = 'r', long, default_value_t = 0)]
         replicas: u32,
-        /// Keep records at least this long (ms); 0 = forever. Stored for retention.
-        #[arg(long, default_value_t = 0)]
-        retention_ms: u64,
-        /// Keep at most about this many bytes per partition; 0 = unlimited.
-        #[arg(long, default_value_t = 0)]
-        retention_bytes: u64,
+        /// Remove records once they are all older than this (ms); -1 = keep forever; default:
+        /// the cluster's ([retention] retention_ms, 7 days unless configured).
+        #[arg(long, allow_negative_numbers = true)]
+        retention_ms: Option<i64>,
+        /// Keep about this many record bytes per partition, removing the oldest segments
+        /// beyond it; -1 = unlimited; default: the cluster's (unlimited unless configured).
+        #[arg(long, allow_negative_numbers = true)]
+        retention_bytes: Option<i64>,
         /// Return as soon as the topic exists in the metadata.
         #[arg(long)]
         no_wait: bool,
@@ -39,19 +41,61 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and all of its data on every node.
     Delete { name: String },
+    /// Change a topic's settings; applied by the partition leaders within
+    /// [retention] check_interval_ms, no restart.
+    Alter {
+        name: String,
+        /// Remove records once they are all older than this (ms); -1 = keep forever; 0 = back
+        /// to the cluster default.
+        #[arg(long, allow_negative_numbers = true)]
+        retention_ms: Option<i64>,
+        /// Keep about this many record bytes per partition; -1 = unlimited; 0 = back to the
+        /// cluster default.
+        #[arg(long, allow_negative_numbers = true)]
+        retention_bytes: Option<i64>,
+    },
+    /// Make every record of a partition below an offset unreadable, for good (Kafka's
+    /// DeleteRecords); the bytes go at the next segment boundary below it.
+    DeleteRecords {
+        name: String,
+        #[arg(short = 'p', long)]
+        partition: u32,
+        /// The new log start; omit with --all.
+        #[arg(long, required_unless_present = "all")]
+        before: Option<u64>,
+        /// Everything committed so far (the high watermark).
+        #[arg(long, conflicts_with = "before")]
+        all: bool,
+    },
+}
+
+/// `retention_ms=604800000 (default)  retention_bytes=4096 (topic)`, or the stored values for
+/// a server that does not report effective ones.
+fn configs_line(t: &TopicSummary) -> String {
+    if t.configs.is_empty() {
+        let r = t.retention.unwrap_or_default();
+        return format!("retention_ms={} retention_bytes={}", r.retention_ms, r.retention_bytes);
+    }
+    let show = |v: i64| if v == -1 { "-1 (no limit)".to_string() } else { v.to_string() };
+    t.configs.iter().map(|c| format!("{}={} ({})", c.name, show(c.value), c.source)).collect::<Vec<_>>().join("  ")
 }
 
 fn summary_json(t: &TopicSummary) -> serde_json::Value {
     let r = t.retention.unwrap_or_default();
+    let configs: serde_json::Map<String, serde_json::Value> =
+        t.configs.iter().map(|c| (c.name.clone(), json!({"value": c.value, "source": c.source}))).collect();
     json!({"name": t.name, "topic_id": t.topic_id, "partitions": t.partitions, "replication_factor": t.replication_factor,
-           "retention_ms": r.retention_ms, "retention_bytes": r.retention_bytes})
+           "retention_ms": r.retention_ms, "retention_bytes": r.retention_bytes, "configs": configs})
 }
 
 pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Duration) -> anyhow::Result<()> {
     match cmd {
         TopicCommand::Create { name, partitions, replicas, retention_ms, retention_bytes, no_wait } => {
             let started = Instant::now();
-            let retention = Some(RetentionConfig { retention_ms, retention_bytes });
+            let retention = Some(RetentionConfig {
+                retention_ms: retention_ms.unwrap_or(0),
+                retention_bytes: retention_bytes.unwrap_or(0),
+            });
             let t = client.create_topic(&name, partitions, replicas, retention).await?;
             if !no_wait {
                 wait_for_leaders(client, &name, started + timeout.max(Duration::from_secs(60))).await?;
@@ -96,11 +140,11 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 })).collect::<Vec<_>>());
                 out.value(&v);
             } else {
-                let r = t.retention.unwrap_or_default();
                 out.line(&format!(
-                    "topic {} (id {}): {} partitions, replication factor {}, retention {} ms / {} bytes (0 = unlimited)",
-                    t.name, t.topic_id, t.partitions, t.replication_factor, r.retention_ms, r.retention_bytes
+                    "topic {} (id {}): {} partitions, replication factor {}",
+                    t.name, t.topic_id, t.partitions, t.replication_factor
                 ));
+                out.line(&format!("config: {}", configs_line(&t)));
                 out.line("PARTITION  LEADER  LOG START  HIGH WATERMARK  REPLICAS (node:state)");
                 for p in &d.partitions {
                     let leader = if p.leader_node_id == 0 { "-".to_string() } else { p.leader_node_id.to_string() };
@@ -116,6 +160,28 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 for line in d.partitions.iter().flat_map(|p| crate::replica::problems(&t.name, p)) {
                     out.line(&line);
                 }
+            }
+        }
+        TopicCommand::Alter { name, retention_ms, retention_bytes } => {
+            anyhow::ensure!(
+                retention_ms.is_some() || retention_bytes.is_some(),
+                "nothing to change: give --retention-ms and/or --retention-bytes"
+            );
+            let t = client.alter_topic_config(&name, retention_ms, retention_bytes).await?;
+            if out.json {
+                out.value(&summary_json(&t));
+            } else {
+                out.line(&format!("topic {name} altered; config: {}", configs_line(&t)));
+            }
+        }
+        TopicCommand::DeleteRecords { name, partition, before, all: _ } => {
+            let log_start = client.delete_records(&name, partition, before).await?;
+            if out.json {
+                out.value(&json!({"topic": name, "partition": partition, "log_start_offset": log_start}));
+            } else {
+                out.line(&format!(
+                    "{name} partition {partition}: records below offset {log_start} deleted (log start {log_start})"
+                ));
             }
         }
         TopicCommand::Delete { name } => {
