@@ -159,6 +159,15 @@ async fn main() -> anyhow::Result<()> {
         "node 3 caught up with every partition {:.2} s after its restart ({installs} checkpoint installs)",
         restarted.elapsed().as_secs_f64()
     );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let disks: Vec<String> =
+        (1..=3).map(|id| format!("{:.0}", dir_bytes(&args.dir.join(format!("node{id}"))) as f64 / MIB)).collect();
+    println!(
+        "after {:.0} MiB produced in all ({:.0} x the retained bytes): disk per node {} MiB",
+        (produced + more) as f64 / MIB,
+        (produced + more) as f64 / retained as f64,
+        disks.join(" / ")
+    );
     for mut n in nodes {
         n.stop();
     }

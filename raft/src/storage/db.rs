@@ -39,6 +39,8 @@ impl Default for DbOptions {
 pub struct Db {
     rocks: Arc<DB>,
     syncer: Syncer,
+    /// Compacts purged log ranges away (frees their disk space).
+    compactor: super::compactor::Compactor,
     /// Called when a durable write fails (as for a failed fsync): the node must not go on.
     on_fatal: FatalHook,
     /// Written when RocksDB reports damaged data it cannot get past (see [`Db::write`]).
@@ -218,7 +220,14 @@ impl Db {
         }
         let syncer = Syncer::start(wal(rocks.clone()), on_fatal.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
-        Ok(Arc::new(Db { rocks, syncer, on_fatal, damage_flag }))
+        let compactor = super::compactor::Compactor::start(rocks.clone())
+            .map_err(|e| StoreError::SyncFailed(format!("cannot start compactor thread: {e}")))?;
+        Ok(Arc::new(Db { rocks, syncer, compactor, on_fatal, damage_flag }))
+    }
+
+    /// The log of `group` was purged up to and including `upto`: compact it away soon.
+    pub(crate) fn log_purged(&self, group: GroupId, upto: u64) {
+        self.compactor.purged(group, upto);
     }
 
     pub(crate) fn rocks(&self) -> &DB {

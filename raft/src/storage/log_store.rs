@@ -327,7 +327,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.cache().purge_to(log_id.index);
         self.commit(false, |db, g, b| purge_into(db, g, &log_id, b))
             .await
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db.log_purged(self.group, log_id.index);
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod checkpoints;
 pub mod codec;
+mod compactor;
 pub mod db;
 pub mod durable;
 pub mod error;
