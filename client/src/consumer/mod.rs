@@ -177,6 +177,9 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     next_generation: u64,
     last_auto_commit: Instant,
+    /// A batch received while the session had lapsed, handed out (or dropped as stale) once a
+    /// heartbeat answered.
+    held: Option<Batch>,
 }
 
 impl Drop for Consumer {
@@ -255,6 +258,7 @@ impl Consumer {
             listener: None,
             next_generation: 1,
             last_auto_commit: Instant::now(),
+            held: None,
         })
     }
 
@@ -298,27 +302,48 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         loop {
             self.reconcile().await?;
-            while let Ok(batch) = self.rx.try_recv() {
-                if let Some(records) = self.take(batch).await? {
-                    return Ok(records);
+            // A member that heard nothing from its coordinator for a whole session (it just woke
+            // from a stop-the-world pause, say) may have lost its partitions to another member
+            // already: it hands out nothing until a heartbeat answers. The batches wait in the
+            // channel (dropping them would skip records if the partitions stay).
+            let lapsed = self.session_lapsed();
+            if lapsed {
+                self.shared.wake_heartbeat.notify_one();
+            } else {
+                while let Some(batch) = self.held.take().or_else(|| self.rx.try_recv().ok()) {
+                    if let Some(records) = self.take(batch).await? {
+                        return Ok(records);
+                    }
                 }
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            let recheck = if lapsed { deadline.min(now + Duration::from_millis(50)) } else { deadline };
             tokio::select! {
-                b = self.rx.recv() => {
-                    if let Some(batch) = b {
-                        if let Some(records) = self.take(batch).await? {
-                            return Ok(records);
+                b = self.rx.recv(), if !lapsed => {
+                    // The wait may have been a stop-the-world pause: check the session again.
+                    match b {
+                        Some(batch) if self.session_lapsed() => self.held = Some(batch),
+                        Some(batch) => {
+                            if let Some(records) = self.take(batch).await? {
+                                return Ok(records);
+                            }
                         }
+                        None => {}
                     }
                 }
                 _ = self.shared.wake_poll.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(recheck) => {}
             }
         }
+    }
+
+    /// Whether the member joined and has had no heartbeat answer for a whole session.
+    fn session_lapsed(&self) -> bool {
+        let m = self.shared.lock();
+        m.epoch > 0 && m.last_ok.elapsed() >= m.session
     }
 
     /// The records of `batch` the application has not seen, or nothing (a stale batch).

@@ -13,6 +13,7 @@ use super::state_machine::AppliedState;
 use crate::types::{CheckpointData, LogId, LogStats, StoredMembership};
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct AppliedStateV1 {
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -82,26 +83,12 @@ pub(crate) fn checkpoint(bytes: &[u8]) -> Result<Checkpoint, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use serde::Serialize;
-
     use super::*;
     use crate::storage::codec::encode;
 
-    #[derive(Serialize)]
-    struct OldApplied {
-        last_applied: Option<LogId>,
-        membership: StoredMembership,
-        next_offset: u64,
-        log_start_offset: u64,
-        retention_point: Option<LogId>,
-        entries_since_checkpoint: u64,
-        bytes_since_checkpoint: u64,
-        producer_clock_ms: i64,
-    }
-
     #[test]
     fn an_applied_state_of_the_previous_version_still_decodes() {
-        let old = OldApplied {
+        let old = AppliedStateV1 {
             last_applied: None,
             membership: StoredMembership::default(),
             next_offset: 42,
