@@ -365,7 +365,10 @@ impl Db {
     /// RocksDB's (the flush or a link failed; `dir` may then hold a partial copy).
     pub fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
         let cp = rocksdb::checkpoint::Checkpoint::new(&self.rocks).map_err(StoreError::rocks("checkpoint"))?;
-        cp.create_checkpoint(dir).map_err(StoreError::rocks("checkpoint"))
+        // No flush (the WAL files go into the checkpoint instead): a flush adds an L0 file and
+        // so a compaction, which may read the very data found damaged and put the whole
+        // database into a background error (the corrupt nemesis saw the node abort after it).
+        cp.create_checkpoint_with_log_size(dir, u64::MAX).map_err(StoreError::rocks("checkpoint"))
     }
 
     /// Bytes each column family holds: live SST files plus memtables (RocksDB's own counters,
