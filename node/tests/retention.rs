@@ -205,8 +205,13 @@ async fn altered_retention_applies_without_a_restart_and_describe_names_each_sou
     assert!(out.contains("retention_ms=604800000 (default)"), "{out}");
     assert!(out.contains("retention_bytes=-1 (no limit) (default)"), "{out}");
 
+    // A probe topic with a small limit shows the sweeps ran meanwhile; `cfg` must keep all.
+    let probe = Some(RetentionConfig { retention_ms: -1, retention_bytes: 8 * 1024 });
+    client.create_topic("probe", 1, 3, probe).await.expect("create probe");
+    wait_for_topic(&client, "probe").await;
     produce_kib(&client, "cfg", 120, "c").await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // several sweeps: nothing may go
+    produce_paced(&client, "probe", 80, "p", Duration::from_millis(10)).await;
+    wait_for_truncation(&cluster, &client, "probe", 1).await;
     let (start, _) = bounds_on(&client, &brokers[0], "cfg").await.expect("bounds");
     assert_eq!(start, 0, "the default keeps everything");
 
