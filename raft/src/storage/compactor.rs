@@ -29,22 +29,36 @@ const GAP: Duration = Duration::from_secs(2);
 
 /// The sending side, owned by the database.
 pub(crate) struct Compactor {
-    tx: SyncSender<(GroupId, u64)>,
+    /// `None` only while dropping: closing it ends the thread.
+    tx: Option<SyncSender<(GroupId, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Compactor {
-    /// Starts the thread; it ends when the compactor is dropped.
+    /// Starts the thread; dropping the compactor ends it and waits for it.
     pub(crate) fn start(rocks: Arc<DB>) -> std::io::Result<Compactor> {
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new().name("cairn-compactor".into()).spawn(move || run(&rocks, &rx))?;
-        Ok(Compactor { tx })
+        let thread = std::thread::Builder::new().name("cairn-compactor".into()).spawn(move || run(&rocks, &rx))?;
+        Ok(Compactor { tx: Some(tx), thread: Some(thread) })
     }
 
     /// Asks for the log of `group` up to and including `upto` to be compacted away.
     pub(crate) fn purged(&self, group: GroupId, upto: u64) {
-        match self.tx.try_send((group, upto)) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send((group, upto)) {
             Ok(()) | Err(TrySendError::Full(_)) => {}
             Err(TrySendError::Disconnected(_)) => tracing::warn!(group, "log compactor thread is gone"),
+        }
+    }
+}
+
+impl Drop for Compactor {
+    /// Waits for the thread: it holds the database open (its `Arc`), and a reopen of the same
+    /// directory right after a drop (a restart in one process) must find RocksDB's lock released.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
