@@ -9,9 +9,9 @@ use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::broker_client::BrokerClient;
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::{
-    AlterTopicConfigRequest, CreateTopicRequest, DeleteRecordsRequest, DeleteTopicRequest, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest, ProduceRequest, ProduceResponse, Record,
+    AlterTopicConfigRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteRecordsRequest, DeleteTopicRequest,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ListTopicsRequest, ProduceRequest, ProduceResponse, Record,
     RetentionConfig, TopicSummary,
 };
 use rand::Rng;
@@ -53,6 +53,10 @@ pub struct Client {
     coordinators: RwLock<HashMap<String, String>>,
     /// Rotates the broker tried when no leader is known.
     next_broker: Mutex<usize>,
+    /// When metadata last came back from a broker (see [`ClientConfig::metadata_max_age`]).
+    refreshed_at: Mutex<Option<std::time::Instant>>,
+    /// Set while one caller reloads stale metadata (the others go on with the cache).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// How long a partition call keeps retrying UNKNOWN_TOPIC / UNKNOWN_PARTITION: a topic that was
@@ -75,6 +79,8 @@ impl Client {
             controller: RwLock::default(),
             coordinators: RwLock::default(),
             next_broker: Mutex::new(0),
+            refreshed_at: Mutex::new(None),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         };
         for b in &client.cfg.brokers {
             client.channel(b)?;
@@ -305,6 +311,7 @@ impl Client {
     }
 
     fn absorb(&self, resp: &DescribeClusterResponse) {
+        *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
         let fresh = Metadata::from_response(resp);
         let mut meta = self.meta.write().unwrap_or_else(|p| p.into_inner());
         if !meta.merge(fresh) {
@@ -341,6 +348,34 @@ impl Client {
         Ok(())
     }
 
+    /// Reloads the metadata once if it is older than [`ClientConfig::metadata_max_age`] and no
+    /// other caller is at it; returns whether it tried. One attempt: on failure the cache
+    /// stays (a retriable error elsewhere refreshes it again).
+    async fn reload_if_stale(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let stale = self
+            .refreshed_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|t| t.elapsed() >= self.cfg.metadata_max_age);
+        if !stale || self.refreshing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        /// Clears the flag however the reload ends (its future may be dropped mid-way).
+        struct Reloading<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Reloading<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let _flag = Reloading(&self.refreshing);
+        if self.refresh_metadata_once().await.is_err() {
+            // Not again at every call while the cluster is unreachable: next after max age.
+            *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+        }
+        true
+    }
+
     /// Number of partitions of `topic` (from cached metadata, refreshed once if unknown).
     ///
     /// # Errors
@@ -360,7 +395,12 @@ impl Client {
             meta.topic_id(topic).zip(meta.partition_count(topic))
         };
         if let Some(t) = cached(self) {
-            return Ok(t);
+            if !self.reload_if_stale().await {
+                return Ok(t);
+            }
+            if let Some(t) = cached(self) {
+                return Ok(t);
+            }
         }
         self.refresh_metadata().await?;
         cached(self).ok_or_else(|| ClientError::local(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}")))
@@ -511,6 +551,26 @@ impl Client {
                 async move { c.alter_topic_config(req).await }
             })
             .await?;
+        r.topic.ok_or_else(|| ClientError::InvalidArgument("server answered without a topic".into()))
+    }
+
+    /// Grows `name` to `partitions` partitions (never fewer). Idempotent: asking for the count
+    /// the topic already has answers with the topic unchanged, so it is retried freely. This
+    /// client's metadata is refreshed; other clients see the new partitions at their next
+    /// refresh (within [`crate::ClientConfig::metadata_max_age`]).
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC, INVALID_ARGUMENT (fewer partitions, an internal topic),
+    /// NOT_ENOUGH_LIVE_NODES, LIMIT_EXCEEDED, exhausted retries.
+    pub async fn create_partitions(&self, name: &str, partitions: u32) -> Result<TopicSummary, ClientError> {
+        let req = CreatePartitionsRequest { name: name.to_string(), partitions };
+        let r = self
+            .with_retries(Target::Controller, Duration::ZERO, |ch| {
+                let (mut c, req) = (AdminClient::new(ch), req.clone());
+                async move { c.create_partitions(req).await }
+            })
+            .await?;
+        let _ = self.refresh_metadata().await;
         r.topic.ok_or_else(|| ClientError::InvalidArgument("server answered without a topic".into()))
     }
 

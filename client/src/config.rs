@@ -22,6 +22,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Largest response accepted (a fetch returns up to the server's fetch limit).
     pub message_bytes_max: usize,
+    /// Cached metadata older than this is reloaded at its next use, so partitions added to a
+    /// topic reach producers and consumers without a restart (Kafka's `metadata.max.age.ms`,
+    /// 5 minutes there; shorter here, the answer being small).
+    pub metadata_max_age: Duration,
 }
 
 impl ClientConfig {
@@ -39,6 +43,7 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             message_bytes_max: 64 << 20,
+            metadata_max_age: Duration::from_secs(30),
         }
     }
 

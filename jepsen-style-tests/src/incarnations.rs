@@ -6,8 +6,10 @@
 //! reasons per partition, keeps the incarnations apart: a record of an old incarnation read as
 //! the new one shows as one value at two partitions (`duplicate`) or two values at one offset
 //! (`inconsistent-offsets`). Records acknowledged in an incarnation that was later deleted are
-//! gone with it; the loss checkers skip those partitions.
+//! gone with it; the loss checkers skip those partitions. A run that adds partitions to its
+//! topic reserves room for them: each incarnation's block is as wide as the largest count.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use rand::Rng;
@@ -25,14 +27,32 @@ pub struct Incarnation {
 /// Every incarnation of the run, in creation order.
 #[derive(Debug)]
 pub struct Incarnations {
-    partitions: u32,
+    /// Partitions per topic now (grows with `add-partitions`).
+    partitions: AtomicU32,
+    /// Virtual partitions reserved per incarnation: the most `partitions` may reach.
+    stride: u32,
     all: Mutex<Vec<Incarnation>>,
 }
 
 impl Incarnations {
     /// `partitions` per topic.
     pub fn new(partitions: u32) -> Incarnations {
-        Incarnations { partitions, all: Mutex::new(Vec::new()) }
+        Incarnations::with_room(partitions, partitions)
+    }
+
+    /// `partitions` per topic, growing to at most `max` during the run.
+    pub fn with_room(partitions: u32, max: u32) -> Incarnations {
+        Incarnations {
+            partitions: AtomicU32::new(partitions),
+            stride: max.max(partitions),
+            all: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every topic now has `partitions` partitions (acknowledged by the cluster); never more
+    /// than the room reserved, never fewer than before.
+    pub fn grow(&self, partitions: u32) {
+        self.partitions.fetch_max(partitions.min(self.stride), Ordering::SeqCst);
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Vec<Incarnation>) -> T) -> T {
@@ -40,12 +60,12 @@ impl Incarnations {
     }
 
     pub fn partitions(&self) -> u32 {
-        self.partitions
+        self.partitions.load(Ordering::SeqCst)
     }
 
     /// Registers a new incarnation (a created topic); returns its first virtual partition.
     pub fn add(&self, name: &str, topic_id: u64) -> u32 {
-        let p = self.partitions;
+        let p = self.stride;
         self.with(|all| {
             let base = all.len() as u32 * p;
             all.push(Incarnation { name: name.to_string(), topic_id, base, alive: true });
@@ -55,7 +75,7 @@ impl Incarnations {
 
     /// Marks the live incarnation of `name` deleted; returns its virtual partitions.
     pub fn delete(&self, name: &str) -> Vec<u32> {
-        let p = self.partitions;
+        let p = self.partitions();
         self.with(|all| {
             all.iter_mut()
                 .filter(|i| i.alive && i.name == name)
@@ -78,7 +98,7 @@ impl Incarnations {
         let live = self.live();
         let newest = live.last()?.clone();
         let i = if rng.random_bool(0.5) { newest } else { live[rng.random_range(0..live.len())].clone() };
-        Some((i, rng.random_range(0..self.partitions)))
+        Some((i, rng.random_range(0..self.partitions())))
     }
 
     /// The virtual partition of `partition` in incarnation `topic_id` of `name`; `None` when
@@ -104,5 +124,19 @@ mod tests {
         assert_eq!(inc.virtual_partition("t", 0, 2), None);
         let live: Vec<u64> = inc.live().iter().map(|i| i.topic_id).collect();
         assert_eq!(live, vec![11, 12]);
+    }
+
+    #[test]
+    fn added_partitions_fit_in_the_room_reserved() {
+        let inc = Incarnations::with_room(2, 4);
+        assert_eq!(inc.add("t", 10), 0);
+        inc.grow(3);
+        assert_eq!(inc.partitions(), 3);
+        inc.grow(2);
+        assert_eq!(inc.partitions(), 3, "never fewer");
+        inc.grow(9);
+        assert_eq!(inc.partitions(), 4, "never past the room");
+        assert_eq!(inc.add("u", 11), 4, "the next block starts after the room");
+        assert_eq!(inc.virtual_partition("t", 10, 3), Some(3));
     }
 }

@@ -100,6 +100,11 @@ struct RunArgs {
     seed: Option<u64>,
     #[arg(long, default_value_t = 4)]
     partitions: u32,
+    /// Partitions added to the topic during the run, one at a time, while faults run
+    /// (default: 2 for `group`, whose members must pick them up; 0 otherwise; not with
+    /// `topics`).
+    #[arg(long)]
+    add_partitions: Option<u32>,
     #[arg(long, default_value_t = 4)]
     producers: u32,
     #[arg(long, default_value_t = 2)]
@@ -223,6 +228,11 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
             return Ok(true);
         }
     }
+    let add_partitions = args.add_partitions.unwrap_or(if args.workload == WorkloadKind::Group { 2 } else { 0 });
+    anyhow::ensure!(
+        add_partitions == 0 || args.workload != WorkloadKind::Topics,
+        "--add-partitions does not go with the topics workload (its topics come and go)"
+    );
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut node_faults = args.faults.clone();
     if args.workload.pipelined() && !node_faults.iter().any(|f| f.starts_with("drop-produce-responses")) {
@@ -247,6 +257,7 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
             rate: args.rate,
             trust_retry_refusals: args.client_faults.iter().any(|f| f == "trust-retry-refusals"),
             commit_before_processing: args.client_faults.iter().any(|f| f == "commit-before-processing"),
+            add_partitions,
         },
         nodes: args.nodes,
         time_limit_s: args.time_limit,

@@ -87,7 +87,10 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         .then_some(cairn_proto::v1::RetentionConfig { retention_ms: -1, retention_bytes: RETENTION_BYTES });
     let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, retention).await?;
     let groups = wait_for_leaders(&client, &params.workload.topic).await?;
-    let incarnations = Arc::new(Incarnations::new(params.workload.partitions));
+    let incarnations = Arc::new(Incarnations::with_room(
+        params.workload.partitions,
+        params.workload.partitions + params.workload.add_partitions,
+    ));
     incarnations.add(&params.workload.topic, first.topic_id);
 
     let rec = Recorder::new(Some(&dir.join("history.jsonl")))?;
@@ -139,6 +142,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     }
     let start = Instant::now();
     let fault_until = start + Duration::from_secs(params.time_limit_s.saturating_sub(params.heal_s));
+    if params.workload.add_partitions > 0 {
+        workers.push(tokio::spawn(workload::grower(shared.clone(), start, fault_until)));
+    }
     let nemesis = Nemesis {
         cluster: cluster.clone(),
         net: Net { enabled: params.network_faults },
@@ -310,8 +316,10 @@ async fn drain(client: &Client, cluster: &Mutex<Cluster>, incarnations: &Incarna
                 continue;
             }
         };
-        converged &= described.partitions.len() == incarnations.partitions() as usize;
-        for part in &described.partitions {
+        // More partitions than the run knows: an add-partitions whose answer was lost at the
+        // end; nothing was sent to those.
+        converged &= described.partitions.len() >= incarnations.partitions() as usize;
+        for part in described.partitions.iter().take(incarnations.partitions() as usize) {
             let p = part.partition;
             groups.push(part.group_id);
             let latest = || client.list_offsets(&topic.name, p, OffsetSpec::Latest);

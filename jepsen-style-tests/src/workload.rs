@@ -76,6 +76,8 @@ pub struct WorkloadSpec {
     pub trust_retry_refusals: bool,
     /// Negative control: group members commit before they record (process) what they polled.
     pub commit_before_processing: bool,
+    /// Partitions added to the topic during the run, one at a time (`add-partitions` ops).
+    pub add_partitions: u32,
 }
 
 pub struct Shared {
@@ -229,6 +231,44 @@ pub async fn creator(shared: Arc<Shared>, seed: u64) {
             Err(e) => {
                 let kind = classify(&e);
                 shared.rec.record(kind, process, None, "create", json!({"topic": name}), Some(e.to_string()), None);
+            }
+        }
+    }
+}
+
+/// The process id of [`grower`].
+pub const GROWER: i64 = 20_001;
+
+/// Adds [`WorkloadSpec::add_partitions`] partitions to the run's topic, one at a time, at
+/// evenly spread moments before `until` (process [`GROWER`], `add-partitions` ops). A request
+/// that fails or whose outcome is unknown is retried (growing to a count is idempotent); once
+/// acknowledged, this client's metadata is reloaded and the workers use the new partition.
+pub async fn grower(shared: Arc<Shared>, start: tokio::time::Instant, until: tokio::time::Instant) {
+    let n = shared.spec.add_partitions;
+    let first = shared.incarnations.partitions();
+    let topic = shared.spec.topic.clone();
+    for k in 1..=n {
+        // With n + 2 slices, the last growth leaves a slice of the fault window to use it.
+        let at = start + (until - start) * k / (n + 2);
+        tokio::time::sleep_until(at).await;
+        let to = first + k;
+        loop {
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let v = json!({"topic": topic, "partitions": to});
+            shared.rec.record(OpType::Invoke, GROWER, None, "add-partitions", v.clone(), None, None);
+            match shared.client.create_partitions(&topic, to).await {
+                Ok(t) => {
+                    shared.rec.record(OpType::Ok, GROWER, None, "add-partitions", v, None, None);
+                    let _ = shared.client.refresh_metadata().await;
+                    shared.incarnations.grow(t.partitions.min(to));
+                    break;
+                }
+                Err(e) => {
+                    shared.rec.record(classify(&e), GROWER, None, "add-partitions", v, Some(e.to_string()), None);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }

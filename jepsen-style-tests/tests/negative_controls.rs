@@ -175,6 +175,15 @@ fn a_coordinator_forgetting_offsets_on_failover_is_reported_as_commit_regression
 }
 
 #[test]
+fn a_coordinator_ignoring_added_partitions_is_reported_as_partitions_never_polled() {
+    // The run grows the topic from 4 to 6 partitions; the coordinators keep assigning 4.
+    caught(
+        &["--nemesis", "none", "--workload", "group", "--time-limit", "45", "--fault", "ignore-new-partitions"],
+        &["partition-never-polled"],
+    );
+}
+
+#[test]
 fn a_replica_truncated_past_its_checkpoint_is_reported() {
     // Node 2 alone removes one record more than retention allows at every truncation.
     caught(

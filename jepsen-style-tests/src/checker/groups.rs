@@ -6,6 +6,9 @@
 //!   before (no reset happens in the workload);
 //! - `double-owner`: two members polled the same partition while both owned it (a partition
 //!   given to a new owner before the old one gave it up);
+//! - `partition-never-polled`: a partition holding acknowledged records long before the
+//!   members stopped that no member ever polled (never assigned: a partition added during the
+//!   run that the group did not pick up);
 //! - reported, not an error: records delivered more than once (after rebalances and crashes,
 //!   expected with at-least-once).
 
@@ -121,6 +124,37 @@ pub fn double_owner(g: &GroupHistory, end: u64) -> Vec<Anomaly> {
     out
 }
 
+/// How long after a record is acknowledged the group has to poll its partition: the
+/// coordinator's next tick, a heartbeat, a session timeout if the new owner was paused, and a
+/// leader election on the way.
+pub const POLL_GRACE_NS: u64 = 20_000_000_000;
+
+/// Partitions with a record acknowledged at least [`POLL_GRACE_NS`] before the members' last
+/// poll that no member ever polled. Only for runs with group members (`polls` non-empty).
+pub fn partition_never_polled(g: &GroupHistory, sends: &[crate::history::Send]) -> Vec<Anomaly> {
+    let Some(last_poll) = g.polls.iter().map(|p| p.time).max() else { return Vec::new() };
+    let polled: BTreeSet<u32> = g.polls.iter().filter(|p| !p.offsets.is_empty()).map(|p| p.partition).collect();
+    let mut due: BTreeMap<u32, u64> = BTreeMap::new();
+    for s in sends.iter().filter(|s| matches!(s.outcome, crate::history::Outcome::Ok { .. })) {
+        if let Some(t) = s.complete_time.filter(|t| t.saturating_add(POLL_GRACE_NS) <= last_poll) {
+            let e = due.entry(s.partition).or_insert(t);
+            *e = (*e).min(t);
+        }
+    }
+    due.into_iter()
+        .filter(|(p, _)| !polled.contains(p))
+        .map(|(p, t)| {
+            anomaly(
+                "partition-never-polled",
+                format!(
+                    "partition {p}: a record was acknowledged at {t} ns, {} s before the members' last poll,                      yet no member ever read the partition",
+                    (last_poll - t) / 1_000_000_000
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Records polled more than once (by one member or several): at-least-once redelivery.
 pub fn redelivered(g: &GroupHistory) -> usize {
     let mut seen: BTreeSet<(u32, u64)> = BTreeSet::new();
@@ -159,6 +193,34 @@ mod tests {
         assert!(a[0].detail.contains("[1]"), "{a:?}");
         // Below the log start nothing is expected.
         assert!(committed_lost(&g, &[(0, 2)].into()).is_empty());
+    }
+
+    #[test]
+    fn a_partition_with_old_acknowledged_records_that_nobody_polled_is_reported() {
+        use crate::history::{Outcome, Send};
+        let sent = |partition, t| Send {
+            process: 0,
+            partition,
+            value: u64::from(partition),
+            outcome: Outcome::Ok { offset: 0 },
+            producer: None,
+            sequence: None,
+            invoke_time: t,
+            complete_time: Some(t),
+        };
+        let s = 1_000_000_000;
+        let g = GroupHistory {
+            polls: vec![poll(1000, 0, 5 * s, &[0]), poll(1000, 1, 40 * s, &[0])],
+            ..GroupHistory::default()
+        };
+        // Partition 2's record came 30 s before the last poll: due, and never read.
+        let a = partition_never_polled(&g, &[sent(0, s), sent(1, s), sent(2, 10 * s)]);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(a[0].detail.starts_with("partition 2:"), "{a:?}");
+        // Acknowledged within the grace before the end: not yet due.
+        assert!(partition_never_polled(&g, &[sent(2, 30 * s)]).is_empty());
+        // No group in the run: nothing to check.
+        assert!(partition_never_polled(&GroupHistory::default(), &[sent(2, s)]).is_empty());
     }
 
     #[test]

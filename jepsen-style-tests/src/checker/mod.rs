@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use groups::{commit_regression, committed_lost, double_owner, redelivered};
+pub use groups::{commit_regression, committed_lost, double_owner, partition_never_polled, redelivered};
 pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
@@ -33,7 +33,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 20] = [
+pub const SAFETY_CHECKERS: [&str; 21] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -52,6 +52,7 @@ pub const SAFETY_CHECKERS: [&str; 20] = [
     "committed-lost",
     "commit-regression",
     "double-owner",
+    "partition-never-polled",
     "log-start-regression",
     "read-below-log-start",
 ];
@@ -89,6 +90,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(altered_record(a));
     all.extend(commit_regression(&a.group));
     all.extend(double_owner(&a.group, a.end_time));
+    all.extend(partition_never_polled(&a.group, &a.sends));
     let log_start: BTreeMap<u32, u64> = a.finals.iter().map(|f| (f.partition, f.log_start)).collect();
     all.extend(committed_lost(&a.group, &log_start));
     all.extend(log_start_regression(a));

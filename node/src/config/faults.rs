@@ -33,6 +33,9 @@ pub struct Faults {
     /// Group coordinators forget committed offsets when they load (failover): the negative
     /// control of `commit-regression`.
     pub forget_offsets_on_load: bool,
+    /// Group coordinators keep each topic's partition count as they first saw it: partitions
+    /// added later are never assigned (the negative control of `partition-never-polled`).
+    pub ignore_new_partitions: bool,
     /// On this node id only, retention truncates one record past each checkpoint: the
     /// negative control of the retention workload (replicas disagree on the log start).
     pub truncate_past_checkpoint: Option<u64>,
@@ -65,6 +68,7 @@ impl Faults {
                 ("fake-free-space", None) => f.fake_free_space = true,
                 ("skip-revoke", None) => f.skip_revoke = true,
                 ("forget-offsets-on-load", None) => f.forget_offsets_on_load = true,
+                ("ignore-new-partitions", None) => f.ignore_new_partitions = true,
                 ("truncate-past-checkpoint", Some(v)) => {
                     f.truncate_past_checkpoint = Some(v.parse().map_err(|_| bad("expected a node id"))?);
                 }

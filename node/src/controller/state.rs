@@ -130,6 +130,15 @@ pub enum MetaCommand {
         retention_ms: Option<i64>,
         retention_bytes: Option<i64>,
     },
+    /// Grows topic `name` to `partitions` partitions (never fewer), the new ones placed on the
+    /// `live` nodes like a new topic's and replicated as often as the topic's. AlreadyExists
+    /// when the topic has exactly that many.
+    CreatePartitions {
+        name: String,
+        partitions: u32,
+        live: Vec<NodeId>,
+        limits: PartitionLimits,
+    },
 }
 
 /// Bounds on partitions, from the proposing leader's configuration (in the command, so every
@@ -236,6 +245,9 @@ impl ClusterState {
                     MetaAnswer::Done
                 }
             },
+            MetaCommand::CreatePartitions { name, partitions, live, limits } => {
+                self.create_partitions(name, *partitions, live, limits)
+            }
         };
         if answer.changes_state() {
             self.version = index;
@@ -261,24 +273,81 @@ impl ClusterState {
         if partitions == 0 || partitions > PARTITIONS_MAX {
             return MetaAnswer::Invalid(format!("partitions must be 1..={PARTITIONS_MAX}, got {partitions}"));
         }
+        let parts = match self.new_partitions(partitions, rf, live, limits) {
+            Ok(p) => p,
+            Err(refusal) => return refusal,
+        };
+        // Ids start at 1: 0 in a request means "resolve by name".
+        let topic_id = self.next_topic_id.max(1);
+        self.next_topic_id = topic_id + 1;
+        self.topics
+            .insert(name.to_string(), Topic { id: topic_id, partitions: parts, replication_factor: rf, retention });
+        MetaAnswer::Created { topic_id }
+    }
+
+    /// Adds partitions to `name` up to `partitions` in all. Existing partitions keep their
+    /// groups and data; keys hash over the new count from now on (as in Kafka).
+    fn create_partitions(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        live: &[NodeId],
+        limits: &PartitionLimits,
+    ) -> MetaAnswer {
+        let Some(t) = self.topics.get(name) else { return MetaAnswer::NotFound };
+        let (now, rf) = (t.partitions.len() as u32, t.replication_factor);
+        if partitions == now {
+            // Already done (perhaps by an earlier attempt of the same request).
+            return MetaAnswer::AlreadyExists;
+        }
+        if partitions < now {
+            return MetaAnswer::Invalid(format!(
+                "topic {name} has {now} partitions; the count can only grow (asked for {partitions})"
+            ));
+        }
+        if partitions > PARTITIONS_MAX {
+            return MetaAnswer::Invalid(format!("partitions must be 1..={PARTITIONS_MAX}, got {partitions}"));
+        }
+        let parts = match self.new_partitions(partitions - now, rf, live, limits) {
+            Ok(p) => p,
+            Err(refusal) => return refusal,
+        };
+        match self.topics.get_mut(name) {
+            Some(t) => {
+                t.partitions.extend(parts);
+                MetaAnswer::Done
+            }
+            None => MetaAnswer::NotFound,
+        }
+    }
+
+    /// `count` new partitions with `rf` replicas on the `live` nodes, within `limits`, each with
+    /// its own group and fresh incarnations; a refusal changes nothing.
+    fn new_partitions(
+        &mut self,
+        count: u32,
+        rf: u32,
+        live: &[NodeId],
+        limits: &PartitionLimits,
+    ) -> Result<Vec<Partition>, MetaAnswer> {
         let eligible: Vec<NodeId> =
             live.iter().copied().filter(|n| self.nodes.contains_key(n)).collect::<BTreeSet<_>>().into_iter().collect();
         if rf == 0 || rf as usize > eligible.len() {
-            return MetaAnswer::Invalid(format!(
+            return Err(MetaAnswer::Invalid(format!(
                 "replication factor {rf} needs {rf} live nodes; {} of {} nodes are live",
                 eligible.len(),
                 self.nodes.len()
-            ));
+            )));
         }
         let total: u64 = self.topics.values().map(|t| t.partitions.len() as u64).sum();
-        if total + u64::from(partitions) > limits.total_max {
-            return MetaAnswer::LimitExceeded(format!(
-                "the cluster has {total} partitions; {partitions} more would pass the limit of {} \
+        if total + u64::from(count) > limits.total_max {
+            return Err(MetaAnswer::LimitExceeded(format!(
+                "the cluster has {total} partitions; {count} more would pass the limit of {} \
                  (limits.partitions_max)",
                 limits.total_max
-            ));
+            )));
         }
-        let placement = self.place(partitions, rf, &eligible);
+        let placement = self.place(count, rf, &eligible);
         let mut hosted: BTreeMap<NodeId, u64> = BTreeMap::new();
         for r in self.topics.values().flat_map(|t| &t.partitions).flat_map(|p| &p.replicas) {
             *hosted.entry(r.node).or_default() += 1;
@@ -286,14 +355,14 @@ impl ClusterState {
         for n in placement.iter().flatten() {
             *hosted.entry(*n).or_default() += 1;
         }
-        if let Some((node, count)) = hosted.iter().find(|(_, c)| **c > limits.per_node_max) {
-            return MetaAnswer::LimitExceeded(format!(
-                "node {node} would host {count} partition replicas, over the limit of {} \
+        if let Some((node, hosts)) = hosted.iter().find(|(_, c)| **c > limits.per_node_max) {
+            return Err(MetaAnswer::LimitExceeded(format!(
+                "node {node} would host {hosts} partition replicas, over the limit of {} \
                  (limits.partition_replicas_per_node_max)",
                 limits.per_node_max
-            ));
+            )));
         }
-        let mut parts = Vec::with_capacity(partitions as usize);
+        let mut parts = Vec::with_capacity(count as usize);
         for nodes in placement {
             let replicas: Vec<Replica> = nodes
                 .into_iter()
@@ -306,12 +375,7 @@ impl ClusterState {
             parts.push(Partition { group_id: self.next_group_id, founders: replicas.clone(), replicas });
             self.next_group_id += 1;
         }
-        // Ids start at 1: 0 in a request means "resolve by name".
-        let topic_id = self.next_topic_id.max(1);
-        self.next_topic_id = topic_id + 1;
-        self.topics
-            .insert(name.to_string(), Topic { id: topic_id, partitions: parts, replication_factor: rf, retention });
-        MetaAnswer::Created { topic_id }
+        Ok(parts)
     }
 
     /// Chooses replicas for `partitions` new partitions: each partition's preferred leader is

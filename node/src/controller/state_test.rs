@@ -293,3 +293,49 @@ fn altering_a_topic_config_changes_only_the_settings_given_and_refuses_bad_value
     let missing = MetaCommand::AlterTopicConfig { name: "nope".into(), retention_ms: Some(1), retention_bytes: None };
     assert_eq!(s.apply(6, &missing), MetaAnswer::NotFound);
 }
+
+#[test]
+fn adding_partitions_places_new_groups_keeps_the_old_ones_and_never_shrinks() {
+    let mut s = three_nodes();
+    s.apply(2, &create("orders", 3, 3, &[1, 2, 3]));
+    let before = s.topics["orders"].clone();
+    let grow = |partitions, live: &[NodeId], total_max| MetaCommand::CreatePartitions {
+        name: "orders".into(),
+        partitions,
+        live: live.to_vec(),
+        limits: PartitionLimits { per_node_max: 100_000, total_max },
+    };
+    assert_eq!(s.apply(3, &grow(6, &[1, 2, 3], 100)), MetaAnswer::Done);
+    let t = &s.topics["orders"];
+    assert_eq!(t.partitions.len(), 6);
+    assert_eq!(t.partitions[..3], before.partitions[..], "existing partitions are untouched");
+    assert_eq!(t.id, before.id, "same topic incarnation");
+    let groups: BTreeSet<_> = t.partitions.iter().map(|p| p.group_id).collect();
+    assert_eq!(groups.len(), 6, "each new partition is its own group");
+    let leaders: BTreeSet<_> = t.partitions[3..].iter().map(|p| p.replicas[0].node).collect();
+    assert_eq!(leaders.len(), 3, "the new partitions' preferred leaders are spread");
+    for p in &t.partitions[3..] {
+        assert_eq!(p.replicas.len(), 3, "the topic's replication factor");
+        assert_eq!(p.founders, p.replicas);
+    }
+    assert_eq!(s.version, 3);
+
+    let after = s.clone();
+    assert_eq!(s.apply(4, &grow(6, &[1, 2, 3], 100)), MetaAnswer::AlreadyExists, "a repeat is not an error");
+    for (i, cmd) in [grow(5, &[1, 2, 3], 100), grow(2, &[1, 2, 3], 100), grow(PARTITIONS_MAX + 1, &[1, 2, 3], u64::MAX)]
+        .iter()
+        .enumerate()
+    {
+        assert!(matches!(s.apply(4 + i as u64, cmd), MetaAnswer::Invalid(_)), "{cmd:?}");
+    }
+    assert!(matches!(s.apply(7, &grow(7, &[1, 2], 100)), MetaAnswer::Invalid(m) if m.contains("live nodes")));
+    assert!(matches!(s.apply(8, &grow(200, &[1, 2, 3], 100)), MetaAnswer::LimitExceeded(_)));
+    let missing = MetaCommand::CreatePartitions {
+        name: "nope".into(),
+        partitions: 9,
+        live: vec![1, 2, 3],
+        limits: PartitionLimits { per_node_max: 100, total_max: 100 },
+    };
+    assert_eq!(s.apply(9, &missing), MetaAnswer::NotFound);
+    assert_eq!(s, after, "refusals change nothing");
+}

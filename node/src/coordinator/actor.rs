@@ -146,6 +146,7 @@ impl Coordinator {
             committed,
             broken: broken.clone(),
             meta: (u64::MAX, Arc::new(Metadata::new())),
+            first_counts: HashMap::new(),
         };
         let task = tokio::spawn(actor.run(rx));
         Ok(Coordinator { partition, term, replica, tx, broken, task })
@@ -192,6 +193,8 @@ struct Actor {
     broken: Arc<AtomicBool>,
     /// Topic metadata and the cluster metadata version it was built from.
     meta: (u64, Arc<Metadata>),
+    /// With the `ignore-new-partitions` fault only: each topic's partition count when first seen.
+    first_counts: HashMap<u64, u32>,
 }
 
 fn invalid(m: impl Into<String>) -> CoordError {
@@ -263,12 +266,18 @@ impl Actor {
     fn metadata(&mut self) -> Arc<Metadata> {
         let state = self.shared.local.state();
         if self.meta.0 != state.version {
+            let ignore_new = self.shared.faults.ignore_new_partitions;
+            let first_counts = &mut self.first_counts;
             let meta: Metadata = state
                 .topics
                 .iter()
                 .filter(|(name, _)| !crate::topic::is_internal(name))
                 .map(|(name, t)| {
-                    (name.clone(), TopicMeta { name: name.clone(), id: t.id, partitions: t.partitions.len() as u32 })
+                    let mut partitions = t.partitions.len() as u32;
+                    if ignore_new {
+                        partitions = *first_counts.entry(t.id).or_insert(partitions);
+                    }
+                    (name.clone(), TopicMeta { name: name.clone(), id: t.id, partitions })
                 })
                 .collect();
             self.meta = (state.version, Arc::new(meta));

@@ -125,6 +125,13 @@ impl Admin for Starting {
     ) -> Result<Response<cairn_proto::v1::AlterTopicConfigResponse>, Status> {
         unavailable()
     }
+
+    async fn create_partitions(
+        &self,
+        _: Request<cairn_proto::v1::CreatePartitionsRequest>,
+    ) -> Result<Response<cairn_proto::v1::CreatePartitionsResponse>, Status> {
+        unavailable()
+    }
 }
 
 #[tonic::async_trait]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    AlterTopicConfigRequest, AlterTopicConfigResponse, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest,
-    DeleteTopicResponse, DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse,
-    RepairReplicaRequest, RepairReplicaResponse, ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig,
-    TopicConfigEntry, TopicSummary,
+    AlterTopicConfigRequest, AlterTopicConfigResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
+    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RepairReplicaRequest, RepairReplicaResponse,
+    ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig, TopicConfigEntry, TopicSummary,
 };
 use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
@@ -190,6 +190,54 @@ impl Admin for AdminService {
             }
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
             MetaAnswer::Invalid(why) => Err(ServiceError::InvalidArgument(why).into()),
+            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+        }
+    }
+
+    async fn create_partitions(
+        &self,
+        request: Request<CreatePartitionsRequest>,
+    ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        let req = request.into_inner();
+        if crate::topic::is_internal(&req.name) {
+            // Group ids hash over __consumer_offsets' partition count: growing it would move
+            // every group's coordinator away from its records.
+            return Err(ServiceError::InvalidArgument(format!(
+                "{:?} is an internal topic; its partition count is fixed",
+                req.name
+            ))
+            .into());
+        }
+        if req.partitions == 0 || req.partitions > PARTITIONS_MAX {
+            return Err(ServiceError::InvalidArgument(format!(
+                "partitions must be 1..={PARTITIONS_MAX}, got {}",
+                req.partitions
+            ))
+            .into());
+        }
+        // Liveness is the controller leader's view; elsewhere, redirect first.
+        if !self.controller.is_leader() {
+            return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
+        }
+        let state = self.controller.state();
+        let live = self.liveness.live_nodes(self.groups.env().me, state.nodes.keys().copied());
+        let cmd = MetaCommand::CreatePartitions {
+            name: req.name.clone(),
+            partitions: req.partitions,
+            live,
+            limits: self.controller.limits().partition_limits(),
+        };
+        match self.controller.propose(&cmd).await? {
+            MetaAnswer::Done | MetaAnswer::AlreadyExists => {
+                let state = self.controller.state();
+                let t = state.topics.get(&req.name).ok_or_else(|| ServiceError::UnknownTopic(req.name.clone()))?;
+                let topic = summary(&req.name, t, &self.groups.env().config.retention);
+                Ok(Response::new(CreatePartitionsResponse { topic: Some(topic) }))
+            }
+            MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
+            MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
+            MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m).into()),
+            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
             other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
         }
     }

@@ -83,7 +83,6 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
     let topic = Arc::new(args.topic.clone());
     let mut tasks = Vec::new();
     for p in partitions {
-        let (tx, topic, client) = (tx.clone(), topic.clone(), client.clone());
         let from = match start {
             Start::Earliest => client.list_offsets(&topic, p, OffsetSpec::Earliest).await?.offset,
             Start::Latest => client.list_offsets(&topic, p, OffsetSpec::Latest).await?.offset,
@@ -94,39 +93,19 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
         if let Some(e) = end {
             anyhow::ensure!(from <= e, "partition {p}: offset {from} is past the end (high watermark {e})");
         }
-        let wait = args.max_wait_ms;
-        tasks.push(tokio::spawn(async move {
-            let mut pos = from;
-            while end.is_none_or(|e| pos < e) {
-                match client.fetch(&topic, p, pos, 0, wait).await {
-                    Ok(resp) => {
-                        if let Some(last) = resp.records.last() {
-                            pos = last.offset + 1;
-                            let recs = match end {
-                                Some(e) => resp.records.into_iter().filter(|r| r.offset < e).collect(),
-                                None => resp.records,
-                            };
-                            if tx.send(Ok((p, recs))).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    // Retention (or DeleteRecords) removed what was next: go on from the log
-                    // start, as Kafka's consumers do with auto.offset.reset=earliest.
-                    Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
-                        let start = e.offset_bounds().map_or(pos, |b| b.0);
-                        eprintln!(
-                            "partition {p}: offsets {pos}..{start} were removed (retention); continuing at {start}"
-                        );
-                        pos = start;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(anyhow::anyhow!("partition {p}: {e}"))).await;
-                        return;
-                    }
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(read_partition(
+            client.clone(),
+            topic.clone(),
+            p,
+            from,
+            end,
+            args.max_wait_ms,
+            tx.clone(),
+        )));
+    }
+    if args.follow && args.partition.is_none() {
+        // Partitions added to the topic while following are read from their start.
+        tasks.push(tokio::spawn(watch_new_partitions(client.clone(), topic.clone(), n, args.max_wait_ms, tx.clone())));
     }
     drop(tx);
     let mut printed = 0u64;
@@ -146,6 +125,76 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
     }
     out.flush();
     Ok(())
+}
+
+/// Reads partition `p` from `from` up to `end` (or forever), sending what it reads to `tx`.
+async fn read_partition(
+    client: Arc<Client>,
+    topic: Arc<String>,
+    p: u32,
+    from: u64,
+    end: Option<u64>,
+    wait: u32,
+    tx: mpsc::Sender<anyhow::Result<(u32, Vec<FetchedRecord>)>>,
+) {
+    let mut pos = from;
+    while end.is_none_or(|e| pos < e) {
+        match client.fetch(&topic, p, pos, 0, wait).await {
+            Ok(resp) => {
+                if let Some(last) = resp.records.last() {
+                    pos = last.offset + 1;
+                    let recs = match end {
+                        Some(e) => resp.records.into_iter().filter(|r| r.offset < e).collect(),
+                        None => resp.records,
+                    };
+                    if tx.send(Ok((p, recs))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            // Retention (or DeleteRecords) removed what was next: go on from the log start, as
+            // Kafka's consumers do with auto.offset.reset=earliest.
+            Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
+                let start = e.offset_bounds().map_or(pos, |b| b.0);
+                eprintln!("partition {p}: offsets {pos}..{start} were removed (retention); continuing at {start}");
+                pos = start;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(anyhow::anyhow!("partition {p}: {e}"))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// How often `consume --follow` looks for partitions added to its topic.
+const NEW_PARTITIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With `--follow` over every partition: starts reading each partition added to the topic
+/// (`add-partitions`) from its log start, so nothing written to it is missed.
+async fn watch_new_partitions(
+    client: Arc<Client>,
+    topic: Arc<String>,
+    mut known: u32,
+    wait: u32,
+    tx: mpsc::Sender<anyhow::Result<(u32, Vec<FetchedRecord>)>>,
+) {
+    loop {
+        tokio::time::sleep(NEW_PARTITIONS_EVERY).await;
+        if tx.is_closed() {
+            return;
+        }
+        if client.refresh_metadata().await.is_err() {
+            continue;
+        }
+        let Ok(n) = client.partition_count(&topic).await else { continue };
+        for p in known..n {
+            eprintln!("partition {p} was added to {topic}; reading it from its start");
+            // Ends with the process (the command returns once it has printed what was asked).
+            tokio::spawn(read_partition(client.clone(), topic.clone(), p, 0, None, wait, tx.clone()));
+        }
+        known = known.max(n);
+    }
 }
 
 /// `consume --group`: a group member that prints what it is given and commits as it goes.

@@ -1,4 +1,4 @@
-//! `cairn topic create|list|describe|delete`.
+//! `cairn topic create|list|describe|delete|alter|add-partitions|delete-records`.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,18 @@ pub enum TopicCommand {
         /// cluster default.
         #[arg(long, allow_negative_numbers = true)]
         retention_bytes: Option<i64>,
+    },
+    /// Grow a topic to more partitions (never fewer); waits until every partition has a leader
+    /// (unless --no-wait). Producers and consumers pick the new partitions up without a
+    /// restart, at their next metadata refresh.
+    AddPartitions {
+        name: String,
+        /// The new partition count (not the number to add).
+        #[arg(long)]
+        to: u32,
+        /// Return as soon as the partitions exist in the metadata.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Make every record of a partition below an offset unreadable, for good (Kafka's
     /// DeleteRecords); the bytes go at the next segment boundary below it.
@@ -172,6 +184,35 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 out.value(&summary_json(&t));
             } else {
                 out.line(&format!("topic {name} altered; config: {}", configs_line(&t)));
+            }
+        }
+        TopicCommand::AddPartitions { name, to, no_wait } => {
+            let started = Instant::now();
+            let before = client.describe_topic(&name).await?.topic.map_or(0, |t| t.partitions);
+            let t = client.create_partitions(&name, to).await?;
+            if !no_wait {
+                wait_for_leaders(client, &name, started + timeout.max(Duration::from_secs(60))).await?;
+            }
+            if t.partitions > before {
+                // Kafka's tools warn alike: the key → partition mapping depends on the count.
+                eprintln!(
+                    "warning: keyed records of {name} now hash over {} partitions: a key's new records may go                      to another partition than its earlier ones (order per key holds within a partition only)",
+                    t.partitions
+                );
+            }
+            if out.json {
+                let mut v = summary_json(&t);
+                v["previous_partitions"] = json!(before);
+                out.value(&v);
+            } else if t.partitions == before {
+                out.line(&format!("topic {name} already has {before} partitions; nothing changed"));
+            } else {
+                out.line(&format!(
+                    "topic {name}: {before} → {} partitions{} ({:.2} s)",
+                    t.partitions,
+                    if no_wait { "" } else { ", every partition has a leader" },
+                    started.elapsed().as_secs_f64()
+                ));
             }
         }
         TopicCommand::DeleteRecords { name, partition, before, all: _ } => {
