@@ -50,18 +50,33 @@ async fn bounds_on(client: &Client, addr: &str, topic: &str) -> Option<(u64, u64
     }
 }
 
-/// Waits until every node's replica has log start ≥ `min_start` and the same bounds.
+/// Sweeps (100 ms apart here) that must pass without a change before retention counts as
+/// settled: with no new records each sweep is a function of the partition's state, so once one
+/// round of sweeps changed nothing, none will (a segment filled by the last records is cut at
+/// one sweep and truncated at the next).
+const SETTLED_AFTER: Duration = Duration::from_millis(1_000);
+
+/// Waits until every node's replica has log start ≥ `min_start` and the same bounds, and those
+/// bounds stayed the same for [`SETTLED_AFTER`] (retention finished with what was produced).
 async fn wait_for_truncation(cluster: &Cluster, client: &Client, topic: &str, min_start: u64) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stable: Option<((u64, u64), Instant)> = None;
     loop {
         let mut seen = Vec::new();
         for addr in cluster.brokers() {
             seen.push(bounds_on(client, &addr, topic).await);
         }
-        if let Some(Some(first)) = seen.first() {
-            if first.0 >= min_start && seen.iter().all(|s| s.as_ref() == Some(first)) {
-                return *first;
-            }
+        match seen.first() {
+            Some(Some(first)) if first.0 >= min_start && seen.iter().all(|s| s.as_ref() == Some(first)) => match stable
+            {
+                Some((b, since)) if b == *first => {
+                    if since.elapsed() >= SETTLED_AFTER {
+                        return b;
+                    }
+                }
+                _ => stable = Some((*first, Instant::now())),
+            },
+            _ => stable = None,
         }
         assert!(Instant::now() < deadline, "replicas did not truncate {topic} to ≥ {min_start}: {seen:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;

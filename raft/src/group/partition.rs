@@ -216,6 +216,11 @@ impl PartitionGroup {
     /// # Errors
     /// The Raft instance stopped or rejected the membership.
     pub async fn bootstrap(&self, members: &BTreeMap<ReplicaId, String>) -> Result<(), GroupError> {
+        // Asked first: openraft logs an ERROR for every refused initialize, and a restart (or a
+        // founder that already heard a peer's vote) is no error.
+        if matches!(self.raft.is_initialized().await, Ok(true)) {
+            return Ok(());
+        }
         let nodes: BTreeMap<ReplicaId, BasicNode> =
             members.iter().map(|(r, addr)| (*r, BasicNode::new(addr))).collect();
         match self.raft.initialize(nodes).await {
