@@ -63,6 +63,9 @@ pub struct Client {
 /// just created can take a moment to reach every node's copy of the metadata.
 const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(3);
 
+/// How long [`Client::connect`] keeps trying while no broker can be connected to at all.
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(3);
+
 impl Client {
     /// Connects and loads metadata from the first broker that answers.
     ///
@@ -85,8 +88,40 @@ impl Client {
         for b in &client.cfg.brokers {
             client.channel(b)?;
         }
-        client.refresh_metadata().await?;
+        client.first_contact().await?;
         Ok(client)
+    }
+
+    /// Loads metadata from the first broker that answers. While none can even be connected to,
+    /// gives up after [`UNREACHABLE_GRACE`] naming every address tried (a typo'd address or a
+    /// cluster that is down should not cost the whole retry deadline); once any broker answers,
+    /// even with an error (starting, no controller yet), the ordinary retry budget applies.
+    async fn first_contact(&self) -> Result<(), ClientError> {
+        let start = Instant::now();
+        loop {
+            let mut last = None;
+            for b in &self.cfg.brokers {
+                let asked = self
+                    .attempt(b, Duration::ZERO, &|ch| {
+                        let mut c = self.broker(ch);
+                        async move { c.describe_cluster(DescribeClusterRequest {}).await }
+                    })
+                    .await;
+                match asked {
+                    Ok(resp) => {
+                        self.absorb(&resp);
+                        return Ok(());
+                    }
+                    Err(e) if e.is_unreachable() => last = Some(e),
+                    Err(_) => return self.refresh_metadata().await,
+                }
+            }
+            let last = last.unwrap_or(ClientError::NoBrokers);
+            if start.elapsed() >= UNREACHABLE_GRACE {
+                return Err(ClientError::Unreachable { tried: self.cfg.brokers.clone(), last: Box::new(last) });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {

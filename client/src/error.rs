@@ -25,6 +25,10 @@ pub enum ClientError {
     Transport { addr: String, status: tonic::Status },
     #[error("no broker configured")]
     NoBrokers,
+    /// No configured broker could be connected to (nothing listening, or no route), for the
+    /// client's unreachable grace.
+    #[error("no broker reachable (tried {}): {last}", tried.join(", "))]
+    Unreachable { tried: Vec<String>, last: Box<ClientError> },
     #[error("invalid broker address {0:?}")]
     InvalidBroker(String),
     #[error("{0}")]
@@ -73,6 +77,13 @@ impl ClientError {
             ClientError::RetriesExhausted { last, .. } | ClientError::InDoubt { last, .. } => last.is_retriable(),
             _ => false,
         }
+    }
+
+    /// Whether the broker could not be connected to at all (nothing listening, no route): a
+    /// transport failure before any answer, unlike a broker that answered with an error or
+    /// took too long.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Transport { status, .. } if status.code() == tonic::Code::Unavailable)
     }
 
     /// Whether the request was certainly not applied (false: unknown outcome).

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod join;
 pub mod listener;
 pub mod liveness;
+pub mod restart;
 pub mod retention;
 pub mod server;
 pub mod service;

@@ -29,7 +29,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // After a failed fsync RocksDB is read-only and the page cache may have dropped the data:
     // the only safe reaction is to stop the process (never retry an fsync).
+    // RocksDB meeting damaged data in the background (InvalidData) is recorded in the data
+    // directory first; the node then starts over in the same process, and the fresh start
+    // sets the damaged data aside and has the cluster rebuild this node's replicas.
     let on_fatal: FatalHook = Arc::new(|e: &std::io::Error| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            tracing::error!(error = %e, "storage damaged; restarting this node to rebuild its replicas from the others");
+            eprintln!("cairn-node: storage damaged ({e}); restarting to rebuild");
+            crate::restart::in_place();
+        }
         tracing::error!(error = %e, "WAL fsync failed; aborting the node");
         eprintln!("cairn-node: WAL fsync failed ({e}); aborting");
         std::process::abort();

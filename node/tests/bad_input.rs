@@ -142,3 +142,20 @@ async fn data_directory_of_another_node_is_refused_and_left_intact() {
     let recs = read_from_node(&client, &cluster.addr(1), "events", 0, 1).await;
     assert_eq!(&recs[0].value[..], b"mine", "the rightful node still has its data");
 }
+
+#[test]
+fn a_cli_that_reaches_no_broker_says_so_within_seconds_naming_the_addresses() {
+    // Two ports nothing listens on (bound, then released).
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let brokers = vec![free().to_string(), free().to_string()];
+    let started = std::time::Instant::now();
+    let (code, _, err) = common::cli(&brokers, &["topic", "list"], None);
+    let took = started.elapsed();
+    assert_ne!(code, 0);
+    assert!(err.contains("no broker reachable"), "{err}");
+    for b in &brokers {
+        assert!(err.contains(b.as_str()), "names {b}: {err}");
+    }
+    // Three seconds of trying, not the 20 s retry deadline.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}

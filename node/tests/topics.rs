@@ -303,6 +303,12 @@ async fn cli_manages_topics_and_moves_records() {
     let (code, _, err) = cli(&b, &["topic", "create", "cli-t", "-p", "1"], None);
     assert_ne!(code, 0);
     assert!(err.contains("TOPIC_ALREADY_EXISTS"), "{err}");
+    let (code, out, err) = cli(&b, &["topic", "create", "cli-t", "-p", "1", "--if-not-exists"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("already exists: 2 partitions"), "the existing topic is left as it is: {out}");
+    let (code, out, _) = cli(&b, &["topic", "create", "--help"], None);
+    assert_eq!(code, 0);
+    assert!(!out.contains("[default: 0]"), "0 is not what a user would read as the default: {out}");
     let (code, _, _) = cli(&b, &["topic", "delete", "cli-t"], None);
     assert_eq!(code, 0);
     let (code, _, err) = cli(&b, &["consume", "cli-t"], None);

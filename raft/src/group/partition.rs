@@ -248,6 +248,8 @@ impl PartitionGroup {
     /// Stops the replica because a read found damaged data: it must neither serve nor vote
     /// (its log is not what it acknowledged). Returns the error to answer with.
     fn fail_corrupt(&self, e: GroupError) -> GroupError {
+        // Damage in an SST block is the whole node's (see `Db::escalate_shared_damage`).
+        self.db.escalate_shared_damage(&e.to_string());
         let failure = Failure { reason: format!("damaged data: {e}"), corrupt: true };
         if self.health.fail(failure.clone()) {
             tracing::error!(group = self.cfg.group, error = %e, "damaged data found; the replica stops and awaits its repair");

@@ -269,15 +269,41 @@ impl Db {
     /// # Errors
     /// The write failed. A `Corruption` failure means RocksDB met damaged data in the
     /// background (a compaction) and refuses every write from now on: the node records that
-    /// its storage is damaged and stops (see [`Db::open`]).
+    /// its storage is damaged and calls the fatal hook with an `InvalidData` error (the node
+    /// restarts, and [`Db::open`] refuses the flagged database).
     pub(crate) fn write(&self, batch: WriteBatch, what: &'static str) -> Result<(), StoreError> {
         self.rocks.write_opt(batch, &WriteOptions::default()).map_err(|e| {
             if self.note_damage(&e) {
-                let err = std::io::Error::other(format!("write ({what}) refused, storage damaged: {e}"));
+                // InvalidData tells the hook it is damage (the node restarts to rebuild), not a
+                // failed fsync.
+                let err = std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("write ({what}) refused, storage damaged: {e}"),
+                );
                 (self.on_fatal)(&err);
             }
             StoreError::Rocks { op: what, source: e }
         })
+    }
+
+    /// Damage a read found in an SST file (`block checksum mismatch ... .sst`) is not one
+    /// replica's: a block holds the keys of several groups, a rebuilt replica on this node
+    /// reads the same block again (its keys share the group's range), and the first
+    /// compaction over it refuses every write. Such damage is handled as the whole node's: it
+    /// is recorded (see [`Db::open`]) and the fatal hook restarts the node, which then has the
+    /// cluster rebuild it. Damage in blob files or a record's own checksum stays the replica's.
+    /// Returns whether `error` was such damage.
+    pub fn escalate_shared_damage(&self, error: &str) -> bool {
+        if !(error.contains("Corruption") && error.contains(".sst")) {
+            return false;
+        }
+        self.record_damage(error);
+        let err = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("damaged SST data shared by this node's replicas: {error}"),
+        );
+        (self.on_fatal)(&err);
+        true
     }
 
     /// Records a `Corruption` error as damage found in this database (see [`Db::open`]).
@@ -286,14 +312,19 @@ impl Db {
         if e.kind() != rocksdb::ErrorKind::Corruption {
             return false;
         }
+        self.record_damage(e.as_ref());
+        true
+    }
+
+    /// Writes (and fsyncs) the damage flag that makes [`Db::open`] refuse this database.
+    fn record_damage(&self, e: &str) {
         let note = format!("{e}\n");
         let written = std::fs::write(&self.damage_flag, note)
             .and_then(|()| std::fs::File::open(&self.damage_flag).and_then(|f| f.sync_all()));
         if let Err(w) = written {
             tracing::error!(error = %w, "cannot record the storage damage");
         }
-        tracing::error!(error = %e, "RocksDB found damaged data and refuses writes; this node's storage is damaged");
-        true
+        tracing::error!(error = %e, "RocksDB found damaged data; this node's storage is damaged");
     }
 
     /// Queues `callback` for the next WAL fsync. Call only after the covered write returned.
@@ -328,6 +359,9 @@ impl Db {
             Ok(out)
         })
         .await
+        .inspect_err(|e| {
+            self.escalate_shared_damage(&e.to_string());
+        })
     }
 
     /// Reads every key and value `group` has in every column family, verifying RocksDB's

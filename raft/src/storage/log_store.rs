@@ -80,6 +80,7 @@ impl LogStore {
         let (db, group) = (self.db.clone(), self.group);
         let res = blocking(move || read_entries(&db, group, start, end, byte_cap)).await;
         if let Err(e) = &res {
+            self.db.escalate_shared_damage(&e.to_string());
             if self.health.record(e) {
                 tracing::error!(group, start, error = %e, "damaged log data found by a read; the replica stops");
             }
@@ -101,6 +102,7 @@ impl LogStore {
         })
         .await;
         if let Err(e) = &res {
+            self.db.escalate_shared_damage(&e.to_string());
             self.health.record(e);
         }
         res
@@ -234,6 +236,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
         .map_err(|e| {
+            self.db.escalate_shared_damage(&e.to_string());
             self.health.record(&e);
             StorageIOError::read_logs(&e).into()
         })

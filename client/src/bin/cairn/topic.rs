@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_client::{Client, RetentionConfig, TopicSummary};
+use cairn_client::{Client, ErrorCode, RetentionConfig, TopicSummary};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -16,8 +16,8 @@ pub enum TopicCommand {
         /// Number of partitions.
         #[arg(short = 'p', long, default_value_t = 1)]
         partitions: u32,
-        /// Replicas per partition (default: 3, or the node count if smaller).
-        #[arg(short = 'r', long, default_value_t = 0)]
+        /// Replicas per partition [default: 3, or the node count if smaller].
+        #[arg(short = 'r', long, default_value_t = 0, hide_default_value = true)]
         replicas: u32,
         /// Remove records once they are all older than this (ms); -1 = keep forever; default:
         /// the cluster's ([retention] retention_ms, 7 days unless configured).
@@ -30,6 +30,10 @@ pub enum TopicCommand {
         /// Return as soon as the topic exists in the metadata.
         #[arg(long)]
         no_wait: bool,
+        /// A topic of that name already existing is not an error (its settings are left as
+        /// they are, whatever was asked).
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List topics.
     List {
@@ -102,13 +106,29 @@ fn summary_json(t: &TopicSummary) -> serde_json::Value {
 
 pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Duration) -> anyhow::Result<()> {
     match cmd {
-        TopicCommand::Create { name, partitions, replicas, retention_ms, retention_bytes, no_wait } => {
+        TopicCommand::Create { name, partitions, replicas, retention_ms, retention_bytes, no_wait, if_not_exists } => {
             let started = Instant::now();
             let retention = Some(RetentionConfig {
                 retention_ms: retention_ms.unwrap_or(0),
                 retention_bytes: retention_bytes.unwrap_or(0),
             });
-            let t = client.create_topic(&name, partitions, replicas, retention).await?;
+            let t = match client.create_topic(&name, partitions, replicas, retention).await {
+                Err(e) if if_not_exists && e.code() == Some(ErrorCode::TopicAlreadyExists) => {
+                    let t = client.describe_topic(&name).await?.topic.unwrap_or_default();
+                    if out.json {
+                        let mut v = summary_json(&t);
+                        v["created"] = json!(false);
+                        out.value(&v);
+                    } else {
+                        out.line(&format!(
+                            "topic {name} already exists: {} partitions, replication factor {} (unchanged)",
+                            t.partitions, t.replication_factor
+                        ));
+                    }
+                    return Ok(());
+                }
+                r => r?,
+            };
             if !no_wait {
                 wait_for_leaders(client, &name, started + timeout.max(Duration::from_secs(60))).await?;
             }
