@@ -60,6 +60,26 @@ pub fn summary(name: &str, t: &Topic, defaults: &RetentionSection) -> TopicSumma
     }
 }
 
+/// A partition count a request may ask for.
+fn check_partition_count(partitions: u32) -> Result<(), ServiceError> {
+    if partitions == 0 || partitions > PARTITIONS_MAX {
+        return Err(ServiceError::InvalidArgument(format!(
+            "partitions must be 1..={PARTITIONS_MAX}, got {partitions}"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for the controller's refusal to place partitions (CreateTopic, CreatePartitions).
+fn placement_refusal(answer: MetaAnswer) -> ServiceError {
+    match answer {
+        MetaAnswer::Invalid(m) if m.contains("live nodes") => ServiceError::NotEnoughLiveNodes(m),
+        MetaAnswer::LimitExceeded(m) => ServiceError::LimitExceeded(m),
+        MetaAnswer::Invalid(m) => ServiceError::InvalidArgument(m),
+        other => ServiceError::Internal(format!("unexpected controller answer {other:?}")),
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn create_topic(
@@ -75,13 +95,7 @@ impl Admin for AdminService {
             ))
             .into());
         }
-        if req.partitions == 0 || req.partitions > PARTITIONS_MAX {
-            return Err(ServiceError::InvalidArgument(format!(
-                "partitions must be 1..={PARTITIONS_MAX}, got {}",
-                req.partitions
-            ))
-            .into());
-        }
+        check_partition_count(req.partitions)?;
         // Checks below use the controller leader's view; elsewhere, redirect first.
         if !self.controller.is_leader() {
             return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
@@ -136,10 +150,7 @@ impl Admin for AdminService {
                 }))
             }
             MetaAnswer::AlreadyExists => Err(ServiceError::TopicExists(req.name).into()),
-            MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
-            MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m).into()),
-            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(placement_refusal(other).into()),
         }
     }
 
@@ -208,13 +219,7 @@ impl Admin for AdminService {
             ))
             .into());
         }
-        if req.partitions == 0 || req.partitions > PARTITIONS_MAX {
-            return Err(ServiceError::InvalidArgument(format!(
-                "partitions must be 1..={PARTITIONS_MAX}, got {}",
-                req.partitions
-            ))
-            .into());
-        }
+        check_partition_count(req.partitions)?;
         // Liveness is the controller leader's view; elsewhere, redirect first.
         if !self.controller.is_leader() {
             return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
@@ -235,10 +240,7 @@ impl Admin for AdminService {
                 Ok(Response::new(CreatePartitionsResponse { topic: Some(topic) }))
             }
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
-            MetaAnswer::Invalid(m) if m.contains("live nodes") => Err(ServiceError::NotEnoughLiveNodes(m).into()),
-            MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m).into()),
-            MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(placement_refusal(other).into()),
         }
     }
 
