@@ -292,8 +292,11 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     let mut a = Analysis { end_time: ops.last().map_or(0, |o| o.time), ..Analysis::default() };
     // Sends are paired by value (unique per send; a pipelining process has several open),
     // everything else by process.
-    let mut open: BTreeMap<(i64, u64), &Op> = BTreeMap::new();
-    let key = |op: &Op| if op.f == "send" { (-3, u(&op.value, "value").unwrap_or(0)) } else { (op.process, 0) };
+    // (is a send, process or 0, value or 0): sends and other ops never share a key (a send's
+    // value 0 once shared one with the monitor's committed reads, which took its invocation).
+    let mut open: BTreeMap<(bool, i64, u64), &Op> = BTreeMap::new();
+    let key =
+        |op: &Op| if op.f == "send" { (true, 0, u(&op.value, "value").unwrap_or(0)) } else { (false, op.process, 0) };
     let mut assignment: BTreeMap<i64, u64> = BTreeMap::new();
     let mut fault_open: BTreeMap<String, u64> = BTreeMap::new();
     for op in ops {
@@ -611,5 +614,48 @@ mod tests {
         assert!(line.contains("\"type\":\"invoke\""), "{line}");
         let back: Op = serde_json::from_str(&line).expect("parse");
         assert_eq!(back, h.ops[0]);
+    }
+
+    #[test]
+    fn a_monitor_op_between_a_send_of_value_zero_and_its_ack_does_not_take_the_invocation() {
+        // The group monitor (process MONITOR) records committed reads as lone ok ops; they once
+        // shared a pairing key with the send of value 0 and consumed its invocation.
+        let mut h = H::default();
+        h.ops.push(Op {
+            index: 0,
+            time: 1,
+            kind: OpType::Invoke,
+            process: 3,
+            node: None,
+            f: "send".into(),
+            value: json!({"partition": 0, "value": 0}),
+            error: None,
+            producer: None,
+        });
+        h.ops.push(Op {
+            index: 1,
+            time: 2,
+            kind: OpType::Ok,
+            process: MONITOR,
+            node: None,
+            f: "committed-read".into(),
+            value: json!({"invoked": 1, "offsets": {}}),
+            error: None,
+            producer: None,
+        });
+        h.ops.push(Op {
+            index: 2,
+            time: 3,
+            kind: OpType::Ok,
+            process: 3,
+            node: None,
+            f: "send".into(),
+            value: json!({"partition": 0, "value": 0, "offset": 0}),
+            error: None,
+            producer: None,
+        });
+        let a = h.analysis();
+        assert_eq!(a.sends.len(), 1, "{:?}", a.sends);
+        assert_eq!(a.sends[0].outcome, Outcome::Ok { offset: 0 });
     }
 }

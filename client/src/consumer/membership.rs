@@ -124,13 +124,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let budget = shared.lock().session / 2;
+        // The coordinator's session runs from when it received the heartbeat, which is after
+        // it was sent: counting from the send keeps this member's idea of its session from
+        // outlasting the coordinator's (counting from the answer, which may come seconds
+        // later, would let it read partitions the coordinator has given to someone else).
+        let sent = Instant::now();
         match shared.client.group_heartbeat(req, budget.max(Duration::from_secs(1))).await {
             Ok(r) => {
                 let mut m = shared.lock();
                 m.member_id = r.member_id;
                 m.epoch = r.member_epoch;
                 m.assignment = Some(from_wire(&r.assignment));
-                m.last_ok = Instant::now();
+                m.last_ok = sent;
                 m.interval = Duration::from_millis(u64::from(r.heartbeat_interval_ms.max(50)));
                 if r.session_timeout_ms > 0 {
                     m.session = Duration::from_millis(u64::from(r.session_timeout_ms));

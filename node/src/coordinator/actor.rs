@@ -32,6 +32,7 @@ use cairn_raft::GroupError;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::confirm::Confirmer;
 use super::error::CoordError;
 use super::group::{compile_regex, GroupState, Member, Metadata, Partitions, TopicMeta};
 use super::records::{group_value, offset_value, OffsetValue, RecordKey};
@@ -147,6 +148,7 @@ impl Coordinator {
             broken: broken.clone(),
             meta: (u64::MAX, Arc::new(Metadata::new())),
             first_counts: HashMap::new(),
+            confirm: Confirmer::start(replica.clone()),
         };
         let task = tokio::spawn(actor.run(rx));
         Ok(Coordinator { partition, term, replica, tx, broken, task })
@@ -167,11 +169,20 @@ struct Soft {
     deadline: Instant,
     /// When its current revocation started.
     revoking_since: Option<Instant>,
+    /// Its revocation timed out: its heartbeats are refused (it gives its partitions up when
+    /// told) and its session is no longer extended; it is removed, and its partitions move,
+    /// when the session ends. Removing it at once would hand them over while the member,
+    /// alive and between two heartbeats, still reads them.
+    evicted: bool,
 }
 
 impl Soft {
     fn fresh(now: Instant, m: &Member) -> Soft {
-        Soft { deadline: now + Duration::from_millis(u64::from(m.session_timeout_ms)), revoking_since: None }
+        Soft {
+            deadline: now + Duration::from_millis(u64::from(m.session_timeout_ms)),
+            revoking_since: None,
+            evicted: false,
+        }
     }
 }
 
@@ -195,6 +206,8 @@ struct Actor {
     meta: (u64, Arc<Metadata>),
     /// With the `ignore-new-partitions` fault only: each topic's partition count when first seen.
     first_counts: HashMap<u64, u32>,
+    /// Leadership checks for answers that appended nothing.
+    confirm: Confirmer,
 }
 
 fn invalid(m: impl Into<String>) -> CoordError {
@@ -286,31 +299,35 @@ impl Actor {
     }
 
     fn handle(&mut self, cmd: Cmd) {
+        // Read before the request is looked at: whether it appended anything decides what
+        // proves this replica still led when it answered (see `confirm`).
+        let issued = self.issued;
         match cmd {
             Cmd::Heartbeat(req, host, reply) => {
+                let group = req.group_id.clone();
                 let res = self.heartbeat(req, host);
-                self.answer(reply, res);
+                self.answer(reply, res, Some(group), issued);
             }
             Cmd::Commit { group, member, epoch, offsets, reply } => {
                 let res = self.commit(&group, &member, epoch, offsets);
-                self.answer(reply, res);
+                self.answer(reply, res, Some(group), issued);
             }
             Cmd::Fetch { group, topics, reply } => {
                 let res = self.fetch(&group, &topics);
-                self.answer(reply, Ok(res));
+                self.answer(reply, Ok(res), Some(group), issued);
             }
             Cmd::Describe { group, reply } => {
                 let view =
                     self.groups.get(&group).map(|e| GroupView { state: e.state.clone(), offsets: e.offsets.clone() });
-                self.answer(reply, Ok(view));
+                self.answer(reply, Ok(view), Some(group), issued);
             }
             Cmd::Delete { group, reply } => {
                 let res = self.delete(&group);
-                self.answer(reply, res);
+                self.answer(reply, res, Some(group), issued);
             }
             Cmd::Alter { group, offsets, reply } => {
                 let res = self.alter(&group, offsets);
-                self.answer(reply, res);
+                self.answer(reply, res, Some(group), issued);
             }
             Cmd::List { reply } => {
                 let list = self
@@ -322,14 +339,22 @@ impl Actor {
                         members: e.state.members.len() as u32,
                     })
                     .collect();
-                self.answer(reply, Ok(list));
+                self.answer(reply, Ok(list), None, issued);
             }
         }
     }
 
     /// Answers once everything appended so far is committed (errors at once: a refusal
-    /// promises nothing).
-    fn answer<T: Send + 'static>(&self, reply: Reply<T>, res: Result<T, CoordError>) {
+    /// promises nothing). `issued_before` is the append count before the request was handled:
+    /// an answer that appended nothing also waits for a leadership check begun after it was
+    /// received (see [`super::confirm`]); `group` names the group in the refusal if that fails.
+    fn answer<T: Send + 'static>(
+        &self,
+        reply: Reply<T>,
+        res: Result<T, CoordError>,
+        group: Option<String>,
+        issued_before: u64,
+    ) {
         let value = match res {
             Ok(v) => v,
             Err(e) => {
@@ -338,6 +363,8 @@ impl Actor {
             }
         };
         let target = self.issued;
+        let ticket = (target == issued_before).then(|| self.confirm.ticket());
+        let (replica, me) = (self.replica.clone(), self.shared.local.env().me);
         let mut rx = self.committed.subscribe();
         tokio::spawn(async move {
             let res = loop {
@@ -355,6 +382,19 @@ impl Actor {
                         reason: "the coordinator stopped".into(),
                     }));
                 }
+            };
+            let unconfirmed = match ticket {
+                Some(t) if res.is_ok() => !t.confirmed().await,
+                _ => false,
+            };
+            let res = if unconfirmed {
+                let hint = replica.leader_hint().filter(|h| h.node_id != me);
+                Err(match group {
+                    Some(group) => CoordError::NotCoordinator { group, hint },
+                    None => CoordError::Write(GroupError::NotLeader { leader: hint }),
+                })
+            } else {
+                res
             };
             let _ = reply.send(res);
         });
@@ -473,6 +513,9 @@ impl Actor {
                 let Some(m) = state.members.get(&req.member_id) else {
                     return Err(CoordError::UnknownMember { group, member: req.member_id });
                 };
+                if soft.get(&req.member_id).is_some_and(|s| s.evicted) {
+                    return Err(CoordError::UnknownMember { group, member: req.member_id });
+                }
                 let e = e as u32;
                 if e != m.epoch && e != m.previous_epoch {
                     return Err(CoordError::FencedEpoch {
@@ -788,24 +831,31 @@ impl Actor {
         let now = Instant::now();
         let meta = self.metadata();
         let mut changed: Vec<(String, GroupState, HashMap<String, Soft>)> = Vec::new();
+        let mut soft_only: Vec<(String, HashMap<String, Soft>)> = Vec::new();
         for (id, e) in &self.groups {
             let mut state = e.state.clone();
             let mut soft = e.soft.clone();
-            let expired: Vec<String> = state
-                .members
-                .values()
-                .filter(|m| {
-                    let s = soft.get(&m.member_id);
-                    let session_over = s.is_none_or(|s| now >= s.deadline);
-                    let revocation_over = s.and_then(|s| s.revoking_since).is_some_and(|t| {
+            let mut evicted = false;
+            let mut expired: Vec<String> = Vec::new();
+            for m in state.members.values() {
+                let Some(s) = soft.get_mut(&m.member_id) else {
+                    expired.push(m.member_id.clone());
+                    continue;
+                };
+                if now >= s.deadline {
+                    expired.push(m.member_id.clone());
+                } else if !s.evicted
+                    && s.revoking_since.is_some_and(|t| {
                         now.duration_since(t) >= Duration::from_millis(u64::from(m.rebalance_timeout_ms))
-                    });
-                    session_over || revocation_over
-                })
-                .map(|m| m.member_id.clone())
-                .collect();
+                    })
+                {
+                    tracing::info!(group = %id, member = %m.member_id, "revocation timed out: member fenced; its partitions move when its session ends");
+                    s.evicted = true;
+                    evicted = true;
+                }
+            }
             for m in &expired {
-                tracing::info!(group = %id, member = %m, "member removed: session or revocation timed out");
+                tracing::info!(group = %id, member = %m, "member removed: its session timed out");
                 state.members.remove(m);
                 soft.remove(m);
             }
@@ -814,6 +864,13 @@ impl Actor {
             }
             if state != e.state {
                 changed.push((id.clone(), state, soft));
+            } else if evicted {
+                soft_only.push((id.clone(), soft));
+            }
+        }
+        for (id, soft) in soft_only {
+            if let Some(e) = self.groups.get_mut(&id) {
+                e.soft = soft;
             }
         }
         for (id, state, soft) in changed {

@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod assignor;
+mod confirm;
 pub mod error;
 pub mod group;
 pub mod records;
