@@ -41,7 +41,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let big = Record { value: Bytes::from(vec![b'x'; limit + 1]), ..Record::default() };
     let e = client.produce("events", 1, vec![Record::from_value("small"), big]).await.expect_err("oversize");
     assert_eq!(e.code(), Some(ErrorCode::RecordTooLarge), "{e}");
-    assert!(e.to_string().contains("record 1"), "{e}");
+    assert!(e.to_string().contains("index 1 in its batch"), "{e}");
     assert_eq!((hw(0).await, hw(1).await), before, "rejected requests appended nothing");
     let at_limit = Record { value: Bytes::from(vec![b'y'; limit]), ..Record::default() };
     client.produce("events", 1, vec![at_limit]).await.expect("a record at the limit is accepted");

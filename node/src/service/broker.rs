@@ -210,7 +210,9 @@ impl BrokerService {
                 return Err(ServiceError::RecordTooLarge { index, size, max: self.limits.record_bytes_max });
             }
             if r.timestamp_ms < 0 {
-                return Err(ServiceError::InvalidArgument(format!("record {index} has a negative timestamp")));
+                return Err(ServiceError::InvalidArgument(format!(
+                    "a record (index {index} in its batch) has a negative timestamp"
+                )));
             }
             if r.timestamp_ms == 0 {
                 unset = true;

@@ -16,7 +16,7 @@ pub enum ServiceError {
     UnknownPartition { topic: String, partition: u32, count: u32 },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("record {index} is {size} bytes, over the limit of {max} bytes")]
+    #[error("a record (index {index} in its batch) is {size} bytes, over the limit of {max} bytes")]
     RecordTooLarge { index: usize, size: usize, max: usize },
     #[error("topic {0:?} already exists")]
     TopicExists(String),

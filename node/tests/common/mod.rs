@@ -291,6 +291,12 @@ pub async fn wait_for_topic(client: &Client, topic: &str) {
 
 /// Runs the `cairn` CLI against `brokers`; returns (exit code, stdout, stderr).
 pub fn cli(brokers: &[String], args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let (code, out, err) = cli_bytes(brokers, args, stdin.map(str::as_bytes).unwrap_or_default());
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Like [`cli`] with binary stdin and stdout.
+pub fn cli_bytes(brokers: &[String], args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     use std::io::Write;
     let mut child = Command::new(cli_binary())
         .arg("--brokers")
@@ -301,18 +307,16 @@ pub fn cli(brokers: &[String], args: &[&str], stdin: Option<&str>) -> (i32, Stri
         .stderr(Stdio::piped())
         .spawn()
         .expect("run cairn");
-    {
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).expect("write stdin");
-        }
-    }
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    // Written from a thread: a large input would otherwise fill the pipe while the CLI waits
+    // for us to read its output.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
     let out = child.wait_with_output().expect("cairn output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let _ = writer.join();
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Waits until every partition of every topic has a leader known to a node that answers.

@@ -7,30 +7,53 @@ use cairn_client::{Client, FetchedRecord, OffsetSpec};
 use clap::Args;
 use tokio::sync::mpsc;
 
+use crate::format::{parse_start, parse_time, Format, Start};
 use crate::output::Output;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  cairn consume orders                          everything up to the end as of now, then exit
+  cairn consume orders -f                       keep following (Ctrl-C to stop)
+  cairn consume orders -p 0,2 --offset -10      the last ten records of partitions 0 and 2
+  cairn consume orders --offset @2026-12-03T14:00:00Z --until @2026-12-03T15:00:00Z
+  cairn consume orders --format '%p:%o %k=%s\\n'  kcat-style placeholders
+  cairn consume blobs -p 0 --offset 5 -n 1 --raw > blob.bin
+  cairn consume orders -g billing               as a member of consumer group billing")]
 pub struct ConsumeArgs {
     pub topic: String,
-    /// Read only this partition (default: all).
-    #[arg(short = 'p', long)]
-    pub partition: Option<u32>,
-    /// Where to start in each partition: earliest, latest or an offset number.
-    #[arg(long, default_value = "earliest")]
+    /// Read only these partitions (comma-separated; default: all).
+    #[arg(short = 'p', long = "partitions", alias = "partition", value_delimiter = ',')]
+    pub partitions: Vec<u32>,
+    /// Where to start in each partition: earliest, latest, an offset, -N (the last N records)
+    /// or @TIME (the first record at or after TIME: ms since the epoch or RFC 3339).
+    #[arg(short = 'o', long, default_value = "earliest", allow_hyphen_values = true)]
     pub offset: String,
+    /// Stop each partition at its first record at or after TIME (ms since the epoch or RFC
+    /// 3339; a leading @ is accepted).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Stop after this many records in total.
     #[arg(short = 'n', long)]
     pub count: Option<u64>,
     /// Keep waiting for new records instead of stopping at the end.
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, conflicts_with = "exit_at_end")]
     pub follow: bool,
+    /// Stop at each partition's end as of the start (the default without --follow; kcat's -e).
+    #[arg(short = 'e', long)]
+    pub exit_at_end: bool,
+    /// Print each record with this format (kcat-style placeholders, binary safe; see --help).
+    #[arg(long, conflicts_with = "raw", long_help = format!("Print each record with this format instead of the default line: {}.", crate::format::PLACEHOLDERS))]
+    pub format: Option<String>,
+    /// Write each value's bytes and nothing else (binary output; with -n 1 for one record).
+    #[arg(long)]
+    pub raw: bool,
     /// Long-poll wait per fetch (ms).
     #[arg(long, default_value_t = 1000)]
     pub max_wait_ms: u32,
     /// Consume as a member of this consumer group: the group's coordinator assigns partitions,
     /// reading starts at the committed offsets and progress is committed. Stops at `--count`,
     /// on Ctrl-C, or (without `--follow`) once nothing arrived for `--idle-ms`.
-    #[arg(short = 'g', long, conflicts_with_all = ["partition", "offset"])]
+    #[arg(short = 'g', long, conflicts_with_all = ["partitions", "offset", "until"])]
     pub group: Option<String>,
     /// With --group: a stable instance id (static membership: a restart within the session
     /// timeout gets its partitions back without a rebalance).
@@ -48,71 +71,123 @@ pub struct ConsumeArgs {
     pub session_timeout_ms: u64,
 }
 
-enum Start {
-    Earliest,
-    Latest,
-    At(u64),
+/// How records are printed.
+struct Printer<'a> {
+    out: &'a Output,
+    format: Option<Format>,
+    buf: Vec<u8>,
 }
 
-fn parse_start(s: &str) -> anyhow::Result<Start> {
-    match s {
-        "earliest" => Ok(Start::Earliest),
-        "latest" => Ok(Start::Latest),
-        n => n
-            .parse()
-            .map(Start::At)
-            .map_err(|_| anyhow::anyhow!("--offset {n:?}: expected earliest, latest or a number")),
+impl Printer<'_> {
+    fn record(&mut self, topic: &str, partition: u32, r: &FetchedRecord) {
+        match &self.format {
+            Some(f) => {
+                self.buf.clear();
+                f.render(topic, partition, r, &mut self.buf);
+                self.out.bytes(&self.buf);
+            }
+            None => self.out.record(topic, partition, r),
+        }
     }
 }
+
+fn printer<'a>(args: &ConsumeArgs, out: &'a Output) -> anyhow::Result<Printer<'a>> {
+    let format = match (&args.format, args.raw) {
+        (Some(f), _) => Some(Format::parse(f)?),
+        (None, true) => Some(Format::raw()),
+        (None, false) => None,
+    };
+    Ok(Printer { out, format, buf: Vec::new() })
+}
+
+/// Where partition `p` starts and (without --follow) where it ends.
+async fn bounds(
+    client: &Client,
+    topic: &str,
+    p: u32,
+    start: Start,
+    follow: bool,
+) -> anyhow::Result<(u64, Option<u64>)> {
+    let earliest = || client.list_offsets(topic, p, OffsetSpec::Earliest);
+    let latest = client.list_offsets(topic, p, OffsetSpec::Latest).await?.offset;
+    let from = match start {
+        Start::Earliest => earliest().await?.offset,
+        Start::Latest => latest,
+        Start::At(o) => o,
+        Start::Last(n) => latest.saturating_sub(n).max(earliest().await?.offset),
+        Start::Time(t) => client.list_offsets(topic, p, OffsetSpec::Timestamp(t)).await?.offset,
+    };
+    let end = (!follow).then_some(latest);
+    if let Some(e) = end {
+        anyhow::ensure!(from <= e, "offset {from} is past the end (high watermark {e})");
+    }
+    Ok((from, end))
+}
+
+type Batch = (u32, Result<Vec<FetchedRecord>, String>);
 
 pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow::Result<()> {
+    let mut printer = printer(&args, out)?;
     if let Some(group) = args.group.clone() {
-        return run_group(client, &group, &args, out).await;
+        return run_group(client, &group, &args, &mut printer).await;
     }
     let start = parse_start(&args.offset)?;
+    let until = args.until.as_deref().map(|u| parse_time(u.strip_prefix('@').unwrap_or(u))).transpose()?;
     let n = client.partition_count(&args.topic).await?;
-    let partitions: Vec<u32> = match args.partition {
-        Some(p) if p >= n => anyhow::bail!("topic {} has {n} partitions; there is no partition {p}", args.topic),
-        Some(p) => vec![p],
-        None => (0..n).collect(),
-    };
+    if let Some(p) = args.partitions.iter().find(|p| **p >= n) {
+        anyhow::bail!(
+            "UNKNOWN_PARTITION: topic {} has {n} partition(s) (0 to {}); there is no partition {p}",
+            args.topic,
+            n - 1
+        );
+    }
+    let partitions: Vec<u32> = if args.partitions.is_empty() { (0..n).collect() } else { args.partitions.clone() };
     if args.count == Some(0) {
         return Ok(());
     }
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<(u32, Vec<FetchedRecord>)>>(64);
+    let (tx, mut rx) = mpsc::channel::<Batch>(64);
     let topic = Arc::new(args.topic.clone());
     let mut tasks = Vec::new();
-    for p in partitions {
-        let from = match start {
-            Start::Earliest => client.list_offsets(&topic, p, OffsetSpec::Earliest).await?.offset,
-            Start::Latest => client.list_offsets(&topic, p, OffsetSpec::Latest).await?.offset,
-            Start::At(o) => o,
-        };
-        let end =
-            if args.follow { None } else { Some(client.list_offsets(&topic, p, OffsetSpec::Latest).await?.offset) };
-        if let Some(e) = end {
-            anyhow::ensure!(from <= e, "partition {p}: offset {from} is past the end (high watermark {e})");
+    // A partition that cannot be read is reported and the others go on; the exit code says
+    // whether every partition asked for was read.
+    let mut failed = 0usize;
+    for p in &partitions {
+        match bounds(&client, &topic, *p, start, args.follow).await {
+            Ok((from, end)) => {
+                let read =
+                    Read { client: client.clone(), topic: topic.clone(), p: *p, end, until, wait: args.max_wait_ms };
+                tasks.push(tokio::spawn(read.run(from, tx.clone())));
+            }
+            Err(e) => {
+                eprintln!("cairn: partition {p}: {e:#}");
+                failed += 1;
+            }
         }
-        tasks.push(tokio::spawn(read_partition(
+    }
+    if args.follow && args.partitions.is_empty() {
+        // Partitions added to the topic while following are read from their start.
+        tasks.push(tokio::spawn(watch_new_partitions(
             client.clone(),
             topic.clone(),
-            p,
-            from,
-            end,
+            n,
+            until,
             args.max_wait_ms,
             tx.clone(),
         )));
     }
-    if args.follow && args.partition.is_none() {
-        // Partitions added to the topic while following are read from their start.
-        tasks.push(tokio::spawn(watch_new_partitions(client.clone(), topic.clone(), n, args.max_wait_ms, tx.clone())));
-    }
     drop(tx);
     let mut printed = 0u64;
-    while let Some(msg) = rx.recv().await {
-        let (p, recs) = msg?;
+    while let Some((p, batch)) = rx.recv().await {
+        let recs = match batch {
+            Ok(recs) => recs,
+            Err(e) => {
+                eprintln!("cairn: partition {p}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
         for r in &recs {
-            out.record(&args.topic, p, r);
+            printer.record(&args.topic, p, r);
             printed += 1;
             if args.count.is_some_and(|c| printed >= c) {
                 out.flush();
@@ -124,44 +199,59 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
         }
     }
     out.flush();
+    anyhow::ensure!(failed == 0, "{failed} of {} partition(s) could not be read (see above)", partitions.len());
     Ok(())
 }
 
-/// Reads partition `p` from `from` up to `end` (or forever), sending what it reads to `tx`.
-async fn read_partition(
+/// Reads one partition up to `end` (or forever) and, with `until`, up to its first record at
+/// or after that time.
+struct Read {
     client: Arc<Client>,
     topic: Arc<String>,
     p: u32,
-    from: u64,
     end: Option<u64>,
+    until: Option<i64>,
     wait: u32,
-    tx: mpsc::Sender<anyhow::Result<(u32, Vec<FetchedRecord>)>>,
-) {
-    let mut pos = from;
-    while end.is_none_or(|e| pos < e) {
-        match client.fetch(&topic, p, pos, 0, wait).await {
-            Ok(resp) => {
-                if let Some(last) = resp.records.last() {
+}
+
+impl Read {
+    async fn run(self, from: u64, tx: mpsc::Sender<Batch>) {
+        let p = self.p;
+        let mut pos = from;
+        while self.end.is_none_or(|e| pos < e) {
+            match self.client.fetch(&self.topic, p, pos, 0, self.wait).await {
+                Ok(resp) => {
+                    let Some(last) = resp.records.last() else { continue };
                     pos = last.offset + 1;
-                    let recs = match end {
+                    let mut recs: Vec<FetchedRecord> = match self.end {
                         Some(e) => resp.records.into_iter().filter(|r| r.offset < e).collect(),
                         None => resp.records,
                     };
-                    if tx.send(Ok((p, recs))).await.is_err() {
+                    let cut = self.until.and_then(|u| recs.iter().position(|r| r.timestamp_ms >= u));
+                    if let Some(i) = cut {
+                        recs.truncate(i);
+                    }
+                    if !recs.is_empty() && tx.send((p, Ok(recs))).await.is_err() {
+                        return;
+                    }
+                    if cut.is_some() {
                         return;
                     }
                 }
-            }
-            // Retention (or DeleteRecords) removed what was next: go on from the log start, as
-            // Kafka's consumers do with auto.offset.reset=earliest.
-            Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
-                let start = e.offset_bounds().map_or(pos, |b| b.0);
-                eprintln!("partition {p}: offsets {pos}..{start} were removed (retention); continuing at {start}");
-                pos = start;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(anyhow::anyhow!("partition {p}: {e}"))).await;
-                return;
+                // Retention (or DeleteRecords) removed what was next: go on from the log start,
+                // as Kafka's consumers do with auto.offset.reset=earliest.
+                Err(e) if e.offset_bounds().is_some_and(|(start, _)| pos < start) => {
+                    let start = e.offset_bounds().map_or(pos, |b| b.0);
+                    eprintln!(
+                        "partition {p}: offsets {pos} to {} were removed (retention); continuing at {start}",
+                        start - 1
+                    );
+                    pos = start;
+                }
+                Err(e) => {
+                    let _ = tx.send((p, Err(e.to_string()))).await;
+                    return;
+                }
             }
         }
     }
@@ -176,8 +266,9 @@ async fn watch_new_partitions(
     client: Arc<Client>,
     topic: Arc<String>,
     mut known: u32,
+    until: Option<i64>,
     wait: u32,
-    tx: mpsc::Sender<anyhow::Result<(u32, Vec<FetchedRecord>)>>,
+    tx: mpsc::Sender<Batch>,
 ) {
     loop {
         tokio::time::sleep(NEW_PARTITIONS_EVERY).await;
@@ -191,14 +282,20 @@ async fn watch_new_partitions(
         for p in known..n {
             eprintln!("partition {p} was added to {topic}; reading it from its start");
             // Ends with the process (the command returns once it has printed what was asked).
-            tokio::spawn(read_partition(client.clone(), topic.clone(), p, 0, None, wait, tx.clone()));
+            let read = Read { client: client.clone(), topic: topic.clone(), p, end: None, until, wait };
+            tokio::spawn(read.run(0, tx.clone()));
         }
         known = known.max(n);
     }
 }
 
 /// `consume --group`: a group member that prints what it is given and commits as it goes.
-async fn run_group(client: Arc<Client>, group: &str, args: &ConsumeArgs, out: &Output) -> anyhow::Result<()> {
+async fn run_group(
+    client: Arc<Client>,
+    group: &str,
+    args: &ConsumeArgs,
+    printer: &mut Printer<'_>,
+) -> anyhow::Result<()> {
     use cairn_client::consumer::{Consumer, ConsumerConfig, OffsetReset, Subscription};
     let reset = match args.offset_reset.as_str() {
         "earliest" => OffsetReset::Earliest,
@@ -260,7 +357,7 @@ async fn run_group(client: Arc<Client>, group: &str, args: &ConsumeArgs, out: &O
                 headers: r.headers.clone(),
                 timestamp_ms: r.timestamp_ms,
             };
-            out.record(&r.topic, r.partition, &fetched);
+            printer.record(&r.topic, r.partition, &fetched);
             printed += 1;
             done = args.count.is_some_and(|c| printed >= c);
         }
@@ -268,7 +365,7 @@ async fn run_group(client: Arc<Client>, group: &str, args: &ConsumeArgs, out: &O
             break;
         }
     }
-    out.flush();
+    printer.out.flush();
     // Everything printed counts as processed: close commits exactly that, then leaves.
     consumer.close().await?;
     Ok(())

@@ -4,10 +4,12 @@ mod bench;
 mod bench_group;
 mod cluster;
 mod consume;
+mod format;
 mod group;
 mod node;
 mod output;
 mod produce;
+mod produce_input;
 mod replica;
 mod topic;
 
@@ -55,9 +57,9 @@ enum Command {
         #[command(subcommand)]
         command: topic::TopicCommand,
     },
-    /// Produce records: one per stdin line, or one given with --value.
+    /// Produce records: one per stdin line (or delimiter), or one given with --value/--value-file.
     Produce(produce::ProduceArgs),
-    /// Consume records of a topic (all partitions, or one with -p).
+    /// Consume records of a topic (all partitions, or some with -p).
     Consume(consume::ConsumeArgs),
     /// Consumer groups: list, describe (lag), reset offsets, delete.
     Group {

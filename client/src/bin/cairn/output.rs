@@ -22,6 +22,15 @@ impl Output {
         }
     }
 
+    /// Writes bytes as they are (formatted or raw records); a closed stdout ends the program
+    /// quietly.
+    pub fn bytes(&self, b: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        if out.write_all(b).is_err() {
+            std::process::exit(0);
+        }
+    }
+
     pub fn value(&self, v: &Value) {
         self.line(&v.to_string());
     }
