@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set is served by gRPC reflection.
     std::fs::write(out.join("cairn_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    // Decode failures are the sender's error (INVALID_ARGUMENT), not tonic's INTERNAL.
+    tonic_prost_build::configure().bytes(".").codec_path("crate::codec::CairnCodec").compile_fds(fds)?;
     Ok(())
 }

@@ -159,3 +159,82 @@ fn a_cli_that_reaches_no_broker_says_so_within_seconds_naming_the_addresses() {
     // Three seconds of trying, not the 20 s retry deadline.
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// Sends raw bytes as a request message: a client that is not Cairn's, or a damaged one.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_invalid_argument_and_end_a_produce_stream_with_an_error() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    let cluster = Cluster::start(1, "events:1");
+    let client = cluster.client().await;
+    wait_for_leaders(&client).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.addr(1)))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    // Field 1 (topic, a string) sent with the varint wire type, then a truncated field.
+    let garbage = vec![0x08, 0x96, 0x01, 0x12, 0xff];
+
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = PathAndQuery::from_static("/cairn.v1.Broker/Produce");
+    let s = grpc.unary(tonic::Request::new(garbage.clone()), path, RawCodec).await.expect_err("garbage accepted");
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("not a valid protobuf message"), "{}", s.message());
+    let detail = <cairn_proto::v1::ErrorDetail as prost::Message>::decode(s.details()).expect("detail");
+    assert_eq!(detail.code(), ErrorCode::InvalidArgument);
+
+    // A produce stream: a malformed message ends the stream with the error, not a silent OK.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = PathAndQuery::from_static("/cairn.v1.Broker/ProduceStream");
+    let requests = futures::stream::iter(vec![garbage]);
+    let outcome = match grpc.streaming(tonic::Request::new(requests), path, RawCodec).await {
+        Ok(resp) => resp.into_inner().message().await.map(|m| m.map(|b| b.len())),
+        Err(s) => Err(s),
+    };
+    let s = outcome.expect_err("a malformed stream message must end the stream with an error");
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    assert_eq!(
+        client.list_offsets("events", 0, OffsetSpec::Latest).await.expect("latest").offset,
+        0,
+        "nothing was appended"
+    );
+}

@@ -158,7 +158,10 @@ async fn reads_by_time_last_n_and_per_partition_errors() {
     let (code, out, err) = cli(&b, &[&["consume", "tm", "--offset", "4"][..], &fmt[..]].concat(), None);
     assert_eq!(code, 1, "{err}");
     assert_eq!(out, "ef");
-    assert!(err.contains("partition 1") && err.contains("past the end"), "{err}");
+    assert!(
+        err.contains("partition 1") && err.contains("past the end") && err.contains("[OFFSET_OUT_OF_RANGE]"),
+        "{err}"
+    );
     assert!(err.contains("1 of 2 partition(s) could not be read"), "{err}");
 
     // Bad input: a clear error, nothing read.

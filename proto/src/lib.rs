@@ -24,4 +24,5 @@ pub use cairn::peer::v1 as peer;
 /// Encoded `FileDescriptorSet` of every Cairn .proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cairn_descriptor.bin"));
 
+pub mod codec;
 pub mod hash;

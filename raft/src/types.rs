@@ -101,6 +101,19 @@ pub enum ApplyResponse {
     Rejected(String),
 }
 
+impl ApplyResponse {
+    /// What kind of answer this is, for a message about one that was not expected.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyResponse::None => "none",
+            ApplyResponse::Produce(_) => "produce",
+            ApplyResponse::Meta(_) => "metadata",
+            ApplyResponse::Truncated { .. } => "truncated",
+            ApplyResponse::Rejected(_) => "rejected",
+        }
+    }
+}
+
 /// Outcome of one produce batch at apply time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchOutcome {

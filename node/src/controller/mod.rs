@@ -174,14 +174,14 @@ impl Controller {
                 MetaAnswer::Fenced { current_epoch } => Err(ServiceError::ProducerFenced { current_epoch }),
                 MetaAnswer::LimitExceeded(m) => Err(ServiceError::LimitExceeded(m)),
                 MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m)),
-                other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}"))),
+                other => Err(ServiceError::Internal(other.unexpected())),
             };
         }
         let mut block = self.producer_ids.lock().await;
         if block.is_empty() {
             match self.propose(&MetaCommand::AllocateProducerIds { count: PRODUCER_ID_BLOCK }).await? {
                 MetaAnswer::ProducerIds { first, count } => *block = first..first + count,
-                other => return Err(ServiceError::Internal(format!("unexpected controller answer {other:?}"))),
+                other => return Err(ServiceError::Internal(other.unexpected())),
             }
         }
         let id = block.start;

@@ -190,6 +190,28 @@ pub enum MetaAnswer {
 pub const PARTITIONS_MAX: u32 = 10_000;
 
 impl MetaAnswer {
+    /// What kind of answer this is, for a message about an answer that was not expected.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MetaAnswer::Done => "done",
+            MetaAnswer::Created { .. } => "created",
+            MetaAnswer::ProducerIds { .. } => "producer ids",
+            MetaAnswer::Producer { .. } => "a producer",
+            MetaAnswer::Fenced { .. } => "fenced",
+            MetaAnswer::LimitExceeded(_) => "limit exceeded",
+            MetaAnswer::Replaced { .. } => "replaced",
+            MetaAnswer::AlreadyExists => "already exists",
+            MetaAnswer::NotFound => "not found",
+            MetaAnswer::Invalid(_) => "invalid",
+            MetaAnswer::Repaired { .. } => "repaired",
+        }
+    }
+
+    /// The error for an answer a caller did not expect (a bug, reported as INTERNAL).
+    pub fn unexpected(&self) -> String {
+        format!("the controller gave an unexpected answer ({})", self.kind())
+    }
+
     /// Whether applying the command changed the state (refusals change nothing).
     pub fn changes_state(&self) -> bool {
         !matches!(

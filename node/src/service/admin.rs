@@ -76,7 +76,7 @@ fn placement_refusal(answer: MetaAnswer) -> ServiceError {
         MetaAnswer::Invalid(m) if m.contains("live nodes") => ServiceError::NotEnoughLiveNodes(m),
         MetaAnswer::LimitExceeded(m) => ServiceError::LimitExceeded(m),
         MetaAnswer::Invalid(m) => ServiceError::InvalidArgument(m),
-        other => ServiceError::Internal(format!("unexpected controller answer {other:?}")),
+        other => ServiceError::Internal(other.unexpected()),
     }
 }
 
@@ -167,7 +167,7 @@ impl Admin for AdminService {
         match self.controller.propose(&MetaCommand::DeleteTopic { name: name.clone() }).await? {
             MetaAnswer::Done => Ok(Response::new(DeleteTopicResponse {})),
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(name).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(ServiceError::Internal(other.unexpected()).into()),
         }
     }
 
@@ -201,7 +201,7 @@ impl Admin for AdminService {
             }
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
             MetaAnswer::Invalid(why) => Err(ServiceError::InvalidArgument(why).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(ServiceError::Internal(other.unexpected()).into()),
         }
     }
 
@@ -284,7 +284,7 @@ impl Admin for AdminService {
                 Ok(Response::new(ReplaceNodeResponse { replicas }))
             }
             MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(ServiceError::Internal(other.unexpected()).into()),
         }
     }
 
@@ -328,7 +328,7 @@ impl Admin for AdminService {
                 Ok(Response::new(RepairReplicaResponse { replica_id: new }))
             }
             MetaAnswer::Invalid(m) => Err(ServiceError::InvalidArgument(m).into()),
-            other => Err(ServiceError::Internal(format!("unexpected controller answer {other:?}")).into()),
+            other => Err(ServiceError::Internal(other.unexpected()).into()),
         }
     }
 

@@ -270,7 +270,20 @@ impl Broker for BrokerService {
         let this = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(STREAM_IN_FLIGHT_MAX));
-            while let Ok(Some(msg)) = inbound.message().await {
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => return,
+                    Err(status) => {
+                        // A message that does not decode or is over the size limit: the
+                        // answers already under way go out first, then the stream ends with
+                        // the error (never a silent OK that leaves the client waiting).
+                        tracing::debug!(error = %status, "produce stream ended by a bad message");
+                        let _ = permits.acquire_many(STREAM_IN_FLIGHT_MAX as u32).await;
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
                 // A permit is held from receipt until the answer is queued: a client that writes
                 // but never reads stops being read once STREAM_IN_FLIGHT_MAX answers wait.
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };

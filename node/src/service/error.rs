@@ -263,4 +263,167 @@ mod tests {
         assert_eq!((d.log_start_offset, d.high_watermark), (3, 10));
         assert!(!d.retriable);
     }
+
+    /// Every error a client can get, with its stable code and what its text must say; and no
+    /// text shows Rust debug formatting (`Some(`, `{ `, `::`, `None`).
+    #[test]
+    fn every_error_code_has_its_code_and_a_text_written_for_people() {
+        use cairn_raft::storage::StoreError;
+        let hint = || Some(LeaderHint { node_id: 2, address: "127.0.0.1:7702".into() });
+        let group = |e: GroupError| ServiceError::Group(e);
+        let coord = |e: CoordError| ServiceError::from(e);
+        let cases: Vec<(ServiceError, ErrorCode, &str)> = vec![
+            (ServiceError::UnknownTopic("t".into()), ErrorCode::UnknownTopic, "unknown topic \"t\""),
+            (
+                ServiceError::UnknownPartition { topic: "t".into(), partition: 9, count: 2 },
+                ErrorCode::UnknownPartition,
+                "has no partition 9 (it has 2)",
+            ),
+            (ServiceError::InvalidArgument("bad x".into()), ErrorCode::InvalidArgument, "invalid argument: bad x"),
+            (
+                ServiceError::RecordTooLarge { index: 1, size: 10, max: 5 },
+                ErrorCode::RecordTooLarge,
+                "index 1 in its batch) is 10 bytes, over the limit of 5",
+            ),
+            (ServiceError::TopicExists("t".into()), ErrorCode::TopicAlreadyExists, "already exists"),
+            (ServiceError::InvalidReplication("rf 4 > 3".into()), ErrorCode::InvalidReplicationFactor, "rf 4 > 3"),
+            (ServiceError::NotEnoughLiveNodes("2 live".into()), ErrorCode::InvalidReplicationFactor, "2 live"),
+            (ServiceError::Starting { group: 7 }, ErrorCode::Unavailable, "group 7 is starting"),
+            (ServiceError::Joining, ErrorCode::Unavailable, "this node is starting"),
+            (ServiceError::NoMetadata, ErrorCode::Unavailable, "not learned the cluster metadata"),
+            (
+                ServiceError::UnknownTopicId { topic: "t".into(), requested: 3, current: Some(4) },
+                ErrorCode::UnknownTopicId,
+                "incarnation 4, not the requested 3",
+            ),
+            (
+                ServiceError::UnknownTopicId { topic: "t".into(), requested: 3, current: None },
+                ErrorCode::UnknownTopicId,
+                "does not know topic",
+            ),
+            (
+                ServiceError::DeletedInFlight { topic: "t".into(), topic_id: 3 },
+                ErrorCode::UnknownTopicId,
+                "was deleted while the request was in flight",
+            ),
+            (ServiceError::ProducerFenced { current_epoch: 4 }, ErrorCode::Fenced, "has epoch 4"),
+            (ServiceError::ProducerNotIssued("not issued".into()), ErrorCode::UnknownProducerEpoch, "not issued"),
+            (ServiceError::LimitExceeded("too many".into()), ErrorCode::LimitExceeded, "too many"),
+            (
+                ServiceError::FenceNotConfirmed { producer_id: 1, epoch: 2, nodes: vec![3], wait_ms: 10 },
+                ErrorCode::Timeout,
+                "did not confirm the fence",
+            ),
+            (ServiceError::DiskFull("node 1 has 5 bytes free".into()), ErrorCode::StorageFull, "writes are refused"),
+            (ServiceError::Internal("bug".into()), ErrorCode::Internal, "internal error: bug"),
+            (group(GroupError::NotLeader { leader: hint() }), ErrorCode::NotLeader, "node 2 at 127.0.0.1:7702"),
+            (
+                group(GroupError::NotLeader { leader: None }),
+                ErrorCode::LeaderNotAvailable,
+                "not the partition's leader",
+            ),
+            (group(GroupError::LeadershipLost { leader: hint() }), ErrorCode::NotLeader, "outcome unknown"),
+            (group(GroupError::Overloaded { queued: 9 }), ErrorCode::Throttled, "9 requests queued"),
+            (group(GroupError::OutcomeUnknown { reason: "timed out".into() }), ErrorCode::Timeout, "timed out"),
+            (group(GroupError::Fenced { current_epoch: 3 }), ErrorCode::Fenced, "epoch 3"),
+            (
+                group(GroupError::OutOfOrderSequence { expected: 1 }),
+                ErrorCode::OutOfOrderSequence,
+                "expects sequence 1 next",
+            ),
+            (group(GroupError::UnknownProducer), ErrorCode::UnknownProducer, "no state for it"),
+            (group(GroupError::DuplicateSequence), ErrorCode::DuplicateSequence, "appended earlier"),
+            (
+                group(GroupError::OffsetOutOfRange { offset: 9, log_start: 1, high_watermark: 5 }),
+                ErrorCode::OffsetOutOfRange,
+                "offset 9 is out of range [1, 5]",
+            ),
+            (
+                group(GroupError::MembershipChange { reason: "busy".into() }),
+                ErrorCode::Unavailable,
+                "membership change refused: busy",
+            ),
+            (group(GroupError::InvalidConfig { reason: "x".into() }), ErrorCode::Internal, "invalid raft settings"),
+            (group(GroupError::Stopped { reason: "disk".into() }), ErrorCode::ReplicaStopped, "stopped: disk"),
+            (group(GroupError::Damaged { reason: "crc".into() }), ErrorCode::ReplicaStopped, "damaged: crc"),
+            (
+                group(GroupError::Storage(StoreError::Checksum { what: "a block", stored: 1, computed: 2 })),
+                ErrorCode::Internal,
+                "checksum mismatch in a block",
+            ),
+            (
+                coord(CoordError::NotCoordinator { group: "g".into(), hint: hint() }),
+                ErrorCode::NotCoordinator,
+                "its coordinator is node 2 at 127.0.0.1:7702",
+            ),
+            (
+                coord(CoordError::NotCoordinator { group: "g".into(), hint: None }),
+                ErrorCode::NotCoordinator,
+                "not known right now",
+            ),
+            (coord(CoordError::Loading { group: "g".into() }), ErrorCode::CoordinatorLoadInProgress, "loading"),
+            (
+                coord(CoordError::UnknownMember { group: "g".into(), member: "m".into() }),
+                ErrorCode::UnknownMemberId,
+                "rejoin",
+            ),
+            (
+                coord(CoordError::FencedEpoch { group: "g".into(), member: "m".into(), sent: 1, current: 2 }),
+                ErrorCode::FencedMemberEpoch,
+                "at epoch 2, not 1",
+            ),
+            (
+                coord(CoordError::StaleEpoch {
+                    group: "g".into(),
+                    member: "m".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                    why: "it does not own it".into(),
+                }),
+                ErrorCode::StaleMemberEpoch,
+                "may not commit t/0: it does not own it",
+            ),
+            (
+                coord(CoordError::NotEmpty { group: "g".into(), members: 2, what: "deleting it" }),
+                ErrorCode::GroupNotEmpty,
+                "has 2 member(s)",
+            ),
+            (coord(CoordError::NotFound("g".into())), ErrorCode::GroupNotFound, "no consumer group"),
+            (coord(CoordError::Invalid("bad regex".into())), ErrorCode::InvalidArgument, "bad regex"),
+            (coord(CoordError::UnknownTopic("t".into())), ErrorCode::UnknownTopic, "unknown topic"),
+            (
+                coord(CoordError::UnknownTopicId { topic: "t".into(), requested: 1, current: 2 }),
+                ErrorCode::UnknownTopicId,
+                "incarnation 2, not 1",
+            ),
+            (
+                coord(CoordError::UnknownPartition { topic: "t".into(), partition: 5, count: 2 }),
+                ErrorCode::UnknownPartition,
+                "no partition 5 (it has 2)",
+            ),
+            (
+                coord(CoordError::OffsetOutOfRange {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 9,
+                    log_start: 1,
+                    log_end: 5,
+                }),
+                ErrorCode::OffsetOutOfRange,
+                "outside [1, 5]",
+            ),
+            (coord(CoordError::LimitExceeded("too many groups".into())), ErrorCode::LimitExceeded, "too many groups"),
+            (coord(CoordError::DiskFull("5 bytes free".into())), ErrorCode::StorageFull, "cannot be written"),
+        ];
+        for (e, code, text) in cases {
+            let s: Status = e.into();
+            let d = detail(&s);
+            assert_eq!(d.code(), code, "{}", s.message());
+            assert_eq!(d.message, s.message());
+            assert!(s.message().contains(text), "{code:?}: {:?} does not say {text:?}", s.message());
+            for debug in ["Some(", "None", "{ ", "::"] {
+                assert!(!s.message().contains(debug), "{code:?}: {:?} shows debug formatting", s.message());
+            }
+        }
+    }
 }

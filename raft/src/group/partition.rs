@@ -533,7 +533,7 @@ impl PartitionGroup {
     pub async fn propose_meta(&self, command: Bytes, timeout: Duration) -> Result<Bytes, GroupError> {
         match self.write_command(Command::Meta(command), timeout).await? {
             ApplyResponse::Meta(answer) => Ok(answer),
-            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
+            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer ({})", other.kind()) }),
         }
     }
 
@@ -563,7 +563,7 @@ impl PartitionGroup {
     pub async fn delete_records(&self, before: u64, timeout: Duration) -> Result<u64, GroupError> {
         match self.write_command(Command::DeleteRecords { before }, timeout).await? {
             ApplyResponse::Truncated { log_start_offset } => Ok(log_start_offset),
-            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer {other:?}") }),
+            other => Err(GroupError::OutcomeUnknown { reason: format!("unexpected apply answer ({})", other.kind()) }),
         }
     }
 

@@ -133,7 +133,7 @@ fn dispatch(
                 }
             }
             other => {
-                let reason = format!("apply answered {other:?} for a produce entry");
+                let reason = format!("apply gave an unexpected answer ({}) for a produce entry", other.kind());
                 tracing::error!(%reason, "invariant broken");
                 fail(&|| GroupError::OutcomeUnknown { reason: reason.clone() }, replies);
             }

@@ -119,7 +119,7 @@ async fn bounds(
     };
     let end = (!follow).then_some(latest);
     if let Some(e) = end {
-        anyhow::ensure!(from <= e, "offset {from} is past the end (high watermark {e})");
+        anyhow::ensure!(from <= e, "offset {from} is past the end (high watermark {e}) [OFFSET_OUT_OF_RANGE]");
     }
     Ok((from, end))
 }
@@ -136,7 +136,7 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
     let n = client.partition_count(&args.topic).await?;
     if let Some(p) = args.partitions.iter().find(|p| **p >= n) {
         anyhow::bail!(
-            "UNKNOWN_PARTITION: topic {} has {n} partition(s) (0 to {}); there is no partition {p}",
+            "topic {} has {n} partition(s) (0 to {}); there is no partition {p} [UNKNOWN_PARTITION]",
             args.topic,
             n - 1
         );

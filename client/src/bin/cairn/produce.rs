@@ -166,7 +166,7 @@ pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow
     if let Some(p) = args.partition {
         anyhow::ensure!(
             p < partitions,
-            "UNKNOWN_PARTITION: topic {} has {partitions} partition(s) (0 to {}); there is no partition {p}",
+            "topic {} has {partitions} partition(s) (0 to {}); there is no partition {p} [UNKNOWN_PARTITION]",
             args.topic,
             partitions - 1
         );
