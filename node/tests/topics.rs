@@ -315,3 +315,49 @@ async fn cli_manages_topics_and_moves_records() {
     assert_ne!(code, 0);
     assert!(err.contains("UNKNOWN_TOPIC"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_sent_to_a_node_that_is_not_the_controller_leader_are_forwarded() {
+    use cairn_proto::v1::admin_client::AdminClient;
+    use cairn_proto::v1::{CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest};
+    let cluster = Cluster::start(3, "");
+    let client = cluster.client().await;
+    let leader = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = client.describe_cluster().await.expect("describe");
+            if d.controller_leader_id != 0 {
+                break d.controller_leader_id;
+            }
+            assert!(Instant::now() < deadline, "no controller leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let other = (1..=3).find(|n| *n != leader).expect("a follower");
+    // A plain gRPC client (not Cairn's, which finds the leader itself) talking to a follower.
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.addr(other)))
+        .expect("endpoint")
+        .connect_lazy();
+    let mut admin = AdminClient::new(ch);
+    let created = admin
+        .create_topic(CreateTopicRequest { name: "fwd".into(), partitions: 2, ..Default::default() })
+        .await
+        .expect("a follower forwards CreateTopic to the controller leader");
+    assert_eq!(created.into_inner().topic.map(|t| t.partitions), Some(2));
+    let grown = admin
+        .create_partitions(CreatePartitionsRequest { name: "fwd".into(), partitions: 3 })
+        .await
+        .expect("CreatePartitions forwarded");
+    assert_eq!(grown.into_inner().topic.map(|t| t.partitions), Some(3));
+    // The leader's refusals come back as they are.
+    let e = admin
+        .create_topic(CreateTopicRequest { name: "fwd".into(), partitions: 1, ..Default::default() })
+        .await
+        .expect_err("exists");
+    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e:?}");
+    // The CLI given only that node.
+    let (code, _, err) = cli(&[cluster.addr(other)], &["topic", "delete", "fwd"], None);
+    assert_eq!(code, 0, "{err}");
+    let e = admin.delete_topic(DeleteTopicRequest { name: "fwd".into() }).await.expect_err("deleted");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+}

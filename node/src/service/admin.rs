@@ -14,6 +14,7 @@ use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
 
 use super::error::ServiceError;
+use super::forward::Forwarder;
 use crate::config::RetentionSection;
 use crate::controller::duties::default_replication;
 use crate::controller::repair;
@@ -27,11 +28,13 @@ pub struct AdminService {
     controller: Arc<Controller>,
     groups: Arc<LocalGroups>,
     liveness: Liveness,
+    forward: Forwarder,
 }
 
 impl AdminService {
     pub fn new(controller: Arc<Controller>, groups: Arc<LocalGroups>, liveness: Liveness) -> AdminService {
-        AdminService { controller, groups, liveness }
+        let forward = Forwarder::new(groups.env().me);
+        AdminService { controller, groups, liveness, forward }
     }
 
     pub fn into_server(self) -> AdminServer<AdminService> {
@@ -86,6 +89,10 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<CreateTopicResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.create_topic(r).await }).await;
+        }
         let req = request.into_inner();
         crate::topic::check_name(&req.name).map_err(ServiceError::InvalidArgument)?;
         if crate::topic::is_internal(&req.name) {
@@ -158,6 +165,10 @@ impl Admin for AdminService {
         &self,
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.delete_topic(r).await }).await;
+        }
         let name = request.into_inner().name;
         if crate::topic::is_internal(&name) {
             return Err(
@@ -175,6 +186,10 @@ impl Admin for AdminService {
         &self,
         request: Request<AlterTopicConfigRequest>,
     ) -> Result<Response<AlterTopicConfigResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.alter_topic_config(r).await }).await;
+        }
         let req = request.into_inner();
         if crate::topic::is_internal(&req.name) {
             return Err(ServiceError::InvalidArgument(format!("{:?} is an internal topic", req.name)).into());
@@ -209,6 +224,10 @@ impl Admin for AdminService {
         &self,
         request: Request<CreatePartitionsRequest>,
     ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.create_partitions(r).await }).await;
+        }
         let req = request.into_inner();
         if crate::topic::is_internal(&req.name) {
             // Group ids hash over __consumer_offsets' partition count: growing it would move
@@ -248,6 +267,10 @@ impl Admin for AdminService {
         &self,
         request: Request<ReplaceNodeRequest>,
     ) -> Result<Response<ReplaceNodeResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.replace_node(r).await }).await;
+        }
         let ReplaceNodeRequest { node_id: node, expected_directory_id: expected } = request.into_inner();
         if !self.controller.is_leader() {
             return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());
@@ -292,6 +315,10 @@ impl Admin for AdminService {
         &self,
         request: Request<RepairReplicaRequest>,
     ) -> Result<Response<RepairReplicaResponse>, Status> {
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.repair_replica(r).await }).await;
+        }
         let RepairReplicaRequest { topic, partition, node_id } = request.into_inner();
         if !self.controller.is_leader() {
             return Err(ServiceError::Group(GroupError::NotLeader { leader: self.controller.leader() }).into());

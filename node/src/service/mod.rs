@@ -3,6 +3,7 @@
 mod admin;
 mod broker;
 mod error;
+mod forward;
 mod groups;
 mod internal;
 mod subscribe;
