@@ -194,3 +194,32 @@ fn chrono_like(ms: i64) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
+
+#[test]
+fn every_verb_shows_examples_and_completions_need_no_cluster() {
+    // An address nothing listens on: none of this may need a cluster.
+    let nowhere = ["127.0.0.1:1".to_string()];
+    for verb in [
+        vec!["--help"],
+        vec!["produce", "--help"],
+        vec!["consume", "--help"],
+        vec!["topic", "--help"],
+        vec!["group", "--help"],
+        vec!["cluster", "--help"],
+        vec!["node", "--help"],
+        vec!["replica", "--help"],
+        vec!["bench", "--help"],
+    ] {
+        let (code, out, err) = cli(&nowhere, &verb, None);
+        assert_eq!(code, 0, "{verb:?}: {err}");
+        assert!(out.contains("Examples:"), "{verb:?} shows no examples: {out}");
+    }
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef cairn"), ("fish", "complete -c cairn")] {
+        let (code, out, err) = cli(&nowhere, &["completions", shell], None);
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains(marker) && out.contains("consume"), "{shell}: {}", &out[..out.len().min(300)]);
+    }
+    let (code, _, err) = cli(&nowhere, &["completions", "tcsh"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("possible values"), "{err}");
+}

@@ -20,7 +20,20 @@ use cairn_client::{Client, ClientConfig, DEFAULT_BROKERS};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about = "Command-line client of a Cairn cluster")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Command-line client of a Cairn cluster",
+    after_help = "Examples:
+  cairn cluster info
+  cairn topic create orders -p 12
+  echo 'OrderPlaced' | cairn produce orders -k order-42
+  cairn consume orders -f
+  cairn consume orders -g billing -f
+  cairn completions bash > /etc/bash_completion.d/cairn
+
+Every command has examples in its --help. Errors print the server's stable code, e.g. [UNKNOWN_TOPIC]."
+)]
 struct Cli {
     /// Brokers to bootstrap from, host:port,... (default: the local cluster).
     #[arg(long, env = "CAIRN_BROKERS", default_value = DEFAULT_BROKERS, global = true)]
@@ -38,21 +51,35 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Cluster-wide commands.
+    #[command(after_help = "Examples:
+  cairn cluster info             nodes, liveness, controller, leaders per node
+  cairn cluster health           nodes down, leaderless partitions, replicas not serving (and why)")]
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
     /// Node administration (replacing a node that lost its data).
+    #[command(after_help = "Examples:
+  cairn node replace 3           node 3 lost its disk: rebuild it from the others (refused while it is up)")]
     Node {
         #[command(subcommand)]
         command: node::NodeCommand,
     },
     /// Partition replicas: rebuild one from the others.
+    #[command(after_help = "Examples:
+  cairn replica repair orders -p 0 --node 2    rebuild node 2's replica of orders/0 from the others")]
     Replica {
         #[command(subcommand)]
         command: replica::ReplicaCommand,
     },
     /// Topic administration.
+    #[command(after_help = "Examples:
+  cairn topic create orders -p 12 -r 3 --if-not-exists
+  cairn topic list
+  cairn topic describe orders                   leaders, replicas, log start, high watermark, settings
+  cairn topic alter orders --retention-ms 604800000
+  cairn topic add-partitions orders --to 24     (keys map to new partitions from then on)
+  cairn topic delete orders")]
     Topic {
         #[command(subcommand)]
         command: topic::TopicCommand,
@@ -62,14 +89,28 @@ enum Command {
     /// Consume records of a topic (all partitions, or some with -p).
     Consume(consume::ConsumeArgs),
     /// Consumer groups: list, describe (lag), reset offsets, delete.
+    #[command(after_help = "Examples:
+  cairn group list
+  cairn group describe billing                  per partition: committed, log end, lag, owner
+  cairn group reset-offsets billing --topic orders --to-earliest --dry-run
+  cairn group delete billing                    (the group must have no members)")]
     Group {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
     /// Load generators: produce, consume, end to end.
+    #[command(after_help = "Examples:
+  cairn bench produce --record-size 1024 --window 512   throughput with 512 records in flight
+  cairn bench produce --window 1                        latency with one record in flight
+  cairn bench --help                            every generator and its settings")]
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -96,6 +137,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        // Needs no cluster.
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "cairn", &mut std::io::stdout());
+        return Ok(());
+    }
     let mut cfg = ClientConfig::from_broker_list(&cli.brokers);
     cfg.retry_deadline = Duration::from_secs(cli.timeout_secs);
     let client =
@@ -111,5 +158,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
         Command::Group { command } => group::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
