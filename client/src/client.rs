@@ -53,6 +53,9 @@ pub struct Client {
     coordinators: RwLock<HashMap<String, String>>,
     /// Rotates the broker tried when no leader is known.
     next_broker: Mutex<usize>,
+    /// Bootstrap brokers that could not be reached, passed over until the time given: a dead
+    /// broker in the list costs one failed connection, not a detour of every request.
+    down: Mutex<HashMap<String, Instant>>,
     /// When metadata last came back from a broker (see [`ClientConfig::metadata_max_age`]).
     refreshed_at: Mutex<Option<std::time::Instant>>,
     /// Set while one caller reloads stale metadata (the others go on with the cache).
@@ -62,6 +65,9 @@ pub struct Client {
 /// How long a partition call keeps retrying UNKNOWN_TOPIC / UNKNOWN_PARTITION: a topic that was
 /// just created can take a moment to reach every node's copy of the metadata.
 const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a broker that could not be reached is passed over by calls any broker can answer.
+const DOWN_FOR: Duration = Duration::from_secs(10);
 
 /// How long [`Client::connect`] keeps trying while no broker can be connected to at all.
 const UNREACHABLE_GRACE: Duration = Duration::from_secs(3);
@@ -82,6 +88,7 @@ impl Client {
             controller: RwLock::default(),
             coordinators: RwLock::default(),
             next_broker: Mutex::new(0),
+            down: Mutex::default(),
             refreshed_at: Mutex::new(None),
             refreshing: std::sync::atomic::AtomicBool::new(false),
         };
@@ -174,11 +181,35 @@ impl Client {
         BrokerClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 
+    /// The next bootstrap broker in turn, passing over those recently unreachable (unless
+    /// every one is).
     fn any_broker(&self) -> String {
+        let n = self.cfg.brokers.len();
         let mut i = self.next_broker.lock().unwrap_or_else(|p| p.into_inner());
-        let addr = self.cfg.brokers[*i % self.cfg.brokers.len()].clone();
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        for _ in 0..n {
+            let addr = &self.cfg.brokers[*i % n];
+            *i = i.wrapping_add(1);
+            if down.get(addr).is_none_or(|until| *until <= now) {
+                return addr.clone();
+            }
+        }
+        let addr = self.cfg.brokers[*i % n].clone();
         *i = i.wrapping_add(1);
         addr
+    }
+
+    /// Notes whether `addr` could be reached.
+    fn note_reach(&self, addr: &str, reached: bool) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if reached {
+            if !down.is_empty() {
+                down.remove(addr);
+            }
+        } else if self.cfg.brokers.iter().any(|b| b == addr) {
+            down.insert(addr.to_string(), Instant::now() + DOWN_FOR);
+        }
     }
 
     /// Runs one attempt of `op` against `addr` with the per-request timeout plus `extra` (the
@@ -189,14 +220,17 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let ch = self.channel(addr)?;
-        match tokio::time::timeout(self.cfg.request_timeout + extra, op(ch)).await {
+        let res = match tokio::time::timeout(self.cfg.request_timeout + extra, op(ch)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) => Err(ClientError::from_status(addr, status)),
             Err(_) => Err(ClientError::Transport {
                 addr: addr.to_string(),
                 status: tonic::Status::deadline_exceeded("request timed out"),
             }),
-        }
+        };
+        // No Cairn answer at all (refused, dropped, timed out): not a broker to ask now.
+        self.note_reach(addr, !res.as_ref().is_err_and(|e| matches!(e, ClientError::Transport { .. })));
+        res
     }
 
     fn target_addr(&self, target: Target<'_>) -> String {
@@ -274,6 +308,18 @@ impl Client {
             if !err.is_definite() {
                 doubt = Some(err.clone());
             }
+            if matches!(err, ClientError::Transport { .. }) {
+                // Any broker can answer: go to the next one at once, no back-off.
+                if matches!(target, Target::Any) && redirects < self.cfg.redirects_max {
+                    let next = self.any_broker();
+                    if next != addr {
+                        redirects += 1;
+                        addr = next;
+                        continue;
+                    }
+                }
+            }
+
             if let Some(hint) = err.leader_hint() {
                 if redirects < self.cfg.redirects_max && hint != addr {
                     redirects += 1;

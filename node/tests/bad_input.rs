@@ -238,3 +238,33 @@ async fn malformed_messages_are_invalid_argument_and_end_a_produce_stream_with_a
         "nothing was appended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_broker_in_the_bootstrap_list_is_tried_once_not_by_every_request() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let cluster = Cluster::start(3, "events:2");
+    wait_for_leaders(&cluster.client().await).await;
+    // A "broker" that accepts connections and drops them at once, counting them.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr").to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in dead.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let mut brokers = vec![dead_addr.clone()];
+    brokers.extend(cluster.brokers());
+    let mut cfg = cairn_client::ClientConfig::new(brokers);
+    cfg.retry_deadline = std::time::Duration::from_secs(10);
+    let client = cairn_client::Client::connect(cfg).await.expect("connects through the live brokers");
+    for _ in 0..40 {
+        client.describe_cluster().await.expect("describe");
+        client.list_offsets("events", 0, OffsetSpec::Latest).await.expect("offsets");
+    }
+    let n = accepted.load(Ordering::SeqCst);
+    assert!(n <= 2, "the dead broker {dead_addr} was connected to {n} times in 80 calls");
+}
