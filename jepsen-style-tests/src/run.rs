@@ -86,7 +86,13 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let retention = (params.workload.kind == WorkloadKind::Retention)
         .then_some(cairn_proto::v1::RetentionConfig { retention_ms: -1, retention_bytes: RETENTION_BYTES });
     let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, retention).await?;
-    let groups = wait_for_leaders(&client, &params.workload.topic).await?;
+    let mut groups = wait_for_leaders(&client, &params.workload.topic).await?;
+    if params.workload.kind == WorkloadKind::Group {
+        // The group's coordinator is a fault target as often as the topic's leaders together:
+        // "the leader of a random partition" is then the coordinator half the time.
+        let coordinator = coordinator_group(&client).await?;
+        groups.extend(std::iter::repeat_n(coordinator, groups.len()));
+    }
     let incarnations = Arc::new(Incarnations::with_room(
         params.workload.partitions,
         params.workload.partitions + params.workload.add_partitions,
@@ -290,6 +296,18 @@ fn digest(r: &cairn_proto::v1::FetchedRecord) -> u64 {
     }
     feed(&r.timestamp_ms.to_le_bytes());
     h
+}
+
+/// The Raft group of the `__consumer_offsets` partition that holds the workload's group.
+async fn coordinator_group(client: &Client) -> anyhow::Result<u64> {
+    let found = until_deadline(Duration::from_secs(60), || client.find_coordinator(crate::members::GROUP)).await?;
+    let offsets = until_deadline(Duration::from_secs(60), || client.describe_topic("__consumer_offsets")).await?;
+    offsets
+        .partitions
+        .iter()
+        .find(|p| p.partition == found.partition)
+        .map(|p| p.group_id)
+        .ok_or_else(|| anyhow::anyhow!("__consumer_offsets has no partition {}", found.partition))
 }
 
 /// After healing: for every partition of every live topic incarnation, reads [log start, high
