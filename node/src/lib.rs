@@ -13,6 +13,7 @@ pub mod coordinator;
 pub mod describe;
 pub mod disk;
 pub mod groups;
+pub mod http1;
 pub mod identity;
 pub mod join;
 pub mod listener;

@@ -173,6 +173,8 @@ pub async fn run(
     });
     tracing::info!(addr = %config.advertise_addr, "serving");
     let served = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(crate::http1::Http1Notice)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(

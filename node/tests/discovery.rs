@@ -47,3 +47,17 @@ async fn every_node_serves_health_and_reflection() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http1_request_is_told_what_the_port_is() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start(1, "");
+    let _ = cluster.client().await;
+    let mut s = std::net::TcpStream::connect(cluster.addr(1)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Cairn node's gRPC port"), "{answer}");
+}
