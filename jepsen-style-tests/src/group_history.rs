@@ -13,7 +13,12 @@ use crate::history::{Op, OpType, MONITOR, NEMESIS};
 pub struct GroupPoll {
     pub member: i64,
     pub partition: u32,
+    /// When the member recorded what the poll returned.
     pub time: u64,
+    /// When the member called the poll that returned these records (the records were handed
+    /// out between the two: a member paused in between records them late). `time` for
+    /// histories that do not say.
+    pub invoked: u64,
     pub offsets: Vec<u64>,
 }
 
@@ -118,6 +123,7 @@ impl GroupHistory {
                     member: m,
                     partition: op.value.get("partition").and_then(Value::as_u64).unwrap_or(0) as u32,
                     time: op.time,
+                    invoked: op.value.get("invoked").and_then(Value::as_u64).unwrap_or(op.time),
                     offsets: op
                         .value
                         .get("records")

@@ -122,6 +122,7 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
     out.op(OpType::Info, "member-joined", json!({}), None);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
+        let invoked = monotonic_ns().saturating_sub(args.time_base);
         let polled = tokio::select! {
             r = consumer.poll(Duration::from_millis(300)) => r,
             _ = term.recv() => break,
@@ -156,7 +157,7 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for (p, recs) in by {
-            out.op(OpType::Ok, "gpoll", json!({"partition": p, "records": recs}), None);
+            out.op(OpType::Ok, "gpoll", json!({"partition": p, "records": recs, "invoked": invoked}), None);
         }
         if !args.commit_before_processing {
             commit(&mut consumer, &out, &offsets).await;

@@ -5,7 +5,9 @@
 //! - `commit-regression`: a committed offset observed lower than one observed, or acknowledged,
 //!   before (no reset happens in the workload);
 //! - `double-owner`: two members polled the same partition while both owned it (a partition
-//!   given to a new owner before the old one gave it up);
+//!   given to a new owner before the old one gave it up); a poll counts from when it was called
+//!   to when its records were recorded, so a member paused in between is not blamed for records
+//!   it was handed while it still owned the partition;
 //! - `partition-never-polled`: a partition holding acknowledged records long before the
 //!   members stopped that no member ever polled (never assigned: a partition added during the
 //!   run that the group did not pick up);
@@ -107,8 +109,12 @@ pub fn double_owner(g: &GroupHistory, end: u64) -> Vec<Anomaly> {
         for (i, a) in owners.iter().enumerate() {
             for b in owners.iter().skip(i + 1).filter(|b| b.member != a.member) {
                 let Some((lo, hi)) = overlap(a, b, end) else { continue };
-                let polled_in =
-                    |m: i64| g.polls.iter().any(|x| x.member == m && x.partition == p && x.time >= lo && x.time <= hi);
+                // A poll counts only if it surely handed records out inside the overlap: called
+                // after it began and recorded before it ended. (A member paused between its poll
+                // and recording it records late records handed out while it still owned them.)
+                let polled_in = |m: i64| {
+                    g.polls.iter().any(|x| x.member == m && x.partition == p && x.invoked >= lo && x.time <= hi)
+                };
                 if polled_in(a.member) && polled_in(b.member) {
                     out.push(anomaly(
                         "double-owner",
@@ -175,7 +181,7 @@ mod tests {
     use crate::group_history::{AckedCommit, CommittedRead, GroupPoll};
 
     fn poll(member: i64, partition: u32, time: u64, offsets: &[u64]) -> GroupPoll {
-        GroupPoll { member, partition, time, offsets: offsets.to_vec() }
+        GroupPoll { member, partition, time, invoked: time, offsets: offsets.to_vec() }
     }
 
     fn read(invoked: u64, time: u64, offsets: &[(u32, u64)]) -> CommittedRead {
@@ -260,6 +266,13 @@ mod tests {
         // An overlap with no polls by one of them (a paused zombie that then found out) is fine.
         g.polls.retain(|p| p.member != 1000);
         assert!(double_owner(&g, 100).is_empty());
+        // a called poll at 20 (it owned the partition alone), was paused, and recorded the
+        // records at 45: they may have been handed out before b's ownership began.
+        g.polls.push(GroupPoll { member: 1000, partition: 0, time: 45, invoked: 20, offsets: vec![0] });
+        assert!(double_owner(&g, 100).is_empty());
+        // A poll called inside the overlap is a double owner again.
+        g.polls.push(GroupPoll { member: 1000, partition: 0, time: 48, invoked: 46, offsets: vec![1] });
+        assert_eq!(double_owner(&g, 100).len(), 1);
     }
 
     #[test]
