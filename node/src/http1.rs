@@ -12,7 +12,7 @@ const NOTICE: &str =
     "This is a Cairn node's gRPC port (HTTP/2). Use the cairn CLI (`cairn --brokers HOST:PORT cluster info`) \
 or a gRPC client; grpcurl can list the services through server reflection.\n";
 
-/// Answers HTTP/1 requests with [`NOTICE`].
+/// Answers HTTP/1 requests with `NOTICE`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Http1Notice;
 

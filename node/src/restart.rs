@@ -10,7 +10,7 @@ const RESTARTS_MAX: u32 = 3;
 const COUNTER: &str = "CAIRN_DAMAGE_RESTARTS";
 
 /// Replaces this process with a fresh start of the same binary and arguments; aborts if that
-/// cannot be done or [`RESTARTS_MAX`] restarts were already made.
+/// cannot be done or `RESTARTS_MAX` restarts were already made.
 pub fn in_place() -> ! {
     use std::os::unix::process::CommandExt;
     let done: u32 = std::env::var(COUNTER).ok().and_then(|v| v.parse().ok()).unwrap_or(0);

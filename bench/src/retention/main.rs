@@ -38,7 +38,7 @@ struct Args {
     /// retention_bytes of the topic (per partition).
     #[arg(long, default_value_t = 16 << 20)]
     retention_bytes: u64,
-    /// [retention] segment_bytes of the nodes.
+    /// segment_bytes of the nodes (their config's retention section).
     #[arg(long, default_value_t = 1 << 20)]
     segment_bytes: u64,
     /// Produce this many times the retained total (retention_bytes × partitions).

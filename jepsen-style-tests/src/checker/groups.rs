@@ -135,7 +135,7 @@ pub fn double_owner(g: &GroupHistory, end: u64) -> Vec<Anomaly> {
 /// leader election on the way.
 pub const POLL_GRACE_NS: u64 = 20_000_000_000;
 
-/// Partitions with a record acknowledged at least [`POLL_GRACE_NS`] before the members' last
+/// Partitions with a record acknowledged at least `POLL_GRACE_NS` before the members' last
 /// poll that no member ever polled. Only for runs with group members (`polls` non-empty).
 pub fn partition_never_polled(g: &GroupHistory, sends: &[crate::history::Send]) -> Vec<Anomaly> {
     let Some(last_poll) = g.polls.iter().map(|p| p.time).max() else { return Vec::new() };

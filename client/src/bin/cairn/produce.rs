@@ -41,7 +41,7 @@ pub struct ProduceArgs {
     /// Record key for every record (all records of one key go to one partition, in order).
     #[arg(short = 'k', long)]
     pub key: Option<String>,
-    /// Each input record is KEY<SEP>VALUE, split at the first SEP (one byte, or \t, \0).
+    /// Each input record is a key, SEP, then the value, split at the first SEP (one byte, or \t, \0).
     #[arg(short = 'K', long = "key-separator", value_name = "SEP", conflicts_with = "key")]
     pub key_separator: Option<String>,
     /// Produce this one value instead of reading stdin.
@@ -53,7 +53,7 @@ pub struct ProduceArgs {
     /// Header KEY=VALUE on every record (repeatable; in --input json, per record instead).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
-    /// What each input record is: the value (with -K: KEY<SEP>VALUE), or a JSON object
+    /// What each input record is: the value (with -K: key SEP value), or a JSON object
     /// {"key": .., "value": .., "headers": {..}, "partition": N}.
     #[arg(long = "input", value_enum, default_value = "value")]
     pub input: InputFormat,

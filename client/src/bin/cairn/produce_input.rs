@@ -10,7 +10,7 @@ use serde_json::Value;
 /// How each input record is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
-    /// The whole record is the value (with -K: KEY<SEP>VALUE).
+    /// The whole record is the value (with -K: key SEP value).
     Value,
     /// A JSON object: {"key": .., "value": .., "headers": {"k": "v"}, "partition": N}.
     Json,

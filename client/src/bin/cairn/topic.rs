@@ -20,7 +20,7 @@ pub enum TopicCommand {
         #[arg(short = 'r', long, default_value_t = 0, hide_default_value = true)]
         replicas: u32,
         /// Remove records once they are all older than this (ms); -1 = keep forever; default:
-        /// the cluster's ([retention] retention_ms, 7 days unless configured).
+        /// the cluster's (retention_ms of the node config's retention section, 7 days unless set).
         #[arg(long, allow_negative_numbers = true)]
         retention_ms: Option<i64>,
         /// Keep about this many record bytes per partition, removing the oldest segments
@@ -46,7 +46,7 @@ pub enum TopicCommand {
     /// Delete a topic and all of its data on every node.
     Delete { name: String },
     /// Change a topic's settings; applied by the partition leaders within
-    /// [retention] check_interval_ms, no restart.
+    /// check_interval_ms of the node config's retention section, no restart.
     Alter {
         name: String,
         /// Remove records once they are all older than this (ms); -1 = keep forever; 0 = back
