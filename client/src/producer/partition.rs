@@ -425,6 +425,10 @@ impl PartitionTask {
             // Retriable (OUT_OF_ORDER_SEQUENCE: an earlier batch is still in doubt; a lagging
             // node; no leader) or an unknown outcome: resend everything in flight, in order.
             _ if err.is_retriable() || !err.is_definite() => self.reset(err, false),
+            // Refused for its own bytes (a record over the size limit, which is the same on
+            // every node): no attempt of this batch can have been appended, in doubt or not, so
+            // it fails now instead of being resent until the delivery timeout.
+            Some(ErrorCode::RecordTooLarge) => self.refuse(i, &err),
             _ if self.shared.cfg.fault_trust_retry_refusals => self.refuse_trusting(i, &err),
             // A definite refusal of a batch in doubt proves nothing about its earlier attempt
             // (a broker whose metadata lags answers UNKNOWN_TOPIC): keep trying until the
