@@ -17,6 +17,20 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The timestamp of partition 0's last record of `topic`.
+fn last_timestamp(b: &[String], topic: &str) -> i64 {
+    let (code, out, err) = cli(b, &["consume", topic, "-p", "0", "--offset", "-1", "--format", "%T"], None);
+    assert_eq!(code, 0, "{err}");
+    out.trim().parse().unwrap_or_else(|_| panic!("not a timestamp: {out:?}"))
+}
+
+/// Waits until this host's clock reads past `ms`.
+async fn clock_past(ms: i64) {
+    while now_ms() <= ms {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut f = std::fs::File::open("/dev/urandom").expect("urandom");
     let mut b = vec![0u8; n];
@@ -119,15 +133,15 @@ async fn reads_by_time_last_n_and_per_partition_errors() {
     let b = cluster.brokers();
     let (code, _, err) = cli(&b, &["produce", "tm", "-p", "0"], Some("a\nb\nc\n"));
     assert_eq!(code, 0, "{err}");
-    // Timestamps are set by the broker at append; the next batch is strictly later.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let middle = now_ms();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Timestamps are set by the broker at append (this host's clock). Each boundary is one
+    // past the newest record's timestamp, and the next batch is sent only once the clock has
+    // passed it, so it lands strictly after.
+    let middle = last_timestamp(&b, "tm") + 1;
+    clock_past(middle).await;
     let (code, _, err) = cli(&b, &["produce", "tm", "-p", "0"], Some("d\ne\n"));
     assert_eq!(code, 0, "{err}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let after = now_ms();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = last_timestamp(&b, "tm") + 1;
+    clock_past(after).await;
     let (code, _, err) = cli(&b, &["produce", "tm", "-p", "0"], Some("f\n"));
     assert_eq!(code, 0, "{err}");
 
