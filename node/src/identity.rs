@@ -1,8 +1,9 @@
 //! The data directory's identity file: binds a directory to one node id and one cluster, and
 //! gives the directory a random id of its own.
 //!
-//! Written once, at first start, before anything else goes in the directory (and, for a new
-//! directory, only after the peers confirmed the node may start with it, see [`crate::join`]).
+//! Written at first start, before anything else goes in the directory (and, for a new
+//! directory, only after the peers confirmed the node may start with it, see [`crate::join`]),
+//! and once more when the node first learns the cluster's id from the controller.
 //! A directory that belongs to another node id, or a configuration that contradicts how the
 //! cluster was bootstrapped (other members), is refused with a clear error and the directory is
 //! left untouched. Topics are not part of it: they live in the controller's metadata.
@@ -22,15 +23,18 @@ use crate::config::Config;
 const FILE: &str = "cairn-node.json";
 /// 3: directory ids; producer limits in log entries, append times in the producer table, the
 /// controller's producer registry and partition limits. 4: retired data directories in the
-/// controller's state (earlier directories cannot be read).
-const FORMAT: u32 = 4;
+/// controller's state (earlier directories cannot be read). 5: a random cluster id drawn at
+/// bootstrap and kept in the controller's state, recorded here once learned.
+const FORMAT: u32 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub format: u32,
     pub node_id: u64,
-    /// Derived from the bootstrap members; equal on every node of one cluster.
-    pub cluster_id: String,
+    /// The cluster this directory belongs to: drawn at random by the controller leader when the
+    /// cluster bootstrapped, recorded here once this node learned it (None until then).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
     pub initial_cluster: BTreeMap<u64, String>,
     /// Random, non-zero, drawn when the directory was created.
     pub directory_id: u64,
@@ -61,22 +65,6 @@ pub enum IdentityError {
     Format { path: PathBuf, found: u32 },
     #[error("data directory {path} is not empty and has no identity file; refusing to adopt it")]
     Foreign { path: PathBuf },
-}
-
-/// A stable, dependency-free fingerprint (FNV-1a, 64 bit) of the bootstrap members.
-fn cluster_id(members: &BTreeMap<u64, String>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |s: &str| {
-        for b in s.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for (id, addr) in members {
-        feed(&id.to_string());
-        feed(addr);
-    }
-    format!("cairn-{h:016x}")
 }
 
 impl Identity {
@@ -132,7 +120,7 @@ impl Identity {
         let id = Identity {
             format: FORMAT,
             node_id: config.node_id,
-            cluster_id: cluster_id(&config.initial_cluster),
+            cluster_id: None,
             initial_cluster: config.initial_cluster.clone(),
             directory_id: rand::random::<u64>().max(1),
             controller_incarnation,
@@ -167,6 +155,25 @@ impl Identity {
             });
         }
         Ok(())
+    }
+
+    /// Records the cluster id this node learned from the controller (once; the file is
+    /// rewritten atomically). Returns false when another id is recorded already.
+    ///
+    /// # Errors
+    /// I/O errors (the file is then unchanged).
+    pub fn record_cluster_id(&mut self, config: &Config, cluster_id: &str) -> Result<bool, IdentityError> {
+        match &self.cluster_id {
+            Some(known) => Ok(known == cluster_id),
+            None => {
+                let dir = &config.data_dir;
+                let recorded = Identity { cluster_id: Some(cluster_id.to_string()), ..self.clone() };
+                write_atomically(dir, &dir.join(FILE), &recorded)
+                    .map_err(|source| IdentityError::Io { path: dir.clone(), source })?;
+                *self = recorded;
+                Ok(true)
+            }
+        }
     }
 
     /// Where the RocksDB files live.
@@ -255,13 +262,19 @@ mod tests {
     }
 
     #[test]
-    fn cluster_id_is_the_same_on_every_node_and_differs_per_cluster() {
+    fn the_cluster_id_is_recorded_once_and_survives_a_restart() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let a = Identity::load_or_create(&config(&tmp.path().join("a"), 1, C3)).expect("a");
-        let b = Identity::load_or_create(&config(&tmp.path().join("b"), 2, C3)).expect("b");
-        let c = Identity::load_or_create(&config(&tmp.path().join("c"), 1, "1=127.0.0.1:7701")).expect("c");
-        assert_eq!(a.cluster_id, b.cluster_id);
-        assert_ne!(a.cluster_id, c.cluster_id);
+        let cfg = config(&tmp.path().join("a"), 1, C3);
+        let mut id = Identity::load_or_create(&cfg).expect("first start");
+        assert_eq!(id.cluster_id, None, "not known before the controller bootstrapped");
+        assert!(id.record_cluster_id(&cfg, "c0ffee").expect("record"));
+        assert!(id.record_cluster_id(&cfg, "c0ffee").expect("same id again"));
+        let before = std::fs::read(tmp.path().join("a").join(FILE)).expect("identity file");
+        assert!(!id.record_cluster_id(&cfg, "other").expect("another id"), "another id is not recorded");
+        assert_eq!(std::fs::read(tmp.path().join("a").join(FILE)).expect("identity file"), before);
+        let again = Identity::load_or_create(&cfg).expect("restart");
+        assert_eq!(again.cluster_id.as_deref(), Some("c0ffee"));
+        assert_eq!(again, id);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Quiesced groups send no heartbeats, so their followers learn that a leader died from here:
 //! a node is *down* once no ping succeeded for [`DOWN_AFTER`]. A ping also reports the peer's
-//! boot id (a restart shows as a new id) and the groups whose replica stopped on it.
+//! boot id (a restart shows as a new id) and the groups whose replica stopped on it. A node
+//! answering for another cluster (another cluster's process on a member's address) is never
+//! counted as up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,13 @@ use cairn_proto::peer::node_internal_client::NodeInternalClient;
 use cairn_proto::peer::{PingRequest, PingResponse, StoppedReplica};
 use cairn_raft::network::PeerChannels;
 use cairn_raft::{GroupId, NodeId};
+use tokio::sync::watch;
+
+use crate::controller::state::ClusterState;
 
 const PING_EVERY: Duration = Duration::from_millis(250);
+/// How often a member's address answering for another cluster is logged again.
+const FOREIGN_WARN_EVERY: Duration = Duration::from_secs(60);
 /// A node is down when no ping succeeded for this long.
 pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
 
@@ -128,18 +135,21 @@ impl Liveness {
     }
 
     /// Pings every node of `members` except `me`, each on its own task, until aborted.
+    /// `state`: the cluster metadata, for this cluster's id.
     pub fn spawn(
         &self,
         me: NodeId,
         members: BTreeMap<NodeId, String>,
         peers: PeerChannels,
+        state: watch::Receiver<Arc<ClusterState>>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         members
             .into_iter()
             .filter(|(id, _)| *id != me)
             .map(|(id, addr)| {
-                let (this, peers) = (self.clone(), peers.clone());
+                let (this, peers, state) = (self.clone(), peers.clone(), state.clone());
                 tokio::spawn(async move {
+                    let mut warned: Option<Instant> = None;
                     let mut tick = tokio::time::interval(PING_EVERY);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
@@ -150,7 +160,13 @@ impl Liveness {
                         if let Ok(Ok(r)) = tokio::time::timeout(PING_EVERY, NodeInternalClient::new(ch).ping(req)).await
                         {
                             let r = r.into_inner();
-                            if r.node_id == id {
+                            let ours = state.borrow().cluster_id.clone();
+                            if !r.cluster_id.is_empty() && !ours.is_empty() && r.cluster_id != ours {
+                                if warned.is_none_or(|t| t.elapsed() > FOREIGN_WARN_EVERY) {
+                                    tracing::error!(node = id, %addr, theirs = %r.cluster_id, ours = %ours, "the node answering on this member's address belongs to another cluster; not counting it as a member");
+                                    warned = Some(Instant::now());
+                                }
+                            } else if r.node_id == id {
                                 this.record(id, r);
                             }
                         }

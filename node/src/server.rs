@@ -47,7 +47,15 @@ pub async fn run(
     let mut replacing = false;
     let (identity, db) = loop {
         let identity = match Identity::load(&config)? {
-            Some(id) => id,
+            Some(id) => {
+                // A directory of a known cluster: are the members answering on the configured
+                // addresses of that cluster?
+                if let Some(cluster_id) = &id.cluster_id {
+                    let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+                    join::cluster::check(&config, cluster_id, &PeerChannels::new(opts)).await?;
+                }
+                id
+            }
             None => {
                 // A new directory: ask the peers first whether the cluster knew this node with
                 // another one (a lost disk), answering their own checks on a clone of the socket.
@@ -61,7 +69,7 @@ pub async fn run(
         };
         tracing::info!(
             node = config.node_id,
-            cluster = %identity.cluster_id,
+            cluster = identity.cluster_id.as_deref().unwrap_or("not known yet"),
             directory = format_args!("{:#x}", identity.directory_id),
             data_dir = %config.data_dir.display(),
             "starting"
@@ -139,7 +147,8 @@ pub async fn run(
     let timers =
         quiesce::Timers { election_timeout_max: std::time::Duration::from_millis(config.raft.election_timeout_ms_max) };
     let coordinators = crate::coordinator::Coordinators::new(groups.clone(), config.groups);
-    let mut tasks = liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone());
+    let mut tasks =
+        liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone(), controller.watch());
     tasks.push(disk_task);
     tasks.push(tokio::spawn(coordinators.clone().run()));
     tasks.extend([
@@ -148,6 +157,7 @@ pub async fn run(
         tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone(), identity.directory_id)),
         tokio::spawn(membership::run(groups.clone(), controller.clone())),
         tokio::spawn(publish_directories(controller.watch(), directories.clone())),
+        tokio::spawn(record_cluster_id(controller.watch(), identity.clone(), config.clone())),
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
         tokio::spawn(supervisor::run(groups.clone())),
         tokio::spawn(scrubber::run(groups.clone(), config.storage.scrub_bytes_per_second)),
@@ -163,8 +173,7 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
-    let broker =
-        BrokerService::new(&config, identity.cluster_id.clone(), groups.clone(), controller.clone(), liveness.clone());
+    let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone());
     let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
     let incoming = TcpListenerStream::new(listener).map(|s| {
         let s = s?;
@@ -213,6 +222,52 @@ async fn publish_directories(
         let map =
             state.borrow_and_update().directories.iter().filter(|(_, d)| **d != 0).map(|(n, d)| (*n, *d)).collect();
         directories.set_registered(map);
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Records the cluster's id in the data directory's identity once the controller metadata has
+/// it (the bootstrap, or the metadata a joining node catches up on), so a later start can tell
+/// this directory's cluster from another one on the same addresses.
+async fn record_cluster_id(
+    mut state: tokio::sync::watch::Receiver<Arc<crate::controller::state::ClusterState>>,
+    mut identity: Identity,
+    config: Arc<Config>,
+) {
+    loop {
+        let cluster_id = state.borrow_and_update().cluster_id.clone();
+        if !cluster_id.is_empty() {
+            let cfg = config.clone();
+            let recorded = tokio::task::spawn_blocking(move || {
+                let result = identity.record_cluster_id(&cfg, &cluster_id);
+                (identity, cluster_id, result)
+            })
+            .await;
+            match recorded {
+                Ok((_, cluster_id, Ok(true))) => {
+                    tracing::info!(cluster = %cluster_id, "cluster id recorded in the data directory");
+                    return;
+                }
+                Ok((_, cluster_id, Ok(false))) => {
+                    // The directory's controller replica says one cluster, its identity another:
+                    // nothing this node does can tell which is right.
+                    tracing::error!(cluster = %cluster_id, "the controller metadata names another cluster than this data directory's identity file");
+                    return;
+                }
+                Ok((back, _, Err(e))) => {
+                    tracing::warn!(error = %e, "recording the cluster id failed; will retry");
+                    identity = back;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording the cluster id did not finish");
+                    return;
+                }
+            }
+        }
         if state.changed().await.is_err() {
             return;
         }

@@ -16,6 +16,12 @@ pub fn default_replication(cluster_size: usize) -> u32 {
     cluster_size.clamp(1, 3) as u32
 }
 
+/// A fresh cluster id: 128 random bits, so clusters bootstrapped with the same members (the
+/// same addresses on another machine, or after their directories were wiped) differ.
+fn new_cluster_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// Runs until aborted; acts only while this node leads the controller group. `directory_id` is
 /// this node's data directory.
 pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liveness, directory_id: u64) {
@@ -28,7 +34,7 @@ pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liv
         }
         let state = controller.state();
         if state.nodes.is_empty() {
-            let cmd = MetaCommand::Bootstrap { nodes: config.initial_cluster.clone() };
+            let cmd = MetaCommand::Bootstrap { nodes: config.initial_cluster.clone(), cluster_id: new_cluster_id() };
             if let Err(e) = controller.propose(&cmd).await {
                 tracing::warn!(error = %e, "registering the bootstrap members failed; will retry");
             }

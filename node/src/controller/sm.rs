@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use super::state::{ClusterState, MetaAnswer, MetaCommand};
 
-const FORMAT: u8 = 1;
+/// 2: the cluster id in the state and in `Bootstrap`.
+const FORMAT: u8 = 2;
 
 /// Encodes a command for `Command::Meta`.
 pub fn encode_command(cmd: &MetaCommand) -> Bytes {
@@ -85,7 +86,7 @@ mod tests {
     fn applies_publishes_saves_and_restores() {
         let (mut sm, rx) = ControllerSm::new();
         let nodes = BTreeMap::from([(1, "a:1".to_string())]);
-        let ans = sm.apply(5, &encode_command(&MetaCommand::Bootstrap { nodes }));
+        let ans = sm.apply(5, &encode_command(&MetaCommand::Bootstrap { nodes, cluster_id: "c1".into() }));
         assert_eq!(decode_answer(&ans), Ok(MetaAnswer::Done));
         assert_eq!(rx.borrow().nodes.len(), 1);
         assert_eq!(rx.borrow().version, 5);
@@ -94,7 +95,7 @@ mod tests {
         other.restore(&sm.save()).expect("restore");
         assert_eq!(*rx2.borrow().as_ref(), *rx.borrow().as_ref());
 
-        let ans = sm.apply(6, b"\x01garbage");
+        let ans = sm.apply(6, b"\x02garbage");
         assert!(matches!(decode_answer(&ans), Ok(MetaAnswer::Invalid(_))));
         assert!(other.restore(b"\x07nope").is_err());
     }

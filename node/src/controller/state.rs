@@ -17,6 +17,9 @@ pub const CONTROLLER_INCARNATION: u32 = 1;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
+    /// The cluster's id, drawn at random by the leader that bootstrapped it (empty before):
+    /// two clusters never share one, even with the same members.
+    pub cluster_id: String,
     /// Registered nodes and their addresses (the bootstrap members).
     pub nodes: BTreeMap<NodeId, String>,
     pub topics: BTreeMap<String, Topic>,
@@ -78,9 +81,10 @@ pub struct Replica {
 /// A change to the metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaCommand {
-    /// Registers the bootstrap members; ignored once nodes are registered.
+    /// Registers the bootstrap members and the cluster's id; ignored once nodes are registered.
     Bootstrap {
         nodes: BTreeMap<NodeId, String>,
+        cluster_id: String,
     },
     /// Creates a topic on the `live` nodes (as the proposing leader saw them).
     CreateTopic {
@@ -229,9 +233,10 @@ impl ClusterState {
     /// Applies `cmd` at raft `index`.
     pub fn apply(&mut self, index: u64, cmd: &MetaCommand) -> MetaAnswer {
         let answer = match cmd {
-            MetaCommand::Bootstrap { nodes } => {
+            MetaCommand::Bootstrap { nodes, cluster_id } => {
                 if self.nodes.is_empty() {
                     self.nodes = nodes.clone();
+                    self.cluster_id = cluster_id.clone();
                     self.next_group_id = self.next_group_id.max(CONTROLLER_GROUP + 1);
                     self.next_incarnation = self.next_incarnation.max(CONTROLLER_INCARNATION + 1);
                 }

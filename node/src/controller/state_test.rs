@@ -3,7 +3,7 @@ use super::*;
 fn three_nodes() -> ClusterState {
     let mut s = ClusterState::default();
     let nodes = (1..=3).map(|n| (n, format!("127.0.0.1:{}", 7700 + n))).collect();
-    assert_eq!(s.apply(1, &MetaCommand::Bootstrap { nodes }), MetaAnswer::Done);
+    assert_eq!(s.apply(1, &MetaCommand::Bootstrap { nodes, cluster_id: "c1".into() }), MetaAnswer::Done);
     s
 }
 
@@ -93,8 +93,9 @@ fn deleted_and_recreated_topic_never_reuses_group_ids_or_incarnations() {
 fn bootstrap_happens_once_and_replicas_on_lists_local_partitions() {
     let mut s = three_nodes();
     let other = BTreeMap::from([(9, "x:1".to_string())]);
-    s.apply(2, &MetaCommand::Bootstrap { nodes: other });
+    s.apply(2, &MetaCommand::Bootstrap { nodes: other, cluster_id: "c2".into() });
     assert_eq!(s.nodes.len(), 3, "a second bootstrap changes nothing");
+    assert_eq!(s.cluster_id, "c1", "nor the cluster id");
     s.apply(3, &create("t", 6, 1, &[1, 2, 3]));
     let on1: Vec<u32> = s.replicas_on(1).map(|(_, p, _)| p).collect();
     assert_eq!(on1.len(), 2);

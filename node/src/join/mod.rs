@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Config;
 use crate::controller::state::CONTROLLER_INCARNATION;
 
+pub mod cluster;
 pub mod recover;
 mod starting;
 
@@ -60,6 +61,15 @@ pub enum JoinError {
          empty data directory (docs/operations.md, \"Replacing a node\")"
     )]
     Amnesia { node: u64, registered: u64, peer: u64 },
+    #[error(
+        "data directory {} belongs to cluster {ours}, but node {peer} at {address} is a member of cluster \
+         {theirs}: this is another cluster's directory (or another cluster now runs on these addresses). \
+         Refusing to start; nothing in the directory was changed. Start this node with its own cluster's \
+         data directory (to make this node a member of cluster {theirs} anew, see `cairn node replace` in \
+         docs/operations.md, \"Replacing a node\")",
+        dir.display()
+    )]
+    OtherCluster { dir: std::path::PathBuf, ours: String, theirs: String, peer: u64, address: String },
     #[error("cannot answer peers while checking: {0}")]
     Io(#[from] std::io::Error),
 }

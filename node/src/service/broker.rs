@@ -47,14 +47,12 @@ pub struct BrokerService {
     limits: LimitsSection,
     faults: Faults,
     node_id: u64,
-    cluster_id: String,
     liveness: Liveness,
 }
 
 impl BrokerService {
     pub fn new(
         config: &Config,
-        cluster_id: String,
         groups: Arc<LocalGroups>,
         controller: Arc<Controller>,
         liveness: Liveness,
@@ -65,7 +63,6 @@ impl BrokerService {
             limits: config.limits,
             faults: config.faults,
             node_id: config.node_id,
-            cluster_id,
             liveness,
         }
     }
@@ -450,7 +447,7 @@ impl Broker for BrokerService {
             })
             .collect();
         Ok(Response::new(DescribeClusterResponse {
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: state.cluster_id.clone(),
             answering_node_id: self.node_id,
             nodes,
             topics,

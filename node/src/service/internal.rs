@@ -95,6 +95,7 @@ impl NodeInternal for InternalService {
             directory_id: self.directory_id,
             you: Some(you),
             joining: false,
+            cluster_id: state.cluster_id.clone(),
         }))
     }
 }

@@ -76,9 +76,25 @@ impl Cluster {
     /// Like [`Cluster::start_with`], calling `prepare` with each node's data directory before
     /// the node first starts (to mount a filesystem there, say).
     pub fn start_prepared(n: u64, topics: &str, extra_args: &[&str], prepare: impl Fn(&std::path::Path)) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
         let listeners: Vec<(u64, TcpListener)> =
             (1..=n).map(|id| (id, TcpListener::bind("127.0.0.1:0").expect("bind port 0"))).collect();
+        Cluster::start_listening(listeners, topics, extra_args, prepare)
+    }
+
+    /// A second, new cluster (empty data directories) on the addresses of `other`, whose nodes
+    /// must all be stopped: the same members, as on another machine or after a re-install.
+    pub fn start_on_addresses_of(other: &Cluster, topics: &str) -> Cluster {
+        let listeners = other.nodes.values().map(|n| (n.id, bind(n.addr))).collect();
+        Cluster::start_listening(listeners, topics, &[], |_| {})
+    }
+
+    fn start_listening(
+        listeners: Vec<(u64, TcpListener)>,
+        topics: &str,
+        extra_args: &[&str],
+        prepare: impl Fn(&std::path::Path),
+    ) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
         let initial_cluster = listeners
             .iter()
             .map(|(id, l)| format!("{id}={}", l.local_addr().expect("addr")))
@@ -178,6 +194,24 @@ impl Cluster {
         assert!(self.nodes[&id].child.is_none(), "node {id} is still running");
         let l = bind(self.nodes[&id].addr);
         self.spawn(id, l);
+    }
+
+    /// Waits up to `within` for node `id` to exit by itself; its exit status, None if it is
+    /// still running then.
+    pub fn wait_exit(&mut self, id: u64, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        loop {
+            let c = node.child.as_mut()?;
+            if let Some(s) = c.try_wait().expect("wait") {
+                node.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn is_running(&mut self, id: u64) -> bool {
