@@ -69,6 +69,8 @@ start() {
        && { [ "$want_topics" = 0 ] || echo "$info" | grep -q '"leader":[1-9]'; }; then
       echo "cluster ready:"
       for id in 1 2 3; do echo "  node $id  127.0.0.1:770$id  pid $(pid_of "$id")  data $dir/node$id  log $dir/node$id.log"; done
+      echo "metrics (Prometheus text) and health:"
+      for id in 1 2 3; do echo "  node $id  http://127.0.0.1:970$id/metrics  http://127.0.0.1:970$id/health/ready"; done
       return 0
     fi
     for id in 1 2 3; do

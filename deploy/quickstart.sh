@@ -26,5 +26,6 @@ Cairn is running. Try:
   $bin/cairn produce events --key customer-7 --value 'CustomerRegistered'
   $bin/cairn consume events --follow --json
   deploy/local-cluster.sh status
+  curl -s http://127.0.0.1:9701/metrics | grep ^cairn_produce     (each node: 970N)
 Stop it with:   deploy/local-cluster.sh stop     (data kept; 'clean' deletes it)
 MSG

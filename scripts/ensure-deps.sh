@@ -18,6 +18,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || need+=(mount)
 command -v fallocate >/dev/null 2>&1 || need+=(util-linux)
+# The metrics tests lint every node's /metrics output with Prometheus's promtool.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing: ${need[*]}"

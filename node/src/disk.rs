@@ -96,6 +96,16 @@ impl DiskGuard {
         }
     }
 
+    /// Free bytes at the last measurement (`u64::MAX` before the first).
+    pub fn free_bytes(&self) -> u64 {
+        self.free.load(Ordering::Relaxed)
+    }
+
+    /// The floor below which writes are refused (0: no floor).
+    pub fn floor_bytes(&self) -> u64 {
+        self.floor
+    }
+
     /// How many times free space came back (see the module comment): a change tells the
     /// supervisor to restart stopped replicas now.
     pub fn space_returns(&self) -> u64 {

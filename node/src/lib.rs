@@ -5,6 +5,7 @@
 //!  server::run: identity check (a new directory: join::check with the peers) ─► RocksDB + syncer ─► controller (group 0) ─► reconciler starts
 //!     the partition groups placed here ─► tonic server: cairn.v1.Broker │ cairn.v1.Admin │
 //!     cairn.peer.v1.RaftTransport │ cairn.peer.v1.NodeInternal │ grpc.health.v1 │ reflection
+//!     ─► HTTP listener: /metrics, /health/live, /health/ready (metrics)
 //! ```
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod join;
 pub mod listener;
 pub mod liveness;
+pub mod metrics;
 pub mod restart;
 pub mod retention;
 pub mod server;

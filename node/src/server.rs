@@ -42,6 +42,8 @@ pub async fn run(
         eprintln!("cairn-node: WAL fsync failed ({e}); aborting");
         std::process::abort();
     });
+    let metrics = crate::metrics::Metrics::new().context("registering the metrics")?;
+    let metrics_listener = crate::listener::open_metrics(&config)?;
     let mut listener = listener;
     // True once this node asked for its own replacement (its storage lost fsynced data).
     let mut replacing = false;
@@ -77,6 +79,7 @@ pub async fn run(
         let (db_dir, on_fatal) = (Identity::db_dir(&config), on_fatal.clone());
         let db_options = DbOptions {
             write_buffer_bytes: usize::try_from(config.storage.write_buffer_bytes).unwrap_or(usize::MAX),
+            observer: metrics.storage_observer(),
             ..DbOptions::default()
         };
         // The controller's own data is read whole before anything starts: a node whose
@@ -138,6 +141,7 @@ pub async fn run(
         registry: GroupRegistry::default(),
         config: config.clone(),
         disk: disk.clone(),
+        metrics: metrics.clone(),
     };
 
     // The controller first: its restored metadata tells the reconciler what to start.
@@ -165,6 +169,19 @@ pub async fn run(
         tokio::spawn(repair::run(controller.clone(), groups.clone(), liveness.clone(), config.storage.clone())),
     ]);
 
+    metrics
+        .register(Box::new(crate::metrics::view::NodeView::new(groups.clone(), liveness.clone(), controller.clone())?))
+        .context("registering the node's gauges")?;
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr()?;
+        let (m, g, c) = (metrics.clone(), groups.clone(), controller.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::metrics::http::serve(l, m, g, c, std::future::pending()).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        }));
+        tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -173,7 +190,7 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
-    let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone());
+    let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone(), metrics.clone());
     let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
     let incoming = TcpListenerStream::new(listener).map(|s| {
         let s = s?;

@@ -22,6 +22,13 @@ pub struct Args {
     /// Serve on an inherited listening socket (file descriptor number) instead of binding.
     #[arg(long, env = "CAIRN_LISTEN_FD")]
     pub listen_fd: Option<i32>,
+    /// HTTP listener for /metrics and /health/* (`off` for none; default: the listen port + 2000,
+    /// e.g. 7701 gives 9701).
+    #[arg(long, env = "CAIRN_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Serve /metrics on an inherited listening socket (file descriptor number).
+    #[arg(long, env = "CAIRN_METRICS_LISTEN_FD")]
+    pub metrics_listen_fd: Option<i32>,
     /// Address peers and clients reach this node at (default: its --initial-cluster entry).
     #[arg(long = "advertise", env = "CAIRN_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,

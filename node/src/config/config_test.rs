@@ -105,3 +105,22 @@ fn retention_settings_are_checked_and_named() {
     let cfg = Config::from_layers(file, &args()).expect("valid");
     assert_eq!((cfg.retention.retention_ms, cfg.retention.retention_bytes), (-1, 1_048_576));
 }
+
+#[test]
+fn metrics_listen_defaults_to_the_client_port_plus_2000_and_can_be_set_or_turned_off() {
+    let cfg = Config::from_layers(FileConfig::default(), &args()).expect("valid");
+    assert_eq!(
+        cfg.metrics_listen,
+        MetricsListen::Addr { addr: "127.0.0.1:9701".parse().expect("addr"), explicit: false }
+    );
+    let file: FileConfig = toml::from_str("metrics_listen = \"0.0.0.0:9100\"\n").expect("toml");
+    let cfg = Config::from_layers(file, &args()).expect("valid");
+    assert_eq!(cfg.metrics_listen, MetricsListen::Addr { addr: "0.0.0.0:9100".parse().expect("addr"), explicit: true });
+    let off = Args { metrics_listen: Some("off".into()), ..args() };
+    assert_eq!(Config::from_layers(FileConfig::default(), &off).expect("valid").metrics_listen, MetricsListen::Off);
+    let inherited = Args { listen_fd: Some(3), ..args() };
+    let cfg = Config::from_layers(FileConfig::default(), &inherited).expect("valid");
+    assert_eq!(cfg.metrics_listen, MetricsListen::Off, "no guessing ports next to an inherited socket");
+    let e = err_of("metrics_listen = \"9100\"\n", &args());
+    assert!(e.contains("metrics_listen") && e.contains("off"), "{e}");
+}

@@ -14,6 +14,8 @@ pub struct FileConfig {
     pub node_id: Option<u64>,
     pub listen_addr: Option<String>,
     pub advertise_addr: Option<String>,
+    /// HTTP listener for metrics and health (`"off"`, or `IP:PORT`).
+    pub metrics_listen: Option<String>,
     /// Local IP outgoing connections to other nodes bind to.
     pub peer_source_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,

@@ -27,6 +27,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Inherited, already-listening socket to serve on instead of binding `listen_addr`.
     pub listen_fd: Option<i32>,
+    /// Where /metrics and /health/* are served.
+    pub metrics_listen: MetricsListen,
     /// The address peers and clients use for this node (its entry in the initial cluster).
     pub advertise_addr: String,
     pub data_dir: PathBuf,
@@ -90,6 +92,7 @@ impl Config {
             key: "listen_addr",
             message: format!("{listen:?} is not an IP:port socket address"),
         })?;
+        let metrics_listen = metrics_listen(args, file.metrics_listen.as_deref(), listen_addr)?;
         let topics = if args.topics.is_empty() { file.topics } else { args.topics.clone() };
         let mut log = file.log;
         if let Some(level) = &args.log_level {
@@ -100,6 +103,7 @@ impl Config {
             node_id,
             listen_addr,
             listen_fd: args.listen_fd,
+            metrics_listen,
             advertise_addr,
             data_dir,
             initial_cluster,
@@ -115,6 +119,45 @@ impl Config {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Where the metrics and health endpoints are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    /// `explicit`: configured (a bind failure stops the node) rather than derived from the
+    /// client port (a bind failure is logged and the node runs without metrics).
+    Addr {
+        addr: SocketAddr,
+        explicit: bool,
+    },
+    /// An inherited listening socket.
+    Fd(i32),
+}
+
+/// Offset of the default metrics port from the client port.
+pub const METRICS_PORT_OFFSET: u16 = 2000;
+
+fn metrics_listen(args: &Args, file: Option<&str>, listen: SocketAddr) -> Result<MetricsListen, ConfigError> {
+    if let Some(fd) = args.metrics_listen_fd {
+        return Ok(MetricsListen::Fd(fd));
+    }
+    match args.metrics_listen.as_deref().or(file) {
+        Some("off") => Ok(MetricsListen::Off),
+        Some(text) => {
+            text.parse().map(|addr| MetricsListen::Addr { addr, explicit: true }).map_err(|_| ConfigError::Invalid {
+                key: "metrics_listen",
+                message: format!("{text:?} is neither \"off\" nor an IP:port socket address"),
+            })
+        }
+        // An inherited client socket (a test harness, a supervisor) says nothing about which
+        // ports are free: no metrics unless asked for.
+        None if args.listen_fd.is_some() || listen.port() == 0 => Ok(MetricsListen::Off),
+        None => Ok(match listen.port().checked_add(METRICS_PORT_OFFSET) {
+            Some(port) => MetricsListen::Addr { addr: SocketAddr::new(listen.ip(), port), explicit: false },
+            None => MetricsListen::Off,
+        }),
     }
 }
 

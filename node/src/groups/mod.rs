@@ -43,6 +43,7 @@ pub struct GroupEnv {
     pub config: Arc<Config>,
     /// Free space of the data directory (writes are refused below the floor).
     pub disk: Arc<crate::disk::DiskGuard>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl GroupEnv {

@@ -46,6 +46,8 @@ struct Track {
     leaderless_since: Option<Instant>,
     last_campaign: Option<Instant>,
     stop_logged: bool,
+    /// The last term this replica was seen leading (counted once as an election won).
+    led_term: Option<u64>,
 }
 
 impl Track {
@@ -54,6 +56,7 @@ impl Track {
             last_index,
             grew_at: now,
             leader_since: None,
+            led_term: None,
             leaderless_since: None,
             last_campaign: None,
             stop_logged: false,
@@ -110,6 +113,10 @@ fn pass(
     }
     let ticking = match o.role {
         Role::Leader => {
+            if t.led_term != Some(o.term) {
+                t.led_term = Some(o.term);
+                groups.env().metrics.election_won();
+            }
             let since = *t.leader_since.get_or_insert(now);
             roles.leading.insert(id, since);
             let recent = now - t.grew_at < QUIET_AFTER || now - since < WAKE_FOR;

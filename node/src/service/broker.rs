@@ -28,6 +28,7 @@ use crate::controller::Controller;
 use crate::describe;
 use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
+use crate::metrics::Metrics;
 
 /// Batches of one produce stream in flight at once, from receipt until their answer is queued.
 const STREAM_IN_FLIGHT_MAX: usize = 256;
@@ -48,6 +49,7 @@ pub struct BrokerService {
     faults: Faults,
     node_id: u64,
     liveness: Liveness,
+    metrics: Arc<Metrics>,
 }
 
 impl BrokerService {
@@ -56,6 +58,7 @@ impl BrokerService {
         groups: Arc<LocalGroups>,
         controller: Arc<Controller>,
         liveness: Liveness,
+        metrics: Arc<Metrics>,
     ) -> BrokerService {
         BrokerService {
             groups,
@@ -64,6 +67,7 @@ impl BrokerService {
             faults: config.faults,
             node_id: config.node_id,
             liveness,
+            metrics,
         }
     }
 
@@ -117,6 +121,15 @@ impl BrokerService {
             log_append_time_ms: ack.log_append_time_ms,
             topic_id: started.topic_id,
         })
+    }
+
+    /// `topic` as a metrics label: only topics in the metadata (a client cannot grow the series).
+    fn topic_label<'a>(&self, topic: &'a str) -> &'a str {
+        if self.groups.state().topics.contains_key(topic) {
+            topic
+        } else {
+            ""
+        }
     }
 
     /// The topic id an answer reports (none under the `ignore-topic-id` fault).
@@ -236,6 +249,39 @@ impl BrokerService {
     }
 }
 
+/// A produce request's size and receipt time, for the metrics of its answer.
+struct Counted {
+    topic_known: bool,
+    topic: String,
+    records: u64,
+    bytes: u64,
+    received: std::time::Instant,
+}
+
+impl Counted {
+    fn produce(service: &BrokerService, req: &ProduceRequest) -> Counted {
+        Counted {
+            topic_known: service.groups.state().topics.contains_key(&req.topic),
+            topic: req.topic.clone(),
+            records: req.records.len() as u64,
+            bytes: req.records.iter().map(|r| record_size(r) as u64).sum(),
+            received: std::time::Instant::now(),
+        }
+    }
+
+    fn answered(&self, service: &BrokerService, error: Option<&ServiceError>) {
+        // Only topics in the metadata become label values: a client cannot grow the series.
+        let topic = if self.topic_known { self.topic.as_str() } else { "" };
+        match error {
+            None => {
+                service.metrics.produce.answered(topic, crate::metrics::OK, self.records, self.bytes);
+                service.metrics.produce_latency(self.received.elapsed());
+            }
+            Some(e) => service.metrics.produce.answered(topic, e.code_name(), 0, 0),
+        }
+    }
+}
+
 fn stream_error(correlation_id: u64, e: &ServiceError) -> ProduceStreamResponse {
     ProduceStreamResponse { correlation_id, response: None, error: Some(e.detail().1) }
 }
@@ -247,8 +293,14 @@ fn record_size(r: &Record) -> usize {
 #[tonic::async_trait]
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        let started = self.start_produce(request.into_inner())?;
-        let answer = self.finish(started).await?;
+        let count = Counted::produce(self, request.get_ref());
+        let answer = self.start_produce(request.into_inner());
+        let answer = match answer {
+            Ok(started) => self.finish(started).await,
+            Err(e) => Err(e),
+        };
+        count.answered(self, answer.as_ref().err());
+        let answer = answer?;
         if self.drop_answer() {
             // Like a connection lost after the commit: no structured detail, outcome unknown.
             return Err(Status::unavailable("fault injection: answer dropped after commit"));
@@ -285,6 +337,7 @@ impl Broker for BrokerService {
                 // but never reads stops being read once STREAM_IN_FLIGHT_MAX answers wait.
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let cid = msg.correlation_id;
+                let count = msg.request.as_ref().map(|r| Counted::produce(&this, r));
                 let started = match msg.request {
                     Some(r) => this.start_produce(r),
                     None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
@@ -292,6 +345,9 @@ impl Broker for BrokerService {
                 let started = match started {
                     Ok(s) => s,
                     Err(e) => {
+                        if let Some(c) = &count {
+                            c.answered(&this, Some(&e));
+                        }
                         if tx.send(Ok(stream_error(cid, &e))).await.is_err() {
                             return;
                         }
@@ -301,7 +357,11 @@ impl Broker for BrokerService {
                 };
                 let (tx, this) = (tx.clone(), this.clone());
                 tokio::spawn(async move {
-                    let answer = match this.finish(started).await {
+                    let finished = this.finish(started).await;
+                    if let Some(c) = &count {
+                        c.answered(&this, finished.as_ref().err());
+                    }
+                    let answer = match finished {
                         Ok(_) if this.drop_answer() => return,
                         Ok(r) => ProduceStreamResponse { correlation_id: cid, response: Some(r), error: None },
                         Err(e) => stream_error(cid, &e),
@@ -384,7 +444,25 @@ impl Broker for BrokerService {
             n => n.min(self.limits.fetch_bytes_max),
         };
         let wait = Duration::from_millis(u64::from(req.max_wait_ms).min(self.limits.fetch_wait_ms_max));
-        let res = group.fetch(req.offset, max_bytes, wait).await.map_err(ServiceError::from)?;
+        let res = group.fetch(req.offset, max_bytes, wait).await.map_err(ServiceError::from);
+        let topic = self.topic_label(&req.topic);
+        match &res {
+            Ok(r) => {
+                let bytes = r
+                    .records
+                    .iter()
+                    .map(|f| {
+                        (f.key.len()
+                            + f.value.len()
+                            + f.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>())
+                            as u64
+                    })
+                    .sum();
+                self.metrics.fetch.answered(topic, crate::metrics::OK, r.records.len() as u64, bytes);
+            }
+            Err(e) => self.metrics.fetch.answered(topic, e.code_name(), 0, 0),
+        }
+        let res = res?;
         Ok(Response::new(FetchResponse {
             records: res.records,
             high_watermark: res.high_watermark,

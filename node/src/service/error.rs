@@ -153,6 +153,11 @@ fn shape(e: &ServiceError) -> Shape {
 }
 
 impl ServiceError {
+    /// The stable error code's name (`NOT_LEADER`, ...), a bounded metrics label.
+    pub fn code_name(&self) -> &'static str {
+        shape(self).error.as_str_name()
+    }
+
     /// The gRPC code and structured detail of this error: the one mapping every answer uses
     /// (unary calls as a `Status`, produce streams as an in-band `ErrorDetail`).
     pub fn detail(&self) -> (Code, ErrorDetail) {

@@ -21,6 +21,8 @@ use tempfile::TempDir;
 pub struct Node {
     pub id: u64,
     pub addr: SocketAddr,
+    /// Where the node serves /metrics and /health/* (its own HTTP listener).
+    pub metrics_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -108,21 +110,23 @@ impl Cluster {
             dir,
         };
         for (id, l) in listeners {
+            let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics port 0");
             let node = Node {
                 id,
                 addr: l.local_addr().expect("addr"),
+                metrics_addr: metrics.local_addr().expect("metrics addr"),
                 data_dir: cluster.dir.path().join(format!("node{id}")),
                 log: cluster.dir.path().join(format!("node{id}.log")),
                 child: None,
             };
             prepare(&node.data_dir);
             cluster.nodes.insert(id, node);
-            cluster.spawn(id, l);
+            cluster.spawn(id, l, metrics);
         }
         cluster
     }
 
-    fn spawn(&mut self, id: u64, listener: TcpListener) {
+    fn spawn(&mut self, id: u64, listener: TcpListener, metrics: TcpListener) {
         let node = self.nodes.get_mut(&id).expect("node exists");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
         let mut cmd = Command::new(node_binary());
@@ -130,6 +134,8 @@ impl Cluster {
             .arg(id.to_string())
             .arg("--listen-fd")
             .arg("3")
+            .arg("--metrics-listen-fd")
+            .arg("4")
             .arg("--data-dir")
             .arg(&node.data_dir)
             .arg("--initial-cluster")
@@ -144,7 +150,11 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
-        cmd.fd_mappings(vec![FdMapping { parent_fd: OwnedFd::from(listener), child_fd: 3 }]).expect("fd mapping");
+        cmd.fd_mappings(vec![
+            FdMapping { parent_fd: OwnedFd::from(listener), child_fd: 3 },
+            FdMapping { parent_fd: OwnedFd::from(metrics), child_fd: 4 },
+        ])
+        .expect("fd mapping");
         let child = cmd.spawn().expect("spawn cairn-node");
         // `cmd` (and with it the parent's copy of the socket) is dropped here.
         drop(cmd);
@@ -193,7 +203,8 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         assert!(self.nodes[&id].child.is_none(), "node {id} is still running");
         let l = bind(self.nodes[&id].addr);
-        self.spawn(id, l);
+        let m = bind(self.nodes[&id].metrics_addr);
+        self.spawn(id, l, m);
     }
 
     /// Waits up to `within` for node `id` to exit by itself; its exit status, None if it is
@@ -385,4 +396,53 @@ pub async fn leader_of(client: &Client, topic: &str, partition: u32) -> u64 {
         assert!(Instant::now() < deadline, "no leader for {topic}/{partition} within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// GET `path` from a node's HTTP (metrics) listener: the status code and body. Plain HTTP/1.0
+/// over a TCP stream, so the tests need no HTTP client.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to the metrics port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer.as_str(), ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The samples of metric `name` in a Prometheus text exposition whose labels include every
+/// `(label, value)` of `with`, summed (0 when there are none).
+pub fn metric_sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
+    metric_samples(text, name)
+        .into_iter()
+        .filter(|(labels, _)| with.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Every sample of metric `name`: its labels and value.
+pub fn metric_samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, labels) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let labels = labels
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
+            Some((labels, value.parse().ok()?))
+        })
+        .collect()
 }

@@ -9,5 +9,5 @@ pub mod retention;
 
 pub use config::{Faults, GroupConfig, RaftTimings};
 pub use partition::{
-    FetchResult, GroupStatus, Observation, PartitionGroup, PendingProduce, ProduceAck, ProduceRequest, Role,
+    FetchResult, Gauges, GroupStatus, Observation, PartitionGroup, PendingProduce, ProduceAck, ProduceRequest, Role,
 };

@@ -11,6 +11,11 @@ use openraft::{BasicNode, ServerState};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use gauges::Gauges;
+
+#[path = "gauges.rs"]
+mod gauges;
+
 use super::config::GroupConfig;
 use super::proposer::{self, Proposal};
 use super::reader;

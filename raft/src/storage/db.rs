@@ -15,6 +15,7 @@ use rocksdb::{
 use super::durable::{self, MarkerWriter};
 use super::error::StoreError;
 use super::keys::{ALL_CFS, CF_LOG};
+use super::observer::{NoObserver, StorageObserver};
 use super::syncer::{FatalHook, FlushCallback, Syncer, WalSync};
 use crate::ids::GroupId;
 
@@ -27,12 +28,30 @@ pub struct DbOptions {
     pub write_buffer_bytes: usize,
     /// Total WAL size that forces memtable flushes.
     pub max_total_wal_bytes: u64,
+    /// Receives fsync timings (the node's metrics).
+    pub observer: Arc<dyn StorageObserver>,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { block_cache_bytes: 64 << 20, write_buffer_bytes: 32 << 20, max_total_wal_bytes: 256 << 20 }
+        DbOptions {
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+            max_total_wal_bytes: 256 << 20,
+            observer: Arc::new(NoObserver),
+        }
     }
+}
+
+/// RocksDB's own figures, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Bytes RocksDB estimates its compactions still have to rewrite.
+    pub pending_compaction_bytes: u64,
+    /// Bytes held in the shared block cache.
+    pub block_cache_usage_bytes: u64,
+    /// Bytes the block cache may hold.
+    pub block_cache_capacity_bytes: u64,
 }
 
 /// RocksDB plus the node-wide syncer.
@@ -216,7 +235,7 @@ impl Db {
         if recovered < durable {
             return Err(StoreError::WalLost { durable, recovered });
         }
-        let syncer = Syncer::start(wal(rocks.clone()), on_fatal.clone())
+        let syncer = Syncer::start(wal(rocks.clone()), on_fatal.clone(), opts.observer.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
         let compactor = super::compactor::Compactor::start(rocks.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start compactor thread: {e}")))?;
@@ -416,6 +435,20 @@ impl Db {
                 Some((*name, prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")))
             })
             .collect()
+    }
+
+    /// RocksDB's compaction backlog and block cache use.
+    pub fn stats(&self) -> DbStats {
+        let mut stats = DbStats::default();
+        for name in ALL_CFS {
+            let Some(cf) = self.rocks.cf_handle(name) else { continue };
+            let prop = |p: &str| self.rocks.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
+            stats.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes");
+            // One cache shared by every column family: each reports the same figures.
+            stats.block_cache_usage_bytes = prop("rocksdb.block-cache-usage");
+            stats.block_cache_capacity_bytes = prop("rocksdb.block-cache-capacity");
+        }
+        stats
     }
 
     /// Number of fsync rounds the syncer completed.

@@ -11,15 +11,17 @@ pub mod health;
 pub mod keys;
 mod legacy;
 pub mod log_store;
+pub mod observer;
 pub mod producers;
 pub mod snapshot;
 pub mod state_machine;
 pub mod syncer;
 mod tail_cache;
 
-pub use db::{Db, DbOptions};
+pub use db::{Db, DbOptions, DbStats};
 pub use error::StoreError;
 pub use health::{Failure, Health};
 pub use log_store::LogStore;
+pub use observer::{NoObserver, StorageObserver};
 pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, SharedProducers, StateMachineStore};
 pub use syncer::{FatalHook, WalSync};

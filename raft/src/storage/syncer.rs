@@ -22,6 +22,9 @@
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::observer::StorageObserver;
 
 /// Completion of one flush request: `Ok` once the data written before it is on disk.
 pub type FlushCallback = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -59,12 +62,12 @@ impl Syncer {
     ///
     /// # Errors
     /// Fails when the OS cannot spawn a thread.
-    pub fn start(wal: Arc<dyn WalSync>, on_fatal: FatalHook) -> io::Result<Syncer> {
+    pub fn start(wal: Arc<dyn WalSync>, on_fatal: FatalHook, observer: Arc<dyn StorageObserver>) -> io::Result<Syncer> {
         let shared = Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-syncer".into())
-            .spawn(move || run(&worker, wal.as_ref(), &on_fatal))?;
+            .spawn(move || run(&worker, wal.as_ref(), &on_fatal, observer.as_ref()))?;
         Ok(Syncer { shared, thread: Some(thread) })
     }
 
@@ -110,7 +113,7 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn run(shared: &Shared, wal: &dyn WalSync, on_fatal: &FatalHook) {
+fn run(shared: &Shared, wal: &dyn WalSync, on_fatal: &FatalHook, observer: &dyn StorageObserver) {
     loop {
         let batch = {
             let mut st = lock(&shared.state);
@@ -122,8 +125,10 @@ fn run(shared: &Shared, wal: &dyn WalSync, on_fatal: &FatalHook) {
             }
             std::mem::take(&mut st.pending)
         };
+        let started = Instant::now();
         match wal.sync_wal() {
             Ok(()) => {
+                observer.fsync_round(started.elapsed(), batch.len());
                 lock(&shared.state).rounds += 1;
                 for cb in batch {
                     cb(Ok(()));

@@ -48,7 +48,7 @@ fn harness() -> Harness {
     let on_fatal: FatalHook = Arc::new(move |e: &io::Error| {
         let _ = fatal_tx.lock().map(|tx| tx.send(e.to_string()));
     });
-    let syncer = Syncer::start(wal, on_fatal).expect("start syncer");
+    let syncer = Syncer::start(wal, on_fatal, Arc::new(crate::storage::NoObserver)).expect("start syncer");
     let (done_tx, done_rx) = mpsc::channel();
     Harness { syncer, started_rx, release_tx, done_tx, done_rx, fatal_rx }
 }

@@ -1,0 +1,179 @@
+//! The node's Prometheus metrics (DESIGN.md section 12), served on their own HTTP listener
+//! ([`http`]) with the health endpoints.
+//!
+//! Two kinds: counters and histograms updated on the request and storage paths (this module:
+//! cheap atomic increments, label values looked up once per request), and gauges computed at
+//! scrape time from the node's own state ([`view`]: replicas, disk, RocksDB, limits), so a
+//! scrape costs the node work only when it happens. Labels are bounded: topic names only of
+//! topics in the metadata (a request naming an unknown topic counts under `topic=""`),
+//! partitions, node ids, error codes from the fixed list; never producer ids or offsets.
+
+pub mod http;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_raft::storage::StorageObserver;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+/// Request outcome label of a success.
+pub const OK: &str = "OK";
+
+/// Counters of one request kind (produce, fetch), by topic.
+#[derive(Clone, Debug)]
+pub struct Requests {
+    requests: IntCounterVec,
+    records: IntCounterVec,
+    bytes: IntCounterVec,
+}
+
+impl Requests {
+    fn new(registry: &Registry, kind: &str, moved: &str) -> Result<Requests, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                format!("cairn_{kind}_requests_total"),
+                format!("{kind} requests answered, by topic and outcome (OK or the error code)"),
+            ),
+            &["topic", "code"],
+        )?;
+        let records = IntCounterVec::new(
+            Opts::new(format!("cairn_{kind}_records_total"), format!("records {moved}, by topic")),
+            &["topic"],
+        )?;
+        let bytes = IntCounterVec::new(
+            Opts::new(
+                format!("cairn_{kind}_bytes_total"),
+                format!("record bytes (keys, values, headers) {moved}, by topic"),
+            ),
+            &["topic"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(records.clone()))?;
+        registry.register(Box::new(bytes.clone()))?;
+        Ok(Requests { requests, records, bytes })
+    }
+
+    /// One request answered: `code` is [`OK`] or the error code's name; `records`/`bytes` what
+    /// it moved (0 on failure).
+    pub fn answered(&self, topic: &str, code: &str, records: u64, bytes: u64) {
+        self.requests.with_label_values(&[topic, code]).inc();
+        if records > 0 {
+            self.records.with_label_values(&[topic]).inc_by(records);
+            self.bytes.with_label_values(&[topic]).inc_by(bytes);
+        }
+    }
+}
+
+/// Everything the node measures on its paths; the scrape-time gauges are in [`view`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub produce: Requests,
+    pub fetch: Requests,
+    produce_seconds: Histogram,
+    elections: IntCounter,
+    fsync: FsyncMetrics,
+}
+
+/// Fsync timings, reported by the storage layer's syncer thread.
+#[derive(Clone, Debug)]
+struct FsyncMetrics {
+    seconds: Histogram,
+    appends: Histogram,
+}
+
+impl StorageObserver for FsyncMetrics {
+    fn fsync_round(&self, duration: Duration, appends: usize) {
+        self.seconds.observe(duration.as_secs_f64());
+        self.appends.observe(appends as f64);
+    }
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Result<Histogram, prometheus::Error> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Registers every path metric and the process collector (CPU, memory, open files).
+    ///
+    /// # Errors
+    /// A metric that does not register (a name clash: a bug).
+    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new();
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        let build = prometheus::IntGaugeVec::new(
+            Opts::new("cairn_build_info", "always 1; the running version in its label"),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build))?;
+        let produce = Requests::new(&registry, "produce", "appended (acknowledged)")?;
+        let fetch = Requests::new(&registry, "fetch", "returned by fetches")?;
+        // 100 µs to ~6.5 s, doubling.
+        let latency = prometheus::exponential_buckets(0.0001, 2.0, 17)?;
+        let produce_seconds = histogram(
+            &registry,
+            "cairn_produce_latency_seconds",
+            "produce requests from receipt to acknowledgement (appended on a majority, each fsynced)",
+            latency,
+        )?;
+        let elections = IntCounter::new(
+            "cairn_leader_elections_total",
+            "terms in which a replica on this node became its partition's leader (sum over nodes: elections won)",
+        )?;
+        registry.register(Box::new(elections.clone()))?;
+        let fsync = FsyncMetrics {
+            seconds: histogram(
+                &registry,
+                "cairn_fsync_duration_seconds",
+                "WAL fsync rounds of the node-wide syncer (one fsync covers every group's appends)",
+                prometheus::exponential_buckets(0.00005, 2.0, 16)?,
+            )?,
+            appends: histogram(
+                &registry,
+                "cairn_fsync_round_appends",
+                "group appends made durable by one WAL fsync round",
+                prometheus::exponential_buckets(1.0, 2.0, 13)?,
+            )?,
+        };
+        Ok(Arc::new(Metrics { registry, produce, fetch, produce_seconds, elections, fsync }))
+    }
+
+    /// What the storage layer reports fsync rounds to.
+    pub fn storage_observer(&self) -> Arc<dyn StorageObserver> {
+        Arc::new(self.fsync.clone())
+    }
+
+    /// A produce request took `took` from receipt to its (successful) answer.
+    pub fn produce_latency(&self, took: Duration) {
+        self.produce_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A replica on this node became leader in a new term.
+    pub fn election_won(&self) {
+        self.elections.inc();
+    }
+
+    /// Adds the scrape-time gauges (once the node's parts exist).
+    ///
+    /// # Errors
+    /// A name clash (a bug).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        match prometheus::TextEncoder::new().encode_to_string(&families) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics did not encode");
+                String::new()
+            }
+        }
+    }
+}
