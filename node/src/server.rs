@@ -190,6 +190,10 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
+    let groups_service = GroupsService::new(coordinators.clone(), groups.clone(), liveness.clone());
+    tasks.push(
+        crate::metrics::groups::spawn(&metrics, groups_service.clone()).context("registering the group metrics")?,
+    );
     let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone(), metrics.clone());
     let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
     let incoming = TcpListenerStream::new(listener).map(|s| {
@@ -214,7 +218,7 @@ pub async fn run(
         )
         .add_service(broker.into_server())
         .add_service(admin.into_server())
-        .add_service(GroupsService::new(coordinators, groups.clone(), liveness.clone()).into_server())
+        .add_service(groups_service.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
 

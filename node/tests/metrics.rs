@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use cairn_client::{Record, RecordExt};
 use cairn_proto::v1::broker_client::BrokerClient;
-use cairn_proto::v1::ProduceRequest;
-use common::{http_get, metric_samples, metric_sum, wait_for_leaders, wait_for_topic, Cluster};
+use cairn_proto::v1::{OffsetCommitPartition, ProduceRequest};
+use common::{http_get, metric_samples, metric_sum, try_http_get, wait_for_leaders, wait_for_topic, Cluster};
 
 fn scrape(cluster: &Cluster, id: u64) -> String {
     let (status, body) = http_get(cluster.nodes[&id].metrics_addr, "/metrics");
@@ -75,6 +75,16 @@ async fn request_counters_replica_gauges_and_health_endpoints_are_served_and_pas
     assert_eq!(cluster_sum(&cluster, &ids, "cairn_partition_leader", &p0), 1.0, "one leader");
     eventually("every replica of t/0 shows the high watermark 50", || {
         ids.iter().all(|id| metric_sum(&scrape(&cluster, *id), "cairn_partition_high_watermark", &p0) == 50.0)
+    });
+    // A group's lag comes from its coordinator alone: one node exports it.
+    let committed = OffsetCommitPartition { topic: "t".into(), partition: 0, offset: 20, ..Default::default() };
+    client.alter_offsets("billing", vec![committed]).await.expect("commit an offset for a group");
+    let lag = [("group", "billing"), ("topic", "t"), ("partition", "0")];
+    eventually("the coordinator exports the group's lag (50 - 20) and committed offset", || {
+        let texts: Vec<String> = ids.iter().map(|id| scrape(&cluster, *id)).collect();
+        let exporting = texts.iter().filter(|t| !metric_samples(t, "cairn_group_lag").is_empty()).count();
+        let sum = |name: &str| texts.iter().map(|t| metric_sum(t, name, &lag)).sum::<f64>();
+        exporting == 1 && sum("cairn_group_lag") == 30.0 && sum("cairn_group_committed_offset") == 20.0
     });
     let text = scrape(&cluster, 1);
     assert_eq!(metric_sum(&text, "cairn_limit", &[("limit", "record_bytes_max")]), 1_048_576.0);
@@ -145,4 +155,90 @@ async fn a_leader_kill_counts_an_election_and_under_replication_that_clears_when
     eventually("under-replication back to 0 once the node returned", || {
         cluster_sum(&cluster, &[1, 2, 3], "cairn_partitions_under_replicated", &[]) == 0.0
     });
+}
+
+/// Percent-encodes a PromQL query for a URL.
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of an instant query with one result, from the Prometheus server at `addr`.
+fn query(addr: std::net::SocketAddr, promql: &str) -> Option<f64> {
+    let (status, body) = try_http_get(addr, &format!("/api/v1/query?query={}", encode(promql))).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// A Prometheus server, killed when dropped.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_server_scraping_the_cluster_sees_produce_counters_rise_and_a_high_watermark() {
+    if std::process::Command::new("prometheus").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "prometheus is missing (scripts/ensure-deps.sh installs it)");
+        eprintln!("prometheus not installed: skipping (CI runs it)");
+        return;
+    }
+    let cluster = Cluster::start(3, "t:1");
+    let client = cluster.client().await;
+    wait_for_topic(&client, "t").await;
+    wait_for_leaders(&client).await;
+    for i in 0..10 {
+        client.produce("t", 0, vec![Record::from_value(format!("first-{i}"))]).await.expect("produce");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: Vec<String> = cluster.nodes.values().map(|n| format!("'{}'", n.metrics_addr)).collect();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cairn\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        ),
+    )
+    .expect("write prometheus.yml");
+    // Prometheus cannot adopt a socket: take a free port and hand it over (a tiny window).
+    let web = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+    let _server = Prometheus(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+
+    let produced = r#"sum(cairn_produce_requests_total{topic="t",code="OK"})"#;
+    let mut first = 0.0;
+    eventually("Prometheus scraped the produce counters", || {
+        first = query(web, produced).unwrap_or(0.0);
+        first >= 10.0
+    });
+    for i in 0..10 {
+        client.produce("t", 0, vec![Record::from_value(format!("second-{i}"))]).await.expect("produce");
+    }
+    eventually("the produce counters rose in Prometheus", || query(web, produced).unwrap_or(0.0) >= first + 10.0);
+    eventually("Prometheus shows partition t/0's high watermark at 20", || {
+        query(web, r#"max(cairn_partition_high_watermark{topic="t",partition="0"})"#) == Some(20.0)
+    });
+    assert_eq!(query(web, r#"count(up{job="cairn"} == 1)"#), Some(3.0), "every node scraped");
 }

@@ -4,10 +4,12 @@
 //! Two kinds: counters and histograms updated on the request and storage paths (this module:
 //! cheap atomic increments, label values looked up once per request), and gauges computed at
 //! scrape time from the node's own state ([`view`]: replicas, disk, RocksDB, limits), so a
-//! scrape costs the node work only when it happens. Labels are bounded: topic names only of
+//! scrape costs the node work only when it happens; consumer group lag comes from each group's
+//! coordinator, refreshed in the background ([`groups`]). Labels are bounded: topic names only of
 //! topics in the metadata (a request naming an unknown topic counts under `topic=""`),
 //! partitions, node ids, error codes from the fixed list; never producer ids or offsets.
 
+pub mod groups;
 pub mod http;
 pub mod view;
 

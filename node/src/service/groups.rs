@@ -42,6 +42,94 @@ impl GroupsService {
         GroupsService { coordinators, local, liveness }
     }
 
+    /// What `DescribeGroup` answers for `group` (coordinated here): members, assignments,
+    /// committed offsets and lag per partition.
+    ///
+    /// # Errors
+    /// As `DescribeGroup`: not the coordinator, coordinator not loaded.
+    pub async fn describe(&self, group: String) -> Result<DescribeGroupResponse, Status> {
+        let view = self.call(&group, |reply| Cmd::Describe { group: group.clone(), reply }).await?;
+        let me = self.local.env().me;
+        let Some(view) = view else {
+            return Ok(DescribeGroupResponse {
+                group_id: group,
+                state: "DEAD".into(),
+                coordinator_node_id: me,
+                ..Default::default()
+            });
+        };
+        let state = self.local.state();
+        let names: BTreeMap<u64, String> = state
+            .topics
+            .iter()
+            .filter(|(n, _)| !crate::topic::is_internal(n))
+            .map(|(n, t)| (t.id, n.clone()))
+            .collect();
+        // Every partition the group has an offset for or owns, of topics that still exist.
+        let mut partitions: BTreeSet<(u64, u32)> =
+            view.offsets.keys().copied().filter(|(id, _)| names.contains_key(id)).collect();
+        for m in view.state.members.values() {
+            for (id, ps) in m.assigned.iter().chain(&m.pending_revocation).chain(&m.target) {
+                partitions.extend(ps.iter().map(|p| (*id, *p)));
+            }
+        }
+        let topic_ids: BTreeSet<u64> = partitions.iter().map(|(t, _)| *t).collect();
+        let bounds = self.bounds(&topic_ids).await;
+        let lags = partitions
+            .iter()
+            .filter_map(|(id, p)| {
+                let topic = names.get(id)?.clone();
+                let committed = view.offsets.get(&(*id, *p));
+                let b = bounds.get(&(*id, *p)).copied();
+                let from = committed.map(|o| o.offset).or(b.map(|(start, _)| start)).unwrap_or(0);
+                let owner = view.state.owner_of(*id, *p);
+                Some(PartitionLag {
+                    topic,
+                    topic_id: *id,
+                    partition: *p,
+                    has_committed: committed.is_some(),
+                    committed_offset: committed.map_or(0, |o| o.offset),
+                    log_start_offset: b.map_or(0, |(s, _)| s),
+                    log_end_offset: b.map_or(0, |(_, e)| e),
+                    log_end_known: b.is_some(),
+                    lag: b.map_or(0, |(_, end)| end.saturating_sub(from)),
+                    owner_member_id: owner.map(|m| m.member_id.clone()).unwrap_or_default(),
+                    owner_client_id: owner.map(|m| m.client_id.clone()).unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(DescribeGroupResponse {
+            group_id: group,
+            state: view.state.state_name().to_string(),
+            group_epoch: view.state.epoch,
+            assignment_epoch: view.state.assignment_epoch,
+            assignor: view.state.assignor.name().to_string(),
+            coordinator_node_id: me,
+            members: describe_members(&view),
+            partitions: lags,
+        })
+    }
+
+    /// Every group coordinated on this node, described (for the lag metrics).
+    pub async fn describe_local(&self) -> Vec<DescribeGroupResponse> {
+        let mut names = Vec::new();
+        for c in self.coordinators.all() {
+            let (tx, rx) = oneshot::channel();
+            if c.send(Cmd::List { reply: tx }).is_ok() {
+                if let Ok(Ok(list)) = rx.await {
+                    names.extend(list.into_iter().map(|g| g.group_id));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            if let Ok(d) = self.describe(name).await {
+                out.push(d);
+            }
+        }
+        out
+    }
+
     pub fn into_server(self) -> GroupsServer<GroupsService> {
         GroupsServer::new(self)
     }
@@ -216,67 +304,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
-        let group = request.into_inner().group_id;
-        let view = self.call(&group, |reply| Cmd::Describe { group: group.clone(), reply }).await?;
-        let me = self.local.env().me;
-        let Some(view) = view else {
-            return Ok(Response::new(DescribeGroupResponse {
-                group_id: group,
-                state: "DEAD".into(),
-                coordinator_node_id: me,
-                ..Default::default()
-            }));
-        };
-        let state = self.local.state();
-        let names: BTreeMap<u64, String> = state
-            .topics
-            .iter()
-            .filter(|(n, _)| !crate::topic::is_internal(n))
-            .map(|(n, t)| (t.id, n.clone()))
-            .collect();
-        // Every partition the group has an offset for or owns, of topics that still exist.
-        let mut partitions: BTreeSet<(u64, u32)> =
-            view.offsets.keys().copied().filter(|(id, _)| names.contains_key(id)).collect();
-        for m in view.state.members.values() {
-            for (id, ps) in m.assigned.iter().chain(&m.pending_revocation).chain(&m.target) {
-                partitions.extend(ps.iter().map(|p| (*id, *p)));
-            }
-        }
-        let topic_ids: BTreeSet<u64> = partitions.iter().map(|(t, _)| *t).collect();
-        let bounds = self.bounds(&topic_ids).await;
-        let lags = partitions
-            .iter()
-            .filter_map(|(id, p)| {
-                let topic = names.get(id)?.clone();
-                let committed = view.offsets.get(&(*id, *p));
-                let b = bounds.get(&(*id, *p)).copied();
-                let from = committed.map(|o| o.offset).or(b.map(|(start, _)| start)).unwrap_or(0);
-                let owner = view.state.owner_of(*id, *p);
-                Some(PartitionLag {
-                    topic,
-                    topic_id: *id,
-                    partition: *p,
-                    has_committed: committed.is_some(),
-                    committed_offset: committed.map_or(0, |o| o.offset),
-                    log_start_offset: b.map_or(0, |(s, _)| s),
-                    log_end_offset: b.map_or(0, |(_, e)| e),
-                    log_end_known: b.is_some(),
-                    lag: b.map_or(0, |(_, end)| end.saturating_sub(from)),
-                    owner_member_id: owner.map(|m| m.member_id.clone()).unwrap_or_default(),
-                    owner_client_id: owner.map(|m| m.client_id.clone()).unwrap_or_default(),
-                })
-            })
-            .collect();
-        Ok(Response::new(DescribeGroupResponse {
-            group_id: group,
-            state: view.state.state_name().to_string(),
-            group_epoch: view.state.epoch,
-            assignment_epoch: view.state.assignment_epoch,
-            assignor: view.state.assignor.name().to_string(),
-            coordinator_node_id: me,
-            members: describe_members(&view),
-            partitions: lags,
-        }))
+        self.describe(request.into_inner().group_id).await.map(Response::new)
     }
 
     async fn delete_group(

@@ -401,16 +401,20 @@ pub async fn leader_of(client: &Client, topic: &str, partition: u32) -> u64 {
 /// GET `path` from a node's HTTP (metrics) listener: the status code and body. Plain HTTP/1.0
 /// over a TCP stream, so the tests need no HTTP client.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    try_http_get(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// [`http_get`], with connection and read errors returned (a server still starting).
+pub fn try_http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to the metrics port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read answer");
+    s.read_to_string(&mut answer)?;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer.as_str(), ""));
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
+    Ok((status, body.to_string()))
 }
 
 /// The samples of metric `name` in a Prometheus text exposition whose labels include every
