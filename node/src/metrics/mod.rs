@@ -16,8 +16,8 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_raft::storage::StorageObserver;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use cairn_raft::storage::{ProduceStage, StorageObserver};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Request outcome label of a success.
 pub const OK: &str = "OK";
@@ -83,12 +83,17 @@ pub struct Metrics {
 struct FsyncMetrics {
     seconds: Histogram,
     appends: Histogram,
+    stages: HistogramVec,
 }
 
 impl StorageObserver for FsyncMetrics {
     fn fsync_round(&self, duration: Duration, appends: usize) {
         self.seconds.observe(duration.as_secs_f64());
         self.appends.observe(appends as f64);
+    }
+
+    fn produce_stage(&self, stage: ProduceStage, duration: Duration) {
+        self.stages.with_label_values(&[stage.name()]).observe(duration.as_secs_f64());
     }
 }
 
@@ -120,8 +125,17 @@ impl Metrics {
             &registry,
             "cairn_produce_latency_seconds",
             "produce requests from receipt to acknowledgement (appended on a majority, each fsynced)",
-            latency,
+            latency.clone(),
         )?;
+        let stages = HistogramVec::new(
+            HistogramOpts::new(
+                "cairn_produce_stage_seconds",
+                "parts of a produce on the leader: queue (waiting for the proposer), raft (replication, fsyncs, commit and apply), apply (one state machine apply call)",
+            )
+            .buckets(latency),
+            &["stage"],
+        )?;
+        registry.register(Box::new(stages.clone()))?;
         let elections = IntCounter::new(
             "cairn_leader_elections_total",
             "terms in which a replica on this node became its partition's leader (sum over nodes: elections won)",
@@ -140,6 +154,7 @@ impl Metrics {
                 "group appends made durable by one WAL fsync round",
                 prometheus::exponential_buckets(1.0, 2.0, 13)?,
             )?,
+            stages,
         };
         Ok(Arc::new(Metrics { registry, produce, fetch, produce_seconds, elections, fsync }))
     }

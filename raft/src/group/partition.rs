@@ -190,7 +190,7 @@ impl PartitionGroup {
         if cfg.faults.ack_before_commit || cfg.faults.fetch_above_hw || cfg.faults.skip_fetch_checksum {
             tracing::warn!(group = cfg.group, faults = ?cfg.faults, "FAULT INJECTION enabled for this group");
         }
-        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone(), progress.clone()))];
+        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone(), progress.clone(), db.clone()))];
         Ok(PartitionGroup {
             cfg,
             raft,
@@ -345,6 +345,7 @@ impl PartitionGroup {
             has_unset_timestamps: req.has_unset_timestamps,
             records: req.records,
             reply,
+            queued: std::time::Instant::now(),
         };
         self.proposals.try_send(proposal).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => GroupError::Overloaded { queued: self.cfg.proposal_queue_max },

@@ -9,7 +9,7 @@
 //! so a busy partition needs one fsync for many batches.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use openraft::error::ClientWriteError;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use super::config::GroupConfig;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::node_of;
-use crate::storage::Progress;
+use crate::storage::{Db, ProduceStage, Progress};
 use crate::types::{ApplyResponse, BatchOutcome, Command, ProduceBatch, ProduceEntry, ProducerRef, Raft};
 
 /// One queued produce request.
@@ -31,6 +31,8 @@ pub(crate) struct Proposal {
     pub has_unset_timestamps: bool,
     pub records: Bytes,
     pub reply: oneshot::Sender<Result<(u64, i64), GroupError>>,
+    /// When it was queued (the queue stage of the produce metrics).
+    pub queued: Instant,
 }
 
 pub(crate) async fn run(
@@ -38,6 +40,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Proposal>,
     cfg: GroupConfig,
     progress: watch::Receiver<Progress>,
+    db: Arc<Db>,
 ) {
     let in_flight = Arc::new(Semaphore::new(cfg.proposals_in_flight_max.max(1)));
     // Negative control only: the offsets an ack-before-commit leader promises.
@@ -58,10 +61,12 @@ pub(crate) async fn run(
             return;
         };
         let append_time_ms = now_ms();
+        let proposed = Instant::now();
         let mut replies = Vec::with_capacity(props.len());
         let batches: Vec<ProduceBatch> = props
             .into_iter()
             .map(|p| {
+                db.observer().produce_stage(ProduceStage::Queue, proposed.saturating_duration_since(p.queued));
                 replies.push(p.reply);
                 let unset = p.has_unset_timestamps.then_some(append_time_ms);
                 ProduceBatch {
@@ -85,9 +90,13 @@ pub(crate) async fn run(
         match raft.client_write_ff(cmd).await {
             Ok(resp_rx) => {
                 let timeout = cfg.produce_timeout;
+                let db = db.clone();
                 tokio::spawn(async move {
                     let res = tokio::time::timeout(timeout, resp_rx).await;
                     drop(permit);
+                    if matches!(res, Ok(Ok(Ok(_)))) {
+                        db.observer().produce_stage(ProduceStage::Raft, proposed.elapsed());
+                    }
                     dispatch(res, replies, append_time_ms);
                 });
             }

@@ -64,6 +64,8 @@ pub struct Db {
     on_fatal: FatalHook,
     /// Written when RocksDB reports damaged data it cannot get past (see [`Db::write`]).
     damage_flag: std::path::PathBuf,
+    /// Where the node's metrics receive this crate's measurements.
+    observer: Arc<dyn StorageObserver>,
 }
 
 /// The file [`Db::write`] leaves when RocksDB found damaged data; its presence makes
@@ -239,7 +241,8 @@ impl Db {
             .map_err(|e| StoreError::SyncFailed(format!("cannot start syncer thread: {e}")))?;
         let compactor = super::compactor::Compactor::start(rocks.clone())
             .map_err(|e| StoreError::SyncFailed(format!("cannot start compactor thread: {e}")))?;
-        Ok(Arc::new(Db { rocks, syncer, compactor, on_fatal, damage_flag }))
+        let observer = opts.observer.clone();
+        Ok(Arc::new(Db { rocks, syncer, compactor, on_fatal, damage_flag, observer }))
     }
 
     /// The log of `group` was purged up to and including `upto`: compact it away soon.
@@ -435,6 +438,11 @@ impl Db {
                 Some((*name, prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")))
             })
             .collect()
+    }
+
+    /// What receives this crate's measurements.
+    pub fn observer(&self) -> &dyn StorageObserver {
+        self.observer.as_ref()
     }
 
     /// RocksDB's compaction backlog and block cache use.

@@ -22,6 +22,6 @@ pub use db::{Db, DbOptions, DbStats};
 pub use error::StoreError;
 pub use health::{Failure, Health};
 pub use log_store::LogStore;
-pub use observer::{NoObserver, StorageObserver};
+pub use observer::{NoObserver, ProduceStage, StorageObserver};
 pub use state_machine::{BatchLocation, CheckpointPolicy, Progress, SharedProducers, StateMachineStore};
 pub use syncer::{FatalHook, WalSync};

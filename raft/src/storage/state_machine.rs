@@ -509,7 +509,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let last = entries.last().map(|e| e.log_id);
-        self.apply_entries(entries).await.map_err(|e| match last {
+        let produces = entries.iter().any(|e| matches!(e.payload, EntryPayload::Normal(Command::Produce(_))));
+        let started = std::time::Instant::now();
+        let applied = self.apply_entries(entries).await;
+        if produces {
+            self.db.observer().produce_stage(super::ProduceStage::Apply, started.elapsed());
+        }
+        applied.map_err(|e| match last {
             Some(l) => StorageIOError::apply(l, &e).into(),
             None => StorageIOError::write_state_machine(&e).into(),
         })
