@@ -101,6 +101,14 @@ impl DiskGuard {
         self.free.load(Ordering::Relaxed)
     }
 
+    /// Free bytes as reported to others: 0 before the first measurement (unknown).
+    pub fn reported_free_bytes(&self) -> u64 {
+        match self.free_bytes() {
+            u64::MAX => 0,
+            free => free,
+        }
+    }
+
     /// The floor below which writes are refused (0: no floor).
     pub fn floor_bytes(&self) -> u64 {
         self.floor

@@ -36,6 +36,8 @@ struct Peer {
     metadata_version: u64,
     /// The node's data directory (0 while it is still checking whether it may join).
     directory_id: u64,
+    /// Free bytes of its data directory (0: unknown) and its floor.
+    disk: (u64, u64),
 }
 
 /// What this node knows about the others.
@@ -58,6 +60,11 @@ impl Liveness {
         self.with(|m| {
             m.get(&node).filter(|p| p.last_ok.elapsed() < DOWN_AFTER && p.directory_id != 0).map(|p| p.directory_id)
         })
+    }
+
+    /// The free bytes and floor `node` last reported ((0, 0): never heard of).
+    pub fn disk_of(&self, node: NodeId) -> (u64, u64) {
+        self.with(|m| m.get(&node).map_or((0, 0), |p| p.disk))
     }
 
     /// When a ping to `node` last succeeded.
@@ -114,6 +121,7 @@ impl Liveness {
         let (boot_id, stopped, leading, metadata_version, directory_id) =
             (r.boot_id, r.stopped_groups, r.leading_groups, r.metadata_version, r.directory_id);
         let stopped_replicas = r.stopped_replicas;
+        let disk = (r.disk_free_bytes, r.disk_free_floor_bytes);
         self.with(|m| {
             let now = Instant::now();
             let up_since = match m.get(&node) {
@@ -129,6 +137,7 @@ impl Liveness {
                 leading_groups: leading.into_iter().collect(),
                 metadata_version,
                 directory_id,
+                disk,
             };
             m.insert(node, peer);
         });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cairn_client::{Record, RecordExt};
 use cairn_proto::v1::broker_client::BrokerClient;
 use cairn_proto::v1::{OffsetCommitPartition, ProduceRequest};
-use common::{http_get, metric_samples, metric_sum, try_http_get, wait_for_leaders, wait_for_topic, Cluster};
+use common::{cli, http_get, metric_samples, metric_sum, try_http_get, wait_for_leaders, wait_for_topic, Cluster};
 
 fn scrape(cluster: &Cluster, id: u64) -> String {
     let (status, body) = http_get(cluster.nodes[&id].metrics_addr, "/metrics");
@@ -178,11 +178,19 @@ async fn a_leader_kill_counts_an_election_and_under_replication_that_clears_when
     eventually("the new leader reports the partition under-replicated", || {
         cluster_sum(&cluster, &survivors, "cairn_partitions_under_replicated", &[]) >= 1.0
     });
+    let brokers: Vec<String> = survivors.iter().map(|id| cluster.addr(*id)).collect();
+    let (code, out, err) = cli(&brokers, &["cluster", "health"], None);
+    assert_eq!(code, 1, "`cluster health` fails while a node is down: {out}{err}");
+    assert!(out.contains("healthy: no") && out.contains("nodes down: 1"), "{out}");
 
     cluster.restart(leader);
     eventually("under-replication back to 0 once the node returned", || {
         cluster_sum(&cluster, &[1, 2, 3], "cairn_partitions_under_replicated", &[]) == 0.0
     });
+    let brokers = cluster.brokers();
+    eventually("`cluster health` passes again", || cli(&brokers, &["cluster", "health"], None).0 == 0);
+    let (_, out, _) = cli(&brokers, &["cluster", "health"], None);
+    assert!(out.contains("healthy: yes") && out.contains("disk free: node 1 ") && !out.contains("unknown"), "{out}");
 }
 
 /// Percent-encodes a PromQL query for a URL.

@@ -123,6 +123,16 @@ impl BrokerService {
         })
     }
 
+    /// Free bytes and floor of `node`'s data directory, as last known here.
+    fn disk_of(&self, node: u64) -> (u64, u64) {
+        if node == self.node_id {
+            let disk = &self.groups.env().disk;
+            (disk.reported_free_bytes(), disk.floor_bytes())
+        } else {
+            self.liveness.disk_of(node)
+        }
+    }
+
     /// `topic` as a metrics label: only topics in the metadata (a client cannot grow the series).
     fn topic_label<'a>(&self, topic: &'a str) -> &'a str {
         if self.groups.state().topics.contains_key(topic) {
@@ -522,6 +532,8 @@ impl Broker for BrokerService {
                     as u32,
                 directory_id: state.directories.get(id).copied().unwrap_or(0),
                 awaiting_replacement: state.awaiting_replacement(*id),
+                disk_free_bytes: self.disk_of(*id).0,
+                disk_free_floor_bytes: self.disk_of(*id).1,
             })
             .collect();
         Ok(Response::new(DescribeClusterResponse {

@@ -96,6 +96,8 @@ impl NodeInternal for InternalService {
             you: Some(you),
             joining: false,
             cluster_id: state.cluster_id.clone(),
+            disk_free_bytes: self.groups.env().disk.reported_free_bytes(),
+            disk_free_floor_bytes: self.groups.env().disk.floor_bytes(),
         }))
     }
 }

@@ -10,8 +10,9 @@ use crate::output::Output;
 pub enum ClusterCommand {
     /// Nodes, liveness, topics, partitions, their leaders and replica states.
     Info,
-    /// Whether every node is up and every partition has a leader and all replicas in sync;
-    /// lists what is not (stopped replicas with their reasons). Exits 0 either way.
+    /// Whether every node is up (with free space above its floor) and every partition has a
+    /// leader and all replicas serving; lists what is not (stopped replicas with their reasons)
+    /// and each node's free disk space. Exits 1 when the cluster is not healthy (for scripts).
     Health,
 }
 
@@ -51,27 +52,78 @@ fn findings(d: &DescribeClusterResponse) -> (Vec<String>, Vec<String>, Vec<Strin
 async fn health(client: &Client, out: &Output) -> anyhow::Result<()> {
     let d = client.describe_cluster().await?;
     let (down, leaderless, replicas) = findings(&d);
-    let healthy = down.is_empty() && leaderless.is_empty() && replicas.is_empty() && d.controller_leader_id != 0;
+    let below_floor: Vec<String> = d
+        .nodes
+        .iter()
+        .filter(|n| n.alive && n.disk_free_bytes > 0 && n.disk_free_bytes < n.disk_free_floor_bytes)
+        .map(|n| {
+            format!("node {}: {} free, floor {}", n.node_id, bytes(n.disk_free_bytes), bytes(n.disk_free_floor_bytes))
+        })
+        .collect();
+    let healthy = down.is_empty()
+        && leaderless.is_empty()
+        && replicas.is_empty()
+        && below_floor.is_empty()
+        && d.controller_leader_id != 0;
     if out.json {
+        let disk: Vec<_> = d
+            .nodes
+            .iter()
+            .map(
+                |n| json!({"node": n.node_id, "free_bytes": n.disk_free_bytes, "floor_bytes": n.disk_free_floor_bytes}),
+            )
+            .collect();
         out.value(&json!({
             "healthy": healthy, "controller_leader": d.controller_leader_id, "nodes_down": down,
             "leaderless_partitions": leaderless, "replicas_not_serving": replicas,
+            "nodes_below_free_space_floor": below_floor, "disk": disk,
         }));
-        return Ok(());
-    }
-    out.line(&format!("healthy: {}", if healthy { "yes" } else { "no" }));
-    if d.controller_leader_id == 0 {
-        out.line("controller: no leader");
-    }
-    for (title, items) in
-        [("nodes down", &down), ("partitions without a leader", &leaderless), ("replicas not serving", &replicas)]
-    {
-        out.line(&format!("{title}: {}", items.len()));
-        for i in items {
-            out.line(&format!("  {i}"));
+    } else {
+        out.line(&format!("healthy: {}", if healthy { "yes" } else { "no" }));
+        if d.controller_leader_id == 0 {
+            out.line("controller: no leader");
         }
+        for (title, items) in [
+            ("nodes down", &down),
+            ("partitions without a leader", &leaderless),
+            ("replicas not serving", &replicas),
+            ("nodes below their free-space floor (writes refused)", &below_floor),
+        ] {
+            out.line(&format!("{title}: {}", items.len()));
+            for i in items {
+                out.line(&format!("  {i}"));
+            }
+        }
+        let disk: Vec<String> = d
+            .nodes
+            .iter()
+            .map(|n| match n.disk_free_bytes {
+                0 => format!("node {} unknown", n.node_id),
+                free => format!("node {} {}", n.node_id, bytes(free)),
+            })
+            .collect();
+        out.line(&format!("disk free: {}", disk.join(", ")));
+    }
+    if !healthy {
+        anyhow::bail!("the cluster is not healthy");
     }
     Ok(())
+}
+
+/// Bytes for people: 1.5 GiB, 300 MiB, 12 KiB.
+fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
