@@ -6,6 +6,8 @@
 #   - idle CPU of the three nodes together (utime+stime over IDLE_SECS, % of one core),
 #   - resident memory of each node.
 # Usage: bench/scale.sh [PARTITIONS] [IDLE_SECS]     (defaults: 1000 60)
+# SCRAPE_SECS=N: Prometheus-style scrape of every node's /metrics every N s during the idle
+# window (its cost is counted in the idle CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 partitions="${1:-1000}"
@@ -45,14 +47,24 @@ result "produced one record to each of ${partitions} partitions (CLI, 8 in paral
 sleep "$settle_secs"
 ticks=$(getconf CLK_TCK)
 cpu() { local s=0; for p in $pids; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
+scraper=""
+if [ -n "${SCRAPE_SECS:-}" ]; then
+  (while true; do for id in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:970$id/metrics"; done; sleep "$SCRAPE_SECS"; done) &
+  scraper=$!
+fi
 c0=$(cpu); t0=$(date +%s.%N)
 sleep "$idle_secs"
 c1=$(cpu); t1=$(date +%s.%N)
+if [ -n "$scraper" ]; then kill "$scraper"; fi
+scraped=""
+if [ -n "${SCRAPE_SECS:-}" ]; then scraped=", /metrics of every node scraped every ${SCRAPE_SECS} s"; fi
 pct=$(awk -v c="$((c1 - c0))" -v k="$ticks" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", 100 * c / k / (b - a)}')
-result "idle CPU of the 3 nodes together over ${idle_secs} s (after ${settle_secs} s to settle): ${pct}% of one core"
+result "idle CPU of the 3 nodes together over ${idle_secs} s (after ${settle_secs} s to settle${scraped}): ${pct}% of one core"
 for id in 1 2 3; do
   p=$(cat "$CAIRN_LOCAL_DIR/node$id.pid")
   rss=$(awk '/VmRSS/{print $2}' "/proc/$p/status")
   result "node $id resident memory: $((rss / 1024)) MiB"
 done
+metrics_bytes=$(curl -s http://127.0.0.1:9701/metrics | wc -c)
+result "node 1 /metrics: ${metrics_bytes} bytes"
 "$bin/cairn" cluster info | awk '/^NODE/,/^$/' | tee -a "$out"

@@ -498,8 +498,9 @@ impl Client {
         &self,
         topic: &str,
         partition: u32,
-        records: Vec<Record>,
+        mut records: Vec<Record>,
     ) -> Result<ProduceResponse, ClientError> {
+        crate::trace::inject_current(&mut records);
         let (topic_id, _) = self.topic(topic).await?;
         let req =
             ProduceRequest { topic: topic.to_string(), partition, records, topic_id, ..ProduceRequest::default() };

@@ -25,6 +25,7 @@ mod metadata;
 pub mod partitioner;
 pub mod producer;
 mod subscription;
+pub mod trace;
 
 pub use cairn_proto::v1::{
     CommittedOffset, DescribeClusterResponse, DescribeGroupResponse, DescribeTopicResponse, FetchResponse,
@@ -36,6 +37,7 @@ pub use config::{ClientConfig, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};
 pub use subscription::PartitionStream;
+pub use trace::TracedRecord;
 
 /// Convenience constructors for records.
 pub trait RecordExt {

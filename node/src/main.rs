@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use cairn_node::config::{Args, Config};
+use cairn_node::identity::Identity;
 use cairn_node::{listener, server, telemetry};
 use clap::Parser;
 
@@ -15,13 +16,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("cairn-worker").build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cairn-node: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The OTLP exporter's gRPC client is built inside the runtime.
+    let _telemetry = {
+        let _in_runtime = runtime.enter();
+        let otlp = config.otlp_endpoint.as_deref().map(|endpoint| telemetry::Otlp {
+            endpoint,
+            node_id: config.node_id,
+            cluster_id: Identity::load(&config).ok().flatten().and_then(|i| i.cluster_id),
+        });
+        telemetry::init(&config.log, otlp)
     };
     let result = runtime.block_on(async {
         let listener =

@@ -238,8 +238,9 @@ impl Producer {
         &self,
         topic: &str,
         partition: Option<u32>,
-        record: Record,
+        mut record: Record,
     ) -> Result<DeliveryFuture, ClientError> {
+        crate::trace::inject_current(std::slice::from_mut(&mut record));
         if let Some(e) = self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(e);
         }

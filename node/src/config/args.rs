@@ -26,6 +26,9 @@ pub struct Args {
     /// e.g. 7701 gives 9701).
     #[arg(long, env = "CAIRN_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Export this node's spans over OTLP/gRPC to this collector (e.g. `http://127.0.0.1:4317`).
+    #[arg(long, env = "CAIRN_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Serve /metrics on an inherited listening socket (file descriptor number).
     #[arg(long, env = "CAIRN_METRICS_LISTEN_FD")]
     pub metrics_listen_fd: Option<i32>,

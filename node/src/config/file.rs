@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub advertise_addr: Option<String>,
     /// HTTP listener for metrics and health (`"off"`, or `IP:PORT`).
     pub metrics_listen: Option<String>,
+    /// OpenTelemetry collector receiving this node's spans over OTLP/gRPC.
+    pub otlp_endpoint: Option<String>,
     /// Local IP outgoing connections to other nodes bind to.
     pub peer_source_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,

@@ -29,6 +29,8 @@ pub struct Config {
     pub listen_fd: Option<i32>,
     /// Where /metrics and /health/* are served.
     pub metrics_listen: MetricsListen,
+    /// OpenTelemetry collector for this node's spans (OTLP/gRPC), if any.
+    pub otlp_endpoint: Option<String>,
     /// The address peers and clients use for this node (its entry in the initial cluster).
     pub advertise_addr: String,
     pub data_dir: PathBuf,
@@ -104,6 +106,7 @@ impl Config {
             listen_addr,
             listen_fd: args.listen_fd,
             metrics_listen,
+            otlp_endpoint: args.otlp_endpoint.clone().or(file.otlp_endpoint),
             advertise_addr,
             data_dir,
             initial_cluster,

@@ -20,6 +20,7 @@ use prost::Message;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::error::ServiceError;
 use crate::config::{Config, Faults, LimitsSection};
@@ -304,11 +305,16 @@ fn record_size(r: &Record) -> usize {
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         let count = Counted::produce(self, request.get_ref());
-        let answer = self.start_produce(request.into_inner());
-        let answer = match answer {
-            Ok(started) => self.finish(started).await,
-            Err(e) => Err(e),
-        };
+        let req = request.into_inner();
+        let span = super::trace::produce_span(&req.topic, req.partition, &req.records);
+        let answer = async {
+            match self.start_produce(req) {
+                Ok(started) => self.finish(started).await,
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span)
+        .await;
         count.answered(self, answer.as_ref().err());
         let answer = answer?;
         if self.drop_answer() {
@@ -348,8 +354,12 @@ impl Broker for BrokerService {
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let cid = msg.correlation_id;
                 let count = msg.request.as_ref().map(|r| Counted::produce(&this, r));
+                let span = match &msg.request {
+                    Some(r) => super::trace::produce_span(&r.topic, r.partition, &r.records),
+                    None => tracing::Span::none(),
+                };
                 let started = match msg.request {
-                    Some(r) => this.start_produce(r),
+                    Some(r) => span.in_scope(|| this.start_produce(r)),
                     None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
                 };
                 let started = match started {
@@ -367,7 +377,7 @@ impl Broker for BrokerService {
                 };
                 let (tx, this) = (tx.clone(), this.clone());
                 tokio::spawn(async move {
-                    let finished = this.finish(started).await;
+                    let finished = this.finish(started).instrument(span).await;
                     if let Some(c) = &count {
                         c.answered(&this, finished.as_ref().err());
                     }

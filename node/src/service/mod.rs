@@ -7,6 +7,7 @@ mod forward;
 mod groups;
 mod internal;
 mod subscribe;
+mod trace;
 
 pub use admin::AdminService;
 pub use broker::BrokerService;
