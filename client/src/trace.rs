@@ -7,7 +7,7 @@
 //! produce span joins that trace. Consuming: [`TracedRecord::trace_context`] hands back the
 //! producer's context, to make the consumer's span its child (`span.set_parent(cx)`) or to link
 //! it. Application correlation ids travel in a `correlation_id` header
-//! ([`TracedRecord::with_correlation_id`]). Without an OpenTelemetry layer nothing is added.
+//! ([`with_correlation_id`]). Without an OpenTelemetry layer nothing is added.
 
 use bytes::Bytes;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
