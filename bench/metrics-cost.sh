@@ -43,7 +43,7 @@ scrape_loop() {
 
 run() { # $1 = label
   "$bin/cairn" bench produce --brokers "$brokers" --window "$window" --duration "$secs" --warmup 3 \
-    --json-out "$dir/run.json" >/dev/null
+    --json-out "$dir/run.json" >/dev/null 2>>"$dir/bench.log"
   python3 - "$1" "$dir/run.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))

@@ -259,7 +259,15 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
 
 async fn wait_for_leaders(client: &Client, name: &str, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        let d = client.describe_topic(name).await?;
+        // The node asked may not have applied the new topic yet: not there yet, not an error.
+        let d = match client.describe_topic(name).await {
+            Ok(d) => d,
+            Err(e) if e.code() == Some(cairn_client::ErrorCode::UnknownTopic) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let missing = d.partitions.iter().filter(|p| p.leader_node_id == 0).count();
         if missing == 0 && !d.partitions.is_empty() {
             return Ok(());
