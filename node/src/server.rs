@@ -259,6 +259,9 @@ async fn record_cluster_id(
 ) {
     loop {
         let cluster_id = state.borrow_and_update().cluster_id.clone();
+        if !cluster_id.is_empty() && identity.cluster_id.as_deref() == Some(cluster_id.as_str()) {
+            return; // recorded at an earlier start
+        }
         if !cluster_id.is_empty() {
             let cfg = config.clone();
             let recorded = tokio::task::spawn_blocking(move || {

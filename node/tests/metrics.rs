@@ -22,6 +22,15 @@ fn cluster_sum(cluster: &Cluster, ids: &[u64], name: &str, with: &[(&str, &str)]
     ids.iter().map(|id| metric_sum(&scrape(cluster, *id), name, with)).sum()
 }
 
+/// The samples of `name` whose labels include `with`.
+fn metric_samples_with(text: &str, name: &str, with: &[(&str, &str)]) -> Vec<f64> {
+    metric_samples(text, name)
+        .into_iter()
+        .filter(|(labels, _)| with.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .collect()
+}
+
 /// Polls until `check` holds (30 s at most): metrics move with the node's own loops.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -76,7 +85,16 @@ async fn request_counters_replica_gauges_and_health_endpoints_are_served_and_pas
         assert!(n >= 1.0, "produce stage {stage} measured ({n})");
     }
     let p0 = [("topic", "t"), ("partition", "0")];
-    assert_eq!(cluster_sum(&cluster, &ids, "cairn_partition_leader", &p0), 1.0, "one leader");
+    // Scrapes of three nodes one after the other: a leader change in between reads 0 or 2.
+    eventually("exactly one node leads t/0 and reports its proposals in flight", || {
+        let texts: Vec<String> = ids.iter().map(|id| scrape(&cluster, *id)).collect();
+        let leaders: f64 = texts.iter().map(|t| metric_sum(t, "cairn_partition_leader", &p0)).sum();
+        let in_flight = texts
+            .iter()
+            .filter(|t| !metric_samples_with(t, "cairn_partition_proposals_in_flight", &p0).is_empty())
+            .count();
+        leaders == 1.0 && in_flight == 1
+    });
     eventually("every replica of t/0 shows the high watermark 50", || {
         ids.iter().all(|id| metric_sum(&scrape(&cluster, *id), "cairn_partition_high_watermark", &p0) == 50.0)
     });

@@ -7,7 +7,8 @@
 //! scrape costs the node work only when it happens; consumer group lag comes from each group's
 //! coordinator, refreshed in the background ([`groups`]). Labels are bounded: topic names only of
 //! topics in the metadata (a request naming an unknown topic counts under `topic=""`),
-//! partitions, node ids, error codes from the fixed list; never producer ids or offsets.
+//! partitions, node ids, error codes from the fixed list, consumer group ids (capped per node,
+//! [`groups::GROUPS_MAX`]); never producer ids or offsets.
 
 pub mod groups;
 pub mod http;
@@ -21,6 +22,8 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 
 /// Request outcome label of a success.
 pub const OK: &str = "OK";
+/// Request outcome label of a request the client gave up on before its answer.
+pub const CANCELLED: &str = "CANCELLED";
 
 /// Counters of one request kind (produce, fetch), by topic.
 #[derive(Clone, Debug)]
@@ -130,7 +133,7 @@ impl Metrics {
         let stages = HistogramVec::new(
             HistogramOpts::new(
                 "cairn_produce_stage_seconds",
-                "parts of a produce on the leader: queue (waiting for the proposer), raft (replication, fsyncs, commit and apply), apply (one state machine apply call)",
+                "parts of a produce: queue and raft on the leader (waiting for the proposer; replication, fsyncs, commit and apply), apply on every replica (one state machine apply call holding a produce entry)",
             )
             .buckets(latency),
             &["stage"],

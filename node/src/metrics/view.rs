@@ -37,6 +37,11 @@ const FAMILIES: &[Family] = &[
         P,
     ),
     (
+        "cairn_partition_proposals_in_flight",
+        "leader only: entries proposed to Raft and not yet answered (bound: proposals_in_flight_max)",
+        P,
+    ),
+    (
         "cairn_partition_under_replicated",
         "leader only: 1 while a placed replica is not serving (its node down, stopped, or still catching up)",
         P,
@@ -109,20 +114,35 @@ impl NodeView {
         Ok(NodeView { groups, liveness, controller, vecs, node, cluster, descs, scrape: Mutex::new(()) })
     }
 
-    fn vec(&self, name: &str) -> &IntGaugeVec {
-        let i = FAMILIES.iter().position(|(n, _, _)| *n == name).unwrap_or(0);
-        &self.vecs[i]
+    /// The declared family `name`; a name missing from [`FAMILIES`] is a bug (debug builds,
+    /// hence the tests, stop on it; release builds skip the sample).
+    fn vec(&self, name: &str) -> Option<&IntGaugeVec> {
+        let i = FAMILIES.iter().position(|(n, _, _)| *n == name);
+        debug_assert!(i.is_some(), "metric family {name} is not declared in FAMILIES");
+        i.map(|i| &self.vecs[i])
     }
 
-    fn gauge<'a>(list: &[(&str, &str)], gauges: &'a [IntGauge], name: &str) -> &'a IntGauge {
-        &gauges[list.iter().position(|(n, _)| *n == name).unwrap_or(0)]
+    fn gauge<'a>(list: &[(&str, &str)], gauges: &'a [IntGauge], name: &str) -> Option<&'a IntGauge> {
+        let i = list.iter().position(|(n, _)| *n == name);
+        debug_assert!(i.is_some(), "gauge {name} is not declared");
+        i.map(|i| &gauges[i])
     }
 
     fn set(&self, name: &str, v: u64) {
-        Self::gauge(NODE, &self.node, name).set(clamp(v));
+        if let Some(g) = Self::gauge(NODE, &self.node, name) {
+            g.set(clamp(v));
+        }
     }
 
-    fn fill(&self) {
+    fn put(&self, name: &str, labels: &[&str], v: u64) {
+        if let Some(family) = self.vec(name) {
+            family.with_label_values(labels).set(clamp(v));
+        }
+    }
+
+    /// Fills every gauge; returns whether this node led the controller (the cluster gauges are
+    /// exported then, from this same reading).
+    fn fill(&self) -> bool {
         for v in &self.vecs {
             v.reset();
         }
@@ -141,7 +161,7 @@ impl NodeView {
             let gauges = g.gauges();
             let progress = g.progress();
             let stopped = roles.stopped.iter().any(|s| s.group == placed.group_id);
-            let put = |name: &str, v: u64| self.vec(name).with_label_values(&labels).set(clamp(v));
+            let put = |name: &str, v: u64| self.put(name, &labels, v);
             put("cairn_partition_leader", u64::from(gauges.is_leader));
             put("cairn_partition_term", gauges.term);
             put("cairn_partition_last_log_index", gauges.last_log_index);
@@ -154,11 +174,14 @@ impl NodeView {
                 continue;
             }
             put("cairn_partition_proposal_queue_depth", gauges.proposal_queue_depth as u64);
+            put("cairn_partition_proposals_in_flight", gauges.proposals_in_flight as u64);
             for (node, behind) in &gauges.followers {
                 let follower = node.to_string();
-                self.vec("cairn_partition_follower_lag_entries")
-                    .with_label_values(&[topic, part.as_str(), follower.as_str()])
-                    .set(clamp(behind.unwrap_or(gauges.last_log_index)));
+                self.put(
+                    "cairn_partition_follower_lag_entries",
+                    &[topic, part.as_str(), follower.as_str()],
+                    behind.unwrap_or(gauges.last_log_index),
+                );
             }
             // A placed replica is serving when its node is up, it is a voter that has received
             // something, and it has not reported itself stopped.
@@ -176,22 +199,30 @@ impl NodeView {
         self.set("cairn_replicas", all.len() as u64);
         self.set("cairn_replicas_quiesced", quiesced as u64);
         self.set("cairn_partitions_under_replicated", under);
-        self.set("cairn_disk_free_bytes", env.disk.free_bytes());
+        // 0 until the first measurement: not exported as free space then.
+        match env.disk.reported_free_bytes() {
+            0 => {}
+            free => self.set("cairn_disk_free_bytes", free),
+        }
         self.set("cairn_disk_free_floor_bytes", env.disk.floor_bytes());
         let stats = env.db.stats();
         self.set("cairn_rocksdb_pending_compaction_bytes", stats.pending_compaction_bytes);
         self.set("cairn_rocksdb_block_cache_usage_bytes", stats.block_cache_usage_bytes);
         self.set("cairn_rocksdb_block_cache_capacity_bytes", stats.block_cache_capacity_bytes);
         for (cf, bytes) in env.db.column_family_bytes() {
-            self.vec("cairn_rocksdb_column_family_bytes").with_label_values(&[cf]).set(clamp(bytes));
+            self.put("cairn_rocksdb_column_family_bytes", &[cf], bytes);
         }
         for (limit, value) in limits(&env.config.limits) {
-            self.vec("cairn_limit").with_label_values(&[limit]).set(clamp(value));
+            self.put("cairn_limit", &[limit], value);
         }
         let leads_controller = self.controller.is_leader();
         self.set("cairn_controller_leader", u64::from(leads_controller));
         if leads_controller {
-            let cluster = |name: &str, v: u64| Self::gauge(CLUSTER, &self.cluster, name).set(clamp(v));
+            let cluster = |name: &str, v: u64| {
+                if let Some(g) = Self::gauge(CLUSTER, &self.cluster, name) {
+                    g.set(clamp(v));
+                }
+            };
             let partitions: Vec<_> = state.topics.values().flat_map(|t| &t.partitions).collect();
             let leaderless = partitions
                 .iter()
@@ -211,6 +242,7 @@ impl NodeView {
             let down = state.nodes.keys().filter(|n| **n != me && !self.liveness.is_alive(**n)).count();
             cluster("cairn_cluster_nodes_down", down as u64);
         }
+        leads_controller
     }
 }
 
@@ -247,8 +279,7 @@ impl Collector for NodeView {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        self.fill();
-        let leads_controller = self.controller.is_leader();
+        let leads_controller = self.fill();
         let mut out: Vec<MetricFamily> = self.vecs.iter().flat_map(|v| v.collect()).collect();
         out.extend(self.node.iter().flat_map(|g| g.collect()));
         if leads_controller {

@@ -260,35 +260,57 @@ impl BrokerService {
     }
 }
 
-/// A produce request's size and receipt time, for the metrics of its answer.
+/// A produce request's size and receipt time, for the metrics of its answer. Counted once:
+/// by [`Counted::answered`], or, when the handler is dropped first (the client cancelled or its
+/// deadline passed), as `CANCELLED` when dropped.
 struct Counted {
+    metrics: Arc<Metrics>,
     topic_known: bool,
     topic: String,
     records: u64,
     bytes: u64,
     received: std::time::Instant,
+    done: bool,
 }
 
 impl Counted {
     fn produce(service: &BrokerService, req: &ProduceRequest) -> Counted {
         Counted {
+            metrics: service.metrics.clone(),
             topic_known: service.groups.state().topics.contains_key(&req.topic),
             topic: req.topic.clone(),
             records: req.records.len() as u64,
             bytes: req.records.iter().map(|r| record_size(r) as u64).sum(),
             received: std::time::Instant::now(),
+            done: false,
         }
     }
 
-    fn answered(&self, service: &BrokerService, error: Option<&ServiceError>) {
-        // Only topics in the metadata become label values: a client cannot grow the series.
-        let topic = if self.topic_known { self.topic.as_str() } else { "" };
+    /// Only topics in the metadata become label values: a client cannot grow the series.
+    fn topic(&self) -> &str {
+        if self.topic_known {
+            self.topic.as_str()
+        } else {
+            ""
+        }
+    }
+
+    fn answered(mut self, error: Option<&ServiceError>) {
+        self.done = true;
         match error {
             None => {
-                service.metrics.produce.answered(topic, crate::metrics::OK, self.records, self.bytes);
-                service.metrics.produce_latency(self.received.elapsed());
+                self.metrics.produce.answered(self.topic(), crate::metrics::OK, self.records, self.bytes);
+                self.metrics.produce_latency(self.received.elapsed());
             }
-            Some(e) => service.metrics.produce.answered(topic, e.code_name(), 0, 0),
+            Some(e) => self.metrics.produce.answered(self.topic(), e.code_name(), 0, 0),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.done {
+            self.metrics.produce.answered(self.topic(), crate::metrics::CANCELLED, 0, 0);
         }
     }
 }
@@ -315,7 +337,7 @@ impl Broker for BrokerService {
         }
         .instrument(span)
         .await;
-        count.answered(self, answer.as_ref().err());
+        count.answered(answer.as_ref().err());
         let answer = answer?;
         if self.drop_answer() {
             // Like a connection lost after the commit: no structured detail, outcome unknown.
@@ -365,8 +387,8 @@ impl Broker for BrokerService {
                 let started = match started {
                     Ok(s) => s,
                     Err(e) => {
-                        if let Some(c) = &count {
-                            c.answered(&this, Some(&e));
+                        if let Some(c) = count {
+                            c.answered(Some(&e));
                         }
                         if tx.send(Ok(stream_error(cid, &e))).await.is_err() {
                             return;
@@ -378,8 +400,8 @@ impl Broker for BrokerService {
                 let (tx, this) = (tx.clone(), this.clone());
                 tokio::spawn(async move {
                     let finished = this.finish(started).instrument(span).await;
-                    if let Some(c) = &count {
-                        c.answered(&this, finished.as_ref().err());
+                    if let Some(c) = count {
+                        c.answered(finished.as_ref().err());
                     }
                     let answer = match finished {
                         Ok(_) if this.drop_answer() => return,
@@ -458,7 +480,13 @@ impl Broker for BrokerService {
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
-        let (topic_id, group) = self.local(&req.topic, req.partition, req.topic_id)?;
+        let (topic_id, group) = match self.local(&req.topic, req.partition, req.topic_id) {
+            Ok(local) => local,
+            Err(e) => {
+                self.metrics.fetch.answered(self.topic_label(&req.topic), e.code_name(), 0, 0);
+                return Err(e.into());
+            }
+        };
         let max_bytes = match req.max_bytes as usize {
             0 => self.limits.fetch_bytes_max,
             n => n.min(self.limits.fetch_bytes_max),

@@ -110,24 +110,27 @@ impl GroupsService {
         })
     }
 
-    /// Every group coordinated on this node, described (for the lag metrics).
-    pub async fn describe_local(&self) -> Vec<DescribeGroupResponse> {
+    /// Groups coordinated on this node, described (for the lag metrics): at most `max` (in name
+    /// order; the count of the others is returned too), each given `wait` to answer.
+    pub async fn describe_local(&self, max: usize, wait: std::time::Duration) -> (Vec<DescribeGroupResponse>, usize) {
         let mut names = Vec::new();
         for c in self.coordinators.all() {
             let (tx, rx) = oneshot::channel();
             if c.send(Cmd::List { reply: tx }).is_ok() {
-                if let Ok(Ok(list)) = rx.await {
+                if let Ok(Ok(Ok(list))) = tokio::time::timeout(wait, rx).await {
                     names.extend(list.into_iter().map(|g| g.group_id));
                 }
             }
         }
+        names.sort();
+        let skipped = names.len().saturating_sub(max);
         let mut out = Vec::new();
-        for name in names {
-            if let Ok(d) = self.describe(name).await {
+        for name in names.into_iter().take(max) {
+            if let Ok(Ok(d)) = tokio::time::timeout(wait, self.describe(name)).await {
                 out.push(d);
             }
         }
-        out
+        (out, skipped)
     }
 
     pub fn into_server(self) -> GroupsServer<GroupsService> {

@@ -43,6 +43,9 @@ pub fn produce_span(topic: &str, partition: u32, records: &[Record]) -> tracing:
     let mut parented = false;
     let mut links = 0;
     for r in records.iter().filter(|r| !r.headers.is_empty()) {
+        if links >= LINKS_MAX {
+            break;
+        }
         let cx = propagator.extract(&Headers(&r.headers));
         let sc = cx.span().span_context().clone();
         if !sc.is_valid() {
@@ -50,7 +53,7 @@ pub fn produce_span(topic: &str, partition: u32, records: &[Record]) -> tracing:
         }
         if !parented {
             parented = span.set_parent(cx).is_ok();
-        } else if links < LINKS_MAX && sc.trace_id() != span.context().span().span_context().trace_id() {
+        } else if sc.trace_id() != span.context().span().span_context().trace_id() {
             span.add_link(sc);
             links += 1;
         }

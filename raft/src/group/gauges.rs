@@ -17,6 +17,8 @@ pub struct Gauges {
     pub applied_index: u64,
     /// Proposals waiting in this replica's queue (leader).
     pub proposal_queue_depth: usize,
+    /// Entries proposed to Raft and not yet answered (leader).
+    pub proposals_in_flight: usize,
     /// Leader only: each other voter's node and how many entries it is behind (None: nothing
     /// known replicated there yet); learners are listed in `learners`.
     pub followers: Vec<(NodeId, Option<u64>)>,
@@ -28,6 +30,7 @@ impl PartitionGroup {
     /// This replica's figures now.
     pub fn gauges(&self) -> Gauges {
         let depth = self.proposals.max_capacity().saturating_sub(self.proposals.capacity());
+        let in_flight = self.cfg.proposals_in_flight_max.max(1).saturating_sub(self.in_flight.available_permits());
         let m = self.raft.metrics();
         let m = m.borrow();
         let last = m.last_log_index.unwrap_or(0);
@@ -37,6 +40,7 @@ impl PartitionGroup {
             last_log_index: last,
             applied_index: m.last_applied.map_or(0, |l| l.index),
             proposal_queue_depth: depth,
+            proposals_in_flight: in_flight,
             ..Gauges::default()
         };
         if let (true, Some(replication)) = (g.is_leader, m.replication.as_ref()) {

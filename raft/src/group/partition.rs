@@ -96,6 +96,8 @@ pub struct PartitionGroup {
     raft: Raft,
     db: Arc<Db>,
     proposals: mpsc::Sender<Proposal>,
+    /// The proposer's in-flight permits (for the metrics).
+    in_flight: Arc<tokio::sync::Semaphore>,
     progress: watch::Receiver<Progress>,
     producers: SharedProducers,
     registry: GroupRegistry,
@@ -190,12 +192,22 @@ impl PartitionGroup {
         if cfg.faults.ack_before_commit || cfg.faults.fetch_above_hw || cfg.faults.skip_fetch_checksum {
             tracing::warn!(group = cfg.group, faults = ?cfg.faults, "FAULT INJECTION enabled for this group");
         }
-        let tasks = vec![tokio::spawn(proposer::run(raft.clone(), rx, cfg.clone(), progress.clone(), db.clone()))];
+        // Entries proposed and not yet answered (bounded by proposals_in_flight_max).
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.proposals_in_flight_max.max(1)));
+        let tasks = vec![tokio::spawn(proposer::run(
+            raft.clone(),
+            rx,
+            cfg.clone(),
+            progress.clone(),
+            db.clone(),
+            in_flight.clone(),
+        ))];
         Ok(PartitionGroup {
             cfg,
             raft,
             db,
             proposals: tx,
+            in_flight,
             progress,
             producers,
             registry,

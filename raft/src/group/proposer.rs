@@ -41,8 +41,8 @@ pub(crate) async fn run(
     cfg: GroupConfig,
     progress: watch::Receiver<Progress>,
     db: Arc<Db>,
+    in_flight: Arc<Semaphore>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(cfg.proposals_in_flight_max.max(1)));
     // Negative control only: the offsets an ack-before-commit leader promises.
     let mut predicted = 0u64;
     while let Some(first) = rx.recv().await {
