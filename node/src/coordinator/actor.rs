@@ -147,7 +147,6 @@ impl Coordinator {
             committed,
             broken: broken.clone(),
             meta: (u64::MAX, Arc::new(Metadata::new())),
-            first_counts: HashMap::new(),
             confirm: Confirmer::start(replica.clone()),
         };
         let task = tokio::spawn(actor.run(rx));
@@ -204,8 +203,6 @@ struct Actor {
     broken: Arc<AtomicBool>,
     /// Topic metadata and the cluster metadata version it was built from.
     meta: (u64, Arc<Metadata>),
-    /// With the `ignore-new-partitions` fault only: each topic's partition count when first seen.
-    first_counts: HashMap<u64, u32>,
     /// Leadership checks for answers that appended nothing.
     confirm: Confirmer,
 }
@@ -280,7 +277,7 @@ impl Actor {
         let state = self.shared.local.state();
         if self.meta.0 != state.version {
             let ignore_new = self.shared.faults.ignore_new_partitions;
-            let first_counts = &mut self.first_counts;
+            let mut first_counts = self.shared.first_counts.lock().unwrap_or_else(|p| p.into_inner());
             let meta: Metadata = state
                 .topics
                 .iter()

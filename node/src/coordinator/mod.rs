@@ -34,6 +34,10 @@ pub struct Shared {
     pub config: GroupsSection,
     /// Negative controls of the fault suite (see [`crate::config::Faults`]).
     pub faults: crate::config::Faults,
+    /// With the `ignore-new-partitions` fault only: each topic's partition count when this node
+    /// first saw it. Node-wide, recorded as soon as the metadata shows the topic, so a
+    /// coordinator that moves or restarts keeps ignoring partitions added later.
+    pub first_counts: std::sync::Mutex<HashMap<u64, u32>>,
 }
 
 /// One `__consumer_offsets` partition's coordinator on this node, if it leads it.
@@ -56,7 +60,7 @@ impl Coordinators {
             tracing::warn!(?faults, "FAULT INJECTION enabled in the group coordinators");
         }
         Arc::new(Coordinators {
-            shared: Arc::new(Shared { local, config, faults }),
+            shared: Arc::new(Shared { local, config, faults, first_counts: std::sync::Mutex::default() }),
             slots: RwLock::default(),
             ready: Arc::default(),
         })
@@ -143,6 +147,12 @@ impl Coordinators {
 
     fn step(&self) {
         let state = self.shared.local.state();
+        if self.shared.faults.ignore_new_partitions {
+            let mut first = self.shared.first_counts.lock().unwrap_or_else(|p| p.into_inner());
+            for t in state.topics.values() {
+                first.entry(t.id).or_insert(t.partitions.len() as u32);
+            }
+        }
         let led: HashMap<u32, Arc<cairn_raft::group::PartitionGroup>> = state
             .topics
             .get(OFFSETS_TOPIC)
