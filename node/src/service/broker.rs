@@ -562,7 +562,8 @@ impl Broker for BrokerService {
         let nodes = state
             .nodes
             .iter()
-            .map(|(id, addr)| NodeInfo {
+            .map(|(id, addr)| (id, addr, self.disk_of(*id)))
+            .map(|(id, addr, (disk_free_bytes, disk_free_floor_bytes))| NodeInfo {
                 node_id: *id,
                 address: addr.clone(),
                 alive: *id == self.node_id || self.liveness.is_alive(*id),
@@ -570,8 +571,8 @@ impl Broker for BrokerService {
                     as u32,
                 directory_id: state.directories.get(id).copied().unwrap_or(0),
                 awaiting_replacement: state.awaiting_replacement(*id),
-                disk_free_bytes: self.disk_of(*id).0,
-                disk_free_floor_bytes: self.disk_of(*id).1,
+                disk_free_bytes,
+                disk_free_floor_bytes,
             })
             .collect();
         Ok(Response::new(DescribeClusterResponse {
