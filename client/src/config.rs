@@ -26,6 +26,39 @@ pub struct ClientConfig {
     /// topic reach producers and consumers without a restart (Kafka's `metadata.max.age.ms`,
     /// 5 minutes there; shorter here, the answer being small).
     pub metadata_max_age: Duration,
+    /// TLS to the brokers (None: plaintext).
+    pub tls: Option<ClientTls>,
+}
+
+/// TLS settings of a client: the CA the brokers' certificates chain to, and optionally a
+/// client certificate (mutual TLS). PEM text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca_pem: Vec<u8>,
+    /// (certificate, key).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Reads the CA and, if given, the client certificate and key.
+    ///
+    /// # Errors
+    /// A file that cannot be read; a certificate without its key or the reverse.
+    pub fn from_files(
+        ca: &std::path::Path,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> std::io::Result<ClientTls> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            (None, None) => None,
+            _ => return Err(std::io::Error::other("a client certificate needs its key, and a key its certificate")),
+        };
+        Ok(ClientTls { ca_pem: read(ca)?, identity })
+    }
 }
 
 impl ClientConfig {
@@ -44,6 +77,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(1),
             message_bytes_max: 64 << 20,
             metadata_max_age: Duration::from_secs(30),
+            tls: None,
         }
     }
 

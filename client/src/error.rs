@@ -31,6 +31,8 @@ pub enum ClientError {
     Unreachable { tried: Vec<String>, last: Box<ClientError> },
     #[error("invalid broker address {0:?}")]
     InvalidBroker(String),
+    #[error("TLS settings: {0}")]
+    Tls(String),
     #[error("{0}")]
     InvalidArgument(String),
     /// Retries ran out of time; `last` is the final attempt's error.

@@ -33,7 +33,7 @@ pub use cairn_proto::v1::{
     ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
 };
 pub use client::{Client, OffsetSpec};
-pub use config::{ClientConfig, DEFAULT_BROKERS};
+pub use config::{ClientConfig, ClientTls, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};
 pub use subscription::PartitionStream;

@@ -19,4 +19,5 @@ pub mod report;
 pub mod run;
 pub mod storage_faults;
 pub mod summary;
+pub mod tls;
 pub mod workload;

@@ -124,6 +124,10 @@ struct RunArgs {
     /// Name of the test (default: <nemesis>-<workload>-<nodes>n).
     #[arg(long)]
     name: Option<String>,
+    /// TLS on both listeners and between nodes (certificates made for the run by `cairn certs
+    /// init`, the CLI next to the node binary).
+    #[arg(long)]
+    tls: bool,
     #[command(flatten)]
     common: Common,
     /// Internal: already inside the run's network namespace.
@@ -242,7 +246,8 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
         let w = args.workload.name();
         let all: Vec<String> = args.faults.iter().chain(&args.client_faults).cloned().collect();
         let f = if all.is_empty() { String::new() } else { format!("-{}", all.join("-")) };
-        format!("{}-{w}-{}n{f}", args.nemesis.name(), args.nodes)
+        let tls = if args.tls { "-tls" } else { "" };
+        format!("{}-{w}-{}n{f}{tls}", args.nemesis.name(), args.nodes)
     });
     let params = RunParams {
         name: name.clone(),
@@ -267,6 +272,7 @@ fn run_one(args: RunArgs) -> anyhow::Result<bool> {
         node_binary: node_bin(&args.common)?,
         // Each node has its own address; outside a namespace, keep clear of other users' ports.
         port: if network { 7000 } else { 20_000 + (std::process::id() % 20_000) as u16 },
+        tls: args.tls,
     };
     let dir = args.common.store.join(&name).join(timestamp());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -284,21 +290,24 @@ fn run_tier(
 ) -> anyhow::Result<bool> {
     let base = seed.unwrap_or_else(rand::random);
     println!("cairn-jepsen: tier {tier}, base seed {base}");
-    let mut plan: Vec<(NemesisKind, WorkloadKind, u64, u64)> = Vec::new();
+    // (nemesis, workload, nodes, seconds, TLS)
+    let mut plan: Vec<(NemesisKind, WorkloadKind, u64, u64, bool)> = Vec::new();
     if tier == "ci" {
         plan.extend([
-            (NemesisKind::None, WorkloadKind::Queue, 3, 45),
-            (NemesisKind::Kill, WorkloadKind::Queue, 3, 60),
-            (NemesisKind::Pause, WorkloadKind::Queue, 3, 60),
-            (NemesisKind::Partition, WorkloadKind::Queue, 3, 60),
-            (NemesisKind::ClientPartition, WorkloadKind::Idempotent, 3, 60),
-            (NemesisKind::StaleBroker, WorkloadKind::Topics, 3, 60),
-            (NemesisKind::Recreate, WorkloadKind::Topics, 5, 60),
-            (NemesisKind::Corrupt, WorkloadKind::Idempotent, 3, 60),
-            (NemesisKind::DiskFull, WorkloadKind::Idempotent, 3, 60),
-            (NemesisKind::Kill, WorkloadKind::Group, 3, 60),
-            (NemesisKind::Pause, WorkloadKind::Group, 3, 60),
-            (NemesisKind::Kill, WorkloadKind::Retention, 3, 60),
+            (NemesisKind::None, WorkloadKind::Queue, 3, 45, false),
+            (NemesisKind::Kill, WorkloadKind::Queue, 3, 60, false),
+            (NemesisKind::Pause, WorkloadKind::Queue, 3, 60, false),
+            (NemesisKind::Partition, WorkloadKind::Queue, 3, 60, false),
+            (NemesisKind::ClientPartition, WorkloadKind::Idempotent, 3, 60, false),
+            (NemesisKind::StaleBroker, WorkloadKind::Topics, 3, 60, false),
+            (NemesisKind::Recreate, WorkloadKind::Topics, 5, 60, false),
+            (NemesisKind::Corrupt, WorkloadKind::Idempotent, 3, 60, false),
+            (NemesisKind::DiskFull, WorkloadKind::Idempotent, 3, 60, false),
+            (NemesisKind::Kill, WorkloadKind::Group, 3, 60, false),
+            (NemesisKind::Pause, WorkloadKind::Group, 3, 60, false),
+            (NemesisKind::Kill, WorkloadKind::Retention, 3, 60, false),
+            // The secure path: TLS on both listeners, peers with member certificates.
+            (NemesisKind::Kill, WorkloadKind::Idempotent, 3, 60, true),
         ]);
     } else {
         for nodes in [3, 5] {
@@ -315,23 +324,24 @@ fn run_tier(
             .enumerate()
             {
                 let w = if i % 2 == 0 { WorkloadKind::Queue } else { WorkloadKind::Idempotent };
-                plan.push((n, w, nodes, minutes * 60));
+                plan.push((n, w, nodes, minutes * 60, false));
             }
-            plan.push((NemesisKind::StaleBroker, WorkloadKind::Topics, nodes, minutes * 60));
-            plan.push((NemesisKind::Corrupt, WorkloadKind::Idempotent, nodes, minutes * 60));
-            plan.push((NemesisKind::WalTruncate, WorkloadKind::Queue, nodes, minutes * 60));
-            plan.push((NemesisKind::DiskFull, WorkloadKind::Idempotent, nodes, minutes * 60));
+            plan.push((NemesisKind::StaleBroker, WorkloadKind::Topics, nodes, minutes * 60, false));
+            plan.push((NemesisKind::Corrupt, WorkloadKind::Idempotent, nodes, minutes * 60, false));
+            plan.push((NemesisKind::WalTruncate, WorkloadKind::Queue, nodes, minutes * 60, false));
+            plan.push((NemesisKind::DiskFull, WorkloadKind::Idempotent, nodes, minutes * 60, false));
             for n in [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Combined] {
-                plan.push((n, WorkloadKind::Group, nodes, minutes * 60));
-                plan.push((n, WorkloadKind::Retention, nodes, minutes * 60));
+                plan.push((n, WorkloadKind::Group, nodes, minutes * 60, false));
+                plan.push((n, WorkloadKind::Retention, nodes, minutes * 60, false));
             }
         }
-        plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60));
+        plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60, false));
+        plan.push((NemesisKind::Combined, WorkloadKind::Idempotent, 3, minutes * 60, true));
     }
     let me = std::env::current_exe()?;
     let mut all_valid = true;
     let mut summary = Vec::new();
-    for (i, (nemesis, workload, nodes, secs)) in plan.into_iter().enumerate() {
+    for (i, (nemesis, workload, nodes, secs, tls)) in plan.into_iter().enumerate() {
         let seed = base.wrapping_add(i as u64 * 7_919);
         if only_nodes.is_some_and(|n| n != nodes) {
             continue;
@@ -347,6 +357,9 @@ fn run_tier(
         if common.no_netns {
             cmd.arg("--no-netns");
         }
+        if tls {
+            cmd.arg("--tls");
+        }
         let status = cmd.status()?;
         let verdict = match status.code() {
             Some(0) => "valid",
@@ -355,10 +368,11 @@ fn run_tier(
         };
         all_valid &= status.code() == Some(0);
         summary.push(format!(
-            "{:<18} {:<11} {}n {:>5}s seed {:<20} {verdict}",
+            "{:<18} {:<11} {}n{} {:>5}s seed {:<20} {verdict}",
             nemesis.name(),
             workload.name(),
             nodes,
+            if tls { " tls" } else { "" },
             secs,
             seed
         ));

@@ -38,6 +38,9 @@ pub struct MemberArgs {
     /// Negative control: commit what a poll returned *before* recording (processing) it.
     #[arg(long)]
     pub commit_before_processing: bool,
+    /// TLS: the cluster CA.
+    #[arg(long)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Writes ops to stdout, one JSON line each, flushed.
@@ -110,6 +113,7 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
     let mut cfg = ClientConfig::from_broker_list(&args.brokers);
     cfg.retry_deadline = Duration::from_secs(10);
     cfg.request_timeout = Duration::from_secs(5);
+    cfg.tls = args.ca.as_deref().map(|ca| cairn_client::ClientTls::from_files(ca, None, None)).transpose()?;
     let client = Arc::new(Client::connect(cfg).await?);
     let mut c = ConsumerConfig::new(&args.group);
     c.client_id = format!("jepsen-member-{}", args.process);

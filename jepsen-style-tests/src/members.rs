@@ -41,6 +41,8 @@ pub struct MemberSpec {
     pub topic: String,
     pub dir: PathBuf,
     pub commit_before_processing: bool,
+    /// The CA of a TLS run.
+    pub ca: Option<PathBuf>,
 }
 
 struct Running {
@@ -83,6 +85,9 @@ impl Members {
             .args(["--session-timeout-ms", &SESSION_MS.to_string()]);
         if self.spec.commit_before_processing {
             cmd.arg("--commit-before-processing");
+        }
+        if let Some(ca) = &self.spec.ca {
+            cmd.arg("--ca").arg(ca);
         }
         let mut child = cmd
             .env("CAIRN_JEPSEN_LOG", "warn,cairn_client=info")

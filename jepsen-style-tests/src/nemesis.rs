@@ -103,13 +103,25 @@ pub struct Nemesis {
     /// A node running without a floor (disk-full): filling its disk to the last byte makes
     /// RocksDB's own writes fail.
     pub no_floor: Option<u64>,
+    /// TLS of the suite's peer calls in a TLS run.
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
-/// The node whose replica of `group` claims leadership with the highest term.
-pub async fn leader_of(addrs: &[(u64, String)], group: u64) -> Option<u64> {
+/// The node whose replica of `group` claims leadership with the highest term; `addrs` are the
+/// nodes' peer addresses.
+pub async fn leader_of(
+    addrs: &[(u64, String)],
+    group: u64,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Option<u64> {
     let mut best: Option<(u64, u64)> = None;
     for (id, addr) in addrs {
-        let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { continue };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let Ok(mut ep) = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}")) else { continue };
+        if let Some(t) = tls {
+            let Ok(with_tls) = ep.tls_config(t.clone()) else { continue };
+            ep = with_tls;
+        }
         let req = DescribeGroupsRequest { group_ids: vec![group] };
         let mut client = NodeInternalClient::new(ep.connect_timeout(Duration::from_millis(300)).connect_lazy());
         if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(500), client.describe_groups(req)).await {
@@ -130,7 +142,7 @@ impl Nemesis {
 
     async fn up_addrs(&self) -> Vec<(u64, String)> {
         let c = self.cluster.lock().await;
-        c.nodes.iter().filter(|n| c.is_up(n.id)).map(|n| (n.id, n.addr.clone())).collect()
+        c.nodes.iter().filter(|n| c.is_up(n.id)).map(|n| (n.id, n.peer_addr.clone())).collect()
     }
 
     /// A random node, or (half the time) the leader of a random partition.
@@ -139,7 +151,7 @@ impl Nemesis {
         if self.rng.random_bool(0.5) {
             if let Some(g) = self.groups.choose(&mut self.rng).copied() {
                 let addrs = self.up_addrs().await;
-                if let Some(l) = leader_of(&addrs, g).await {
+                if let Some(l) = leader_of(&addrs, g, self.peer_tls.as_ref()).await {
                     return l;
                 }
             }

@@ -23,6 +23,7 @@ use crate::incarnations::Incarnations;
 use crate::members::{self, MemberSpec, Members};
 use crate::nemesis::{leader_of, Nemesis, NemesisKind};
 use crate::report;
+use crate::tls::RunTls;
 use crate::workload::{self, WorkloadKind, WorkloadSpec};
 
 /// Everything that defines a run; saved with it so it can be repeated.
@@ -40,6 +41,8 @@ pub struct RunParams {
     pub network_faults: bool,
     pub node_binary: PathBuf,
     pub port: u16,
+    /// TLS on both listeners and between nodes (development certificates made for the run).
+    pub tls: bool,
 }
 
 /// What a run produced.
@@ -67,13 +70,22 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         if own_disks { (1..=params.nodes).map(|id| dir.join(format!("n{id}"))).collect() } else { Vec::new() };
     // Unmounted (and its images deleted) when the run ends, after the nodes stopped.
     let mut disks = if own_disks { Some(SmallDisks::mount(&mounts, DISK_BYTES)?) } else { None };
+    let tls =
+        if params.tls { Some(RunTls::make(&params.node_binary, &dir.join("certs"), params.nodes)?) } else { None };
+    let mut node_args = config_args(&params, dir, no_floor)?;
+    if let Some(t) = &tls {
+        for id in 1..=params.nodes {
+            node_args.entry(id).or_default().extend(t.node_args(id));
+        }
+    }
+    let peer_tls = tls.as_ref().map(RunTls::peer).transpose()?;
     let spec = NodeSpec {
         count: params.nodes,
         port: params.port,
         binary: params.node_binary.clone(),
         dir: dir.to_path_buf(),
         extra_args: params.node_faults.iter().flat_map(|f| ["--fault".to_string(), f.clone()]).collect(),
-        node_args: config_args(&params, dir, no_floor)?,
+        node_args,
         data_subdir: own_disks.then(|| "data".to_string()),
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
@@ -81,6 +93,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let mut cfg = ClientConfig::new(addrs.clone());
     cfg.retry_deadline = Duration::from_secs(10);
     cfg.request_timeout = Duration::from_secs(5);
+    cfg.tls = tls.as_ref().map(RunTls::client).transpose()?;
     let client = Arc::new(connect(cfg).await?);
     let rf = params.nodes.min(3) as u32;
     let retention = (params.workload.kind == WorkloadKind::Retention)
@@ -131,6 +144,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
             topic: params.workload.topic.clone(),
             dir: dir.to_path_buf(),
             commit_before_processing: params.workload.commit_before_processing,
+            ca: tls.as_ref().map(RunTls::ca),
         };
         let m = Members::new(spec, rec.clone());
         workers.push(tokio::spawn(members::churn(m.clone(), member_stop.clone(), rng.random())));
@@ -163,6 +177,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         disks: mounts.clone(),
         free_space_floor: FREE_SPACE_FLOOR,
         no_floor,
+        peer_tls: peer_tls.clone(),
     };
     nemesis.run(params.nemesis, fault_until).await;
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
@@ -182,7 +197,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     if !crashed.is_empty() {
         rec.nemesis("unexpected-exit", json!({"nodes": crashed}));
     }
-    let drained = drain(&client, &cluster, &incarnations, &rec).await;
+    let drained = drain(&client, &cluster, &incarnations, &rec, peer_tls.as_ref()).await;
     if group && !members::final_read(&client, &rec).await {
         rec.nemesis("error", json!({"error": "the group's committed offsets could not be read after the run"}));
     }
@@ -316,7 +331,13 @@ async fn coordinator_group(client: &Client) -> anyhow::Result<u64> {
 /// the other two nodes hold no copy (they refuse the fetch), and waiting on them would starve
 /// the replicas of their deadline. Reads name the incarnation, so a replica that still holds a
 /// deleted one cannot pass it off as the current one.
-async fn drain(client: &Client, cluster: &Mutex<Cluster>, incarnations: &Incarnations, rec: &Recorder) -> bool {
+async fn drain(
+    client: &Client,
+    cluster: &Mutex<Cluster>,
+    incarnations: &Incarnations,
+    rec: &Recorder,
+    peer_tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> bool {
     let addrs: BTreeMap<u64, String> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
     let mut converged = true;
     let mut groups = Vec::new();
@@ -357,9 +378,9 @@ async fn drain(client: &Client, cluster: &Mutex<Cluster>, incarnations: &Incarna
             }
         }
     }
-    let nodes: Vec<(u64, String)> = addrs.into_iter().collect();
+    let nodes: Vec<(u64, String)> = cluster.lock().await.nodes.iter().map(|n| (n.id, n.peer_addr.clone())).collect();
     for g in groups {
-        if leader_of(&nodes, g).await.is_none() {
+        if leader_of(&nodes, g, peer_tls).await.is_none() {
             rec.nemesis("no-leader-after-heal", json!({"group": g}));
         }
     }

@@ -90,7 +90,7 @@ pub async fn gather(groups: &Arc<LocalGroups>, liveness: &Liveness, ids: Vec<Gro
     let asks = state.nodes.iter().filter(|(n, _)| **n != env.me && liveness.is_alive(**n)).map(|(node, addr)| {
         let ids = ids.clone();
         let peers = env.peers.clone();
-        let (node, addr) = (*node, addr.clone());
+        let (node, addr) = (*node, addr.peer.clone());
         async move {
             let ch = peers.get(&addr).ok()?;
             let mut req = tonic::Request::new(DescribeGroupsRequest { group_ids: ids });
@@ -196,7 +196,7 @@ pub fn partitions(topic: &Topic, views: &Views, state: &ClusterState) -> Vec<Par
                 partition: i as u32,
                 group_id: p.group_id,
                 leader_node_id: leader.unwrap_or(0),
-                leader_address: leader.and_then(|n| state.nodes.get(&n).cloned()).unwrap_or_default(),
+                leader_address: leader.and_then(|n| state.nodes.get(&n)).map(|a| a.client.clone()).unwrap_or_default(),
                 replica_node_ids: p.replicas.iter().map(|r| r.node).collect(),
                 high_watermark: v.map(|v| v.high_watermark).unwrap_or(0),
                 log_start_offset: v.map(|v| v.log_start_offset).unwrap_or(0),

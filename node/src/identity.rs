@@ -18,14 +18,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::NodeAddress;
 use crate::config::Config;
 
 const FILE: &str = "cairn-node.json";
 /// 3: directory ids; producer limits in log entries, append times in the producer table, the
 /// controller's producer registry and partition limits. 4: retired data directories in the
 /// controller's state (earlier directories cannot be read). 5: a random cluster id drawn at
-/// bootstrap and kept in the controller's state, recorded here once learned.
-const FORMAT: u32 = 5;
+/// bootstrap and kept in the controller's state, recorded here once learned. 6: a client and a
+/// peer address for every node (separate listeners), here and in the controller's state.
+const FORMAT: u32 = 6;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -35,7 +37,7 @@ pub struct Identity {
     /// cluster bootstrapped, recorded here once this node learned it (None until then).
     #[serde(default)]
     pub cluster_id: Option<String>,
-    pub initial_cluster: BTreeMap<u64, String>,
+    pub initial_cluster: BTreeMap<u64, NodeAddress>,
     /// Random, non-zero, drawn when the directory was created.
     pub directory_id: u64,
     /// Incarnation of this node's controller replica: 1 for the bootstrap members, a new one
@@ -210,7 +212,7 @@ fn is_set_aside(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with(SET_ASIDE))
 }
 
-fn members_text(m: &BTreeMap<u64, String>) -> String {
+fn members_text(m: &BTreeMap<u64, NodeAddress>) -> String {
     m.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",")
 }
 

@@ -1,16 +1,32 @@
-//! Obtaining the listening socket: bind the configured address, or adopt an inherited one.
+//! Obtaining the listening sockets: bind the configured addresses, or adopt inherited ones.
 
 use crate::config::{Config, MetricsListen};
 
-/// The listener the server will serve on.
+/// The two gRPC listeners of a node.
+pub struct Listeners {
+    /// The public API.
+    pub client: tokio::net::TcpListener,
+    /// Raft transport and node-internal calls.
+    pub peer: tokio::net::TcpListener,
+}
+
+/// Binds (or adopts) the client and the peer listener.
 ///
 /// # Errors
 /// Bind failures (address in use, permission), or an inherited descriptor that is not a
-/// listening TCP socket.
-pub fn open(config: &Config) -> std::io::Result<tokio::net::TcpListener> {
-    let std_listener = match config.listen_fd {
+/// listening TCP socket; the message names the listener.
+pub fn open(config: &Config) -> anyhow::Result<Listeners> {
+    let client = one(config.listen_fd, config.listen_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen for clients on {}: {e}", config.listen_addr))?;
+    let peer = one(config.peer_listen_fd, config.peer_listen_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen for peers on {}: {e}", config.peer_listen_addr))?;
+    Ok(Listeners { client, peer })
+}
+
+fn one(fd: Option<i32>, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let std_listener = match fd {
         Some(fd) => adopt(fd)?,
-        None => std::net::TcpListener::bind(config.listen_addr)?,
+        None => std::net::TcpListener::bind(addr)?,
     };
     std_listener.set_nonblocking(true)?;
     tokio::net::TcpListener::from_std(std_listener)

@@ -34,9 +34,8 @@ fn main() -> ExitCode {
         telemetry::init(&config.log, otlp)
     };
     let result = runtime.block_on(async {
-        let listener =
-            listener::open(&config).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_addr))?;
-        server::run(config, listener, shutdown_signal()).await
+        let listeners = listener::open(&config)?;
+        server::run(config, listeners, shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cairn_raft::network::{AmnesiaHook, Directories, GroupRegistry, PeerChannels, PeerOptions, PeerService};
+use cairn_raft::network::{
+    AddressBook, AmnesiaHook, Directories, GroupRegistry, PeerChannels, PeerOptions, PeerService,
+};
 use cairn_raft::storage::{Db, DbOptions, FatalHook};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
@@ -14,17 +16,19 @@ use crate::controller::{duties, rebalancer, repair, Controller};
 use crate::groups::{membership, quiesce, reconciler, scrubber, supervisor, GroupEnv, LocalGroups};
 use crate::identity::Identity;
 use crate::join;
+use crate::listener::Listeners;
 use crate::liveness::Liveness;
 use crate::service::{AdminService, BrokerService, GroupsService, InternalService};
+use crate::tls::{Side, TlsState};
 
-/// Runs a node on `listener` until `shutdown` resolves.
+/// Runs a node on `listeners` until `shutdown` resolves.
 ///
 /// # Errors
 /// Identity mismatch, storage that cannot open, the controller group failing to start, server
 /// errors.
 pub async fn run(
     config: Config,
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // After a failed fsync RocksDB is read-only and the page cache may have dropped the data:
@@ -44,7 +48,18 @@ pub async fn run(
     });
     let metrics = crate::metrics::Metrics::new().context("registering the metrics")?;
     let metrics_listener = crate::listener::open_metrics(&config)?;
-    let mut listener = listener;
+    let Listeners { client: mut listener, peer: mut peer_listener } = listeners;
+    let tls = match &config.tls {
+        Some(files) => {
+            let t = TlsState::load(files.clone(), member_hosts(&config)).context("loading the TLS files")?;
+            tracing::info!(ca = %files.ca.display(), cert = %files.cert.display(), "TLS on the client and peer listeners; peers must present a member certificate of the cluster CA");
+            Some(t)
+        }
+        None => {
+            tracing::warn!("no TLS configured: both listeners are plaintext and peers are not authenticated (firewall the peer port)");
+            None
+        }
+    };
     // True once this node asked for its own replacement (its storage lost fsynced data).
     let mut replacing = false;
     let (identity, db) = loop {
@@ -53,19 +68,20 @@ pub async fn run(
                 // A directory of a known cluster: are the members answering on the configured
                 // addresses of that cluster?
                 if let Some(cluster_id) = &id.cluster_id {
-                    let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+                    let opts = start_opts(&config, tls.as_ref());
                     join::cluster::check(&config, cluster_id, &PeerChannels::new(opts)).await?;
                 }
                 id
             }
             None => {
                 // A new directory: ask the peers first whether the cluster knew this node with
-                // another one (a lost disk), answering their own checks on a clone of the socket.
-                let std_listener = listener.into_std()?;
-                let probe = std_listener.try_clone()?;
-                listener = tokio::net::TcpListener::from_std(std_listener)?;
-                let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
-                let verdict = join::check(&config, probe, &PeerChannels::new(opts), replacing).await?;
+                // another one (a lost disk), answering their own checks on clones of the sockets.
+                let (client_probe, client) = clone_listener(listener)?;
+                let (peer_probe, peer) = clone_listener(peer_listener)?;
+                (listener, peer_listener) = (client, peer);
+                let opts = start_opts(&config, tls.as_ref());
+                let probes = join::Probes { client: client_probe, peer: peer_probe, tls: tls.clone() };
+                let verdict = join::check(&config, probes, &PeerChannels::new(opts), replacing).await?;
                 Identity::create(&config, verdict.controller_incarnation())?
             }
         };
@@ -95,7 +111,7 @@ pub async fn run(
             // node had fsynced: every local replica is suspect. Rebuild them all from the others.
             Err(e) if e.is_corruption() && !replacing => {
                 tracing::error!(error = %e, "this node's storage lost or damaged data it had acknowledged; asking the cluster to replace this node");
-                let opts = PeerOptions { local_address: config.peer_source_ip, ..PeerOptions::default() };
+                let opts = start_opts(&config, tls.as_ref());
                 join::recover::request_replacement(&config, identity.directory_id, &PeerChannels::new(opts)).await;
                 let cfg = config.clone();
                 let aside = tokio::task::spawn_blocking(move || Identity::set_aside(&cfg)).await??;
@@ -121,9 +137,13 @@ pub async fn run(
     // A replacement refuses (without stopping) peers that still address the lost directory.
     let founding = identity.controller_incarnation == crate::controller::state::CONTROLLER_INCARNATION;
     let directories = Directories::new(identity.directory_id, founding.then_some(on_amnesia));
+    let addresses = AddressBook::default();
+    addresses.set(peer_addresses(&config).into_iter().collect());
     let peer_opts = PeerOptions {
         local_address: config.peer_source_ip,
         directories: directories.clone(),
+        addresses: addresses.clone(),
+        tls: tls.as_ref().map(TlsState::source),
         ..PeerOptions::default()
     };
     let message_bytes_max = peer_opts.message_bytes_max;
@@ -151,16 +171,18 @@ pub async fn run(
     let timers =
         quiesce::Timers { election_timeout_max: std::time::Duration::from_millis(config.raft.election_timeout_ms_max) };
     let coordinators = crate::coordinator::Coordinators::new(groups.clone(), config.groups);
-    let mut tasks =
-        liveness.spawn(config.node_id, config.initial_cluster.clone(), env.peers.clone(), controller.watch());
+    let mut tasks = liveness.spawn(config.node_id, peer_addresses(&config), env.peers.clone(), controller.watch());
     tasks.push(disk_task);
+    if let Some(t) = &tls {
+        tasks.push(tokio::spawn(crate::tls::reload(t.clone())));
+    }
     tasks.push(tokio::spawn(coordinators.clone().run()));
     tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
         tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
         tokio::spawn(duties::run(controller.clone(), config.clone(), liveness.clone(), identity.directory_id)),
         tokio::spawn(membership::run(groups.clone(), controller.clone())),
-        tokio::spawn(publish_directories(controller.watch(), directories.clone())),
+        tokio::spawn(publish_directories(controller.watch(), directories.clone(), addresses)),
         tokio::spawn(record_cluster_id(controller.watch(), identity.clone(), config.clone())),
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
         tokio::spawn(supervisor::run(groups.clone())),
@@ -196,17 +218,39 @@ pub async fn run(
     );
     let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone(), metrics.clone());
     let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
-    let incoming = TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(s)
-    });
-    tracing::info!(addr = %config.advertise_addr, "serving");
-    let served = tonic::transport::Server::builder()
+    // One stop for both listeners: the shutdown signal, or either server ending on its own.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    tasks.push(tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.send_replace(true);
+        }
+    }));
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tracing::info!(client = %config.advertise_addr, peer = %config.peer_listen_addr, "serving");
+    // The client listener: the public API only. Nothing of the peer protocol is reachable here.
+    let client_server = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(crate::http1::Http1Notice)
-        .add_service(health_service)
+        .add_service(health_service.clone())
         .add_service(reflection)
+        .add_service(broker.into_server())
+        .add_service(admin.into_server())
+        .add_service(groups_service.into_server());
+    let client_server: Served = match &tls {
+        Some(t) => Box::pin(client_server.serve_with_incoming_shutdown(
+            crate::tls::incoming(listener, t.clone(), Side::Client),
+            stopped(stopping.clone()),
+        )),
+        None => Box::pin(client_server.serve_with_incoming_shutdown(incoming(listener), stopped(stopping.clone()))),
+    };
+    // The peer listener: Raft transport and node-internal calls.
+    let peer_server = tonic::transport::Server::builder()
+        .add_service(health_service)
         .add_service(
             PeerService::new(env.registry.clone(), directories, message_bytes_max)
                 .with_write_gate(std::sync::Arc::new(move || disk.refusal()))
@@ -215,12 +259,26 @@ pub async fn run(
         .add_service(
             InternalService::new(groups.clone(), coordinators.clone(), rand::random(), identity.directory_id)
                 .into_server(),
-        )
-        .add_service(broker.into_server())
-        .add_service(admin.into_server())
-        .add_service(groups_service.into_server())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        );
+    let peer_server: Served = match &tls {
+        Some(t) => Box::pin(peer_server.serve_with_incoming_shutdown(
+            crate::tls::incoming(peer_listener, t.clone(), Side::Peer),
+            stopped(stopping.clone()),
+        )),
+        None => Box::pin(peer_server.serve_with_incoming_shutdown(incoming(peer_listener), stopped(stopping.clone()))),
+    };
+    let (client_served, peer_served) = tokio::join!(
+        async {
+            let r = client_server.await;
+            stop.send_replace(true);
+            r
+        },
+        async {
+            let r = peer_server.await;
+            stop.send_replace(true);
+            r
+        }
+    );
 
     tracing::info!("shutting down");
     for t in &tasks {
@@ -229,20 +287,71 @@ pub async fn run(
     groups.shutdown().await;
     controller.shutdown().await;
     drop(db);
-    served.context("gRPC server")?;
+    client_served.context("client listener")?;
+    peer_served.context("peer listener")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Keeps the transport's registered directories in line with the controller metadata.
+type Served = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+
+/// Peer channel options of the start-up checks (before the node's own transport exists).
+fn start_opts(config: &Config, tls: Option<&TlsState>) -> PeerOptions {
+    PeerOptions { local_address: config.peer_source_ip, tls: tls.map(TlsState::source), ..PeerOptions::default() }
+}
+
+/// The hosts of the members' peer addresses: what a peer's certificate must name.
+fn member_hosts(config: &Config) -> Vec<String> {
+    let hosts = config.initial_cluster.values().filter_map(|a| crate::address::host_port(&a.peer).ok());
+    let mut hosts: Vec<String> = hosts.map(|(h, _)| h.to_string()).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Accepted connections of `listener`, without Nagle's delay.
+fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    })
+}
+
+/// A second handle on `listener`'s socket (for the start-up check to serve on), and the
+/// listener back.
+fn clone_listener(
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<(std::net::TcpListener, tokio::net::TcpListener)> {
+    let std_listener = listener.into_std()?;
+    let probe = std_listener.try_clone()?;
+    Ok((probe, tokio::net::TcpListener::from_std(std_listener)?))
+}
+
+/// Node id → peer address of every member, from the configuration.
+fn peer_addresses(config: &Config) -> std::collections::BTreeMap<u64, String> {
+    config.initial_cluster.iter().map(|(id, a)| (*id, a.peer.clone())).collect()
+}
+
+/// Keeps the transport's registered directories and peer addresses in line with the controller
+/// metadata.
 async fn publish_directories(
     mut state: tokio::sync::watch::Receiver<Arc<crate::controller::state::ClusterState>>,
     directories: Directories,
+    addresses: AddressBook,
 ) {
     loop {
-        let map =
-            state.borrow_and_update().directories.iter().filter(|(_, d)| **d != 0).map(|(n, d)| (*n, *d)).collect();
+        let (map, peers) = {
+            let s = state.borrow_and_update();
+            let dirs = s.directories.iter().filter(|(_, d)| **d != 0).map(|(n, d)| (*n, *d)).collect();
+            (dirs, s.nodes.iter().map(|(n, a)| (*n, a.peer.clone())).collect::<std::collections::HashMap<_, _>>())
+        };
         directories.set_registered(map);
+        if !peers.is_empty() {
+            addresses.set(peers);
+        }
         if state.changed().await.is_err() {
             return;
         }

@@ -125,6 +125,8 @@ async fn data_directory_of_another_node_is_refused_and_left_intact() {
         "2",
         "--listen",
         "127.0.0.1:0",
+        "--peer-listen",
+        "127.0.0.1:0",
         "--data-dir",
         node.data_dir.to_str().expect("utf8"),
         "--initial-cluster",

@@ -207,7 +207,7 @@ async fn claimed_leader(cluster: &Cluster, group: u64) -> u64 {
     loop {
         let mut best: Option<(u64, u64)> = None;
         for (id, node) in &cluster.nodes {
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr))
+            let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_addr))
                 .expect("endpoint")
                 .connect_lazy();
             let req = DescribeGroupsRequest { group_ids: vec![group] };

@@ -62,13 +62,24 @@ fn data_files(db: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Flips one bit in `count` bytes spread over `file` (sparing `skip` bytes at each end).
-fn flip(file: &Path, count: u64, skip: u64) {
-    let len = file.metadata().expect("metadata").len();
-    assert!(len > 2 * skip + count, "{} too small ({len} bytes)", file.display());
+/// How many places of `file` hold record values (runs of `x`, see [`value`]).
+fn record_spots(file: &Path) -> usize {
+    let bytes = std::fs::read(file).expect("read");
+    bytes.windows(64).filter(|w| w.iter().all(|b| *b == b'x')).count()
+}
+
+/// Flips `count` bytes spread over the record values of `file` (the runs of `x` that
+/// [`value`] writes), so the damage hits partition records and not the controller's entries
+/// that share the blob files (damage there makes the whole node replace itself instead).
+fn flip(file: &Path, count: u64) {
+    let bytes = std::fs::read(file).expect("read");
+    let run = [b'x'; 64];
+    let spots: Vec<u64> =
+        bytes.windows(run.len()).enumerate().filter(|(_, w)| *w == run).map(|(i, _)| i as u64 + 32).collect();
+    assert!(!spots.is_empty(), "{} holds no records of ours", file.display());
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file).expect("open");
     for i in 0..count {
-        let at = skip + (len - 2 * skip) * i / count;
+        let at = spots[(spots.len() as u64 * i / count) as usize];
         let mut b = [0u8];
         f.seek(SeekFrom::Start(at)).expect("seek");
         f.read_exact(&mut b).expect("read");
@@ -115,16 +126,25 @@ async fn damaged_record_bytes_stop_the_replica_which_is_reported_and_rebuilt() {
     let leader = leader_of(&client, "t", 0).await;
     let victim = (1..=3).find(|n| *n != leader).expect("a follower");
 
-    // A restart replays the WAL into blob files; then damage record bytes while it is down.
-    cluster.stop(victim);
-    cluster.restart(victim);
-    assert_holds(&cluster, &client, victim, &acked).await;
-    cluster.kill(victim);
+    // A restart replays the WAL into blob files (when RocksDB flushes during recovery; another
+    // restart otherwise); then damage record bytes while it is down.
     let db = cluster.nodes[&victim].data_dir.join("db");
-    let blobs = data_files(&db, "blob");
-    assert!(!blobs.is_empty(), "no blob files in {}", db.display());
+    let mut attempts = 0;
+    let blobs = loop {
+        cluster.stop(victim);
+        cluster.restart(victim);
+        assert_holds(&cluster, &client, victim, &acked).await;
+        cluster.kill(victim);
+        let with_records: Vec<PathBuf> = data_files(&db, "blob").into_iter().filter(|b| record_spots(b) > 0).collect();
+        if !with_records.is_empty() {
+            break with_records;
+        }
+        attempts += 1;
+        assert!(attempts < 5, "no blob file of {} holds the records after {attempts} restarts", db.display());
+        cluster.restart(victim);
+    };
     for b in &blobs {
-        flip(b, 40, 64);
+        flip(b, 40);
     }
     cluster.restart(victim);
 

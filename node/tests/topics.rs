@@ -62,7 +62,7 @@ async fn create_describe_delete_and_recreate_a_topic_without_old_data() {
     assert_eq!(e.code(), Some(ErrorCode::UnknownTopic), "{e}");
     // Every node drops the replicas (and their data).
     let deadline = Instant::now() + Duration::from_secs(30);
-    for addr in cluster.brokers() {
+    for addr in cluster.nodes.values().map(|n| n.peer_addr.to_string()) {
         while !hosted(&addr, &old_groups).await.is_empty() {
             assert!(Instant::now() < deadline, "{addr} still hosts deleted groups");
             tokio::time::sleep(Duration::from_millis(100)).await;

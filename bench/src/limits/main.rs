@@ -169,8 +169,9 @@ fn rss_mib(pid: u32) -> f64 {
 async fn describe(client: &Client) -> (usize, Vec<u64>) {
     let mut most = 0usize;
     let mut sm = Vec::new();
-    for addr in brokers() {
-        let Ok(mut c) = NodeInternalClient::connect(format!("http://{addr}")).await else {
+    // Node-internal calls go to each node's peer listener (the client port + 1000).
+    for port in PORTS.map(|p| p + 1000) {
+        let Ok(mut c) = NodeInternalClient::connect(format!("http://127.0.0.1:{port}")).await else {
             sm.push(0);
             continue;
         };

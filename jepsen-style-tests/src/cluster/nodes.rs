@@ -24,7 +24,10 @@ pub struct NodeSpec {
 pub struct Node {
     pub id: u64,
     pub ip: Ipv4Addr,
+    /// Client address.
     pub addr: String,
+    /// Peer address (Raft transport, node-internal calls): the client port + 1000.
+    pub peer_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -55,6 +58,7 @@ impl Cluster {
                     id,
                     ip,
                     addr: format!("{ip}:{}", spec.port),
+                    peer_addr: format!("{ip}:{}", spec.port + 1000),
                     data_dir: match &spec.data_subdir {
                         Some(sub) => spec.dir.join(format!("n{id}")).join(sub),
                         None => spec.dir.join(format!("n{id}")),
@@ -65,7 +69,8 @@ impl Cluster {
                 }
             })
             .collect();
-        let initial_cluster = nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect::<Vec<_>>().join(",");
+        let initial_cluster =
+            nodes.iter().map(|n| format!("{}={}/{}", n.id, n.addr, n.peer_addr)).collect::<Vec<_>>().join(",");
         let mut c = Cluster { spec, nodes, initial_cluster };
         for id in 1..=c.spec.count {
             c.spawn(id)?;

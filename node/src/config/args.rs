@@ -19,9 +19,16 @@ pub struct Args {
     /// Address to listen on (default: this node's address in --initial-cluster).
     #[arg(long = "listen", env = "CAIRN_LISTEN_ADDR")]
     pub listen_addr: Option<String>,
-    /// Serve on an inherited listening socket (file descriptor number) instead of binding.
+    /// Serve clients on an inherited listening socket (file descriptor number) instead of binding.
     #[arg(long, env = "CAIRN_LISTEN_FD")]
     pub listen_fd: Option<i32>,
+    /// Address the peer listener (replication, node-internal calls) binds (default: this node's
+    /// peer address in --initial-cluster, or the --listen IP at that port).
+    #[arg(long = "peer-listen", env = "CAIRN_PEER_LISTEN_ADDR")]
+    pub peer_listen_addr: Option<String>,
+    /// Serve peers on an inherited listening socket (file descriptor number) instead of binding.
+    #[arg(long, env = "CAIRN_PEER_LISTEN_FD")]
+    pub peer_listen_fd: Option<i32>,
     /// HTTP listener for /metrics and /health/* (`off` for none; default: the listen port + 2000,
     /// e.g. 7701 gives 9701).
     #[arg(long, env = "CAIRN_METRICS_LISTEN")]
@@ -32,16 +39,27 @@ pub struct Args {
     /// Serve /metrics on an inherited listening socket (file descriptor number).
     #[arg(long, env = "CAIRN_METRICS_LISTEN_FD")]
     pub metrics_listen_fd: Option<i32>,
-    /// Address peers and clients reach this node at (default: its --initial-cluster entry).
+    /// Address clients reach this node at (default: its client address in --initial-cluster).
     #[arg(long = "advertise", env = "CAIRN_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
     /// Bind outgoing connections to other nodes to this local IP (hosts with several addresses).
     #[arg(long, env = "CAIRN_PEER_SOURCE_IP")]
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// TLS: the cluster CA certificate (PEM). With --tls-cert and --tls-key, both listeners and
+    /// every connection to another node use TLS, and peers must present a member certificate.
+    #[arg(long, env = "CAIRN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: this node's certificate (PEM).
+    #[arg(long, env = "CAIRN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: this node's private key (PEM).
+    #[arg(long, env = "CAIRN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Data directory (created if missing; bound to this node id on first start).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Bootstrap members, `ID=HOST:PORT,...` (like etcd's --initial-cluster).
+    /// Bootstrap members, `ID=HOST:PORT,...` (client addresses; each peers on its port + 1000) or
+    /// `ID=CLIENT_HOST:PORT/PEER_HOST:PORT,...`.
     #[arg(long, env = "CAIRN_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
     /// Topic to create at bootstrap, `NAME:PARTITIONS` (repeatable; replaces the file's list).

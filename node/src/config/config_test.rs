@@ -124,3 +124,46 @@ fn metrics_listen_defaults_to_the_client_port_plus_2000_and_can_be_set_or_turned
     let e = err_of("metrics_listen = \"9100\"\n", &args());
     assert!(e.contains("metrics_listen") && e.contains("off"), "{e}");
 }
+
+#[test]
+fn peer_listener_defaults_to_the_peer_address_and_follows_an_explicit_listen_ip() {
+    let cfg = Config::from_layers(FileConfig::default(), &args()).expect("valid");
+    assert_eq!(cfg.peer_listen_addr.to_string(), "127.0.0.1:8701", "client port + 1000");
+    assert_eq!(cfg.initial_cluster[&2].peer, "127.0.0.1:8702");
+    let container = Args { listen_addr: Some("0.0.0.0:7701".into()), ..args() };
+    let cfg = Config::from_layers(FileConfig::default(), &container).expect("valid");
+    assert_eq!(cfg.peer_listen_addr.to_string(), "0.0.0.0:8701", "the --listen IP at the peer port");
+    let named = Args {
+        initial_cluster: Some("1=127.0.0.1:7701/127.0.0.2:9000,2=127.0.0.1:7702,3=127.0.0.1:7703".into()),
+        ..args()
+    };
+    let cfg = Config::from_layers(FileConfig::default(), &named).expect("valid");
+    assert_eq!(cfg.peer_listen_addr.to_string(), "127.0.0.2:9000");
+    let file: FileConfig = toml::from_str("peer_listen_addr = \"0.0.0.0:9999\"\n").expect("toml");
+    assert_eq!(Config::from_layers(file, &args()).expect("valid").peer_listen_addr.to_string(), "0.0.0.0:9999");
+
+    let same = Args { peer_listen_addr: Some("127.0.0.1:7701".into()), ..args() };
+    assert!(err_of("", &same).contains("listener each"));
+    let clash = Args { initial_cluster: Some("1=127.0.0.1:7701,2=127.0.0.1:8701".into()), ..args() };
+    assert!(err_of("", &clash).contains("listed twice"), "node 2's client address is node 1's peer address");
+    let hostname = Args { initial_cluster: Some("1=cairn-0:7701,2=cairn-1:7701".into()), ..args() };
+    let e = err_of("", &Args { advertise_addr: None, ..hostname.clone() });
+    assert!(e.contains("peer_listen_addr") || e.contains("listen_addr"), "{e}");
+    let cfg = Config::from_layers(
+        FileConfig::default(),
+        &Args { listen_addr: Some("0.0.0.0:7701".into()), advertise_addr: None, ..hostname },
+    )
+    .expect("a host name in the initial cluster listens on --listen's IP");
+    assert_eq!(cfg.peer_listen_addr.to_string(), "0.0.0.0:8701");
+}
+
+#[test]
+fn tls_needs_all_three_files() {
+    let only_ca = Args { tls_ca: Some("/ca.pem".into()), ..args() };
+    let e = err_of("", &only_ca);
+    assert!(e.contains("tls.cert_file") && e.contains("tls.key_file"), "{e}");
+    let file = "[tls]\nca_file = \"/ca.pem\"\ncert_file = \"/n1.pem\"\nkey_file = \"/n1.key\"\n";
+    let cfg = Config::from_layers(toml::from_str(file).expect("toml"), &args()).expect("valid");
+    assert_eq!(cfg.tls.expect("tls").cert, PathBuf::from("/n1.pem"));
+    assert!(Config::from_layers(FileConfig::default(), &args()).expect("valid").tls.is_none());
+}

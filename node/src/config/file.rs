@@ -13,6 +13,8 @@ use super::error::ConfigError;
 pub struct FileConfig {
     pub node_id: Option<u64>,
     pub listen_addr: Option<String>,
+    /// Where the peer listener binds (`IP:PORT`).
+    pub peer_listen_addr: Option<String>,
     pub advertise_addr: Option<String>,
     /// HTTP listener for metrics and health (`"off"`, or `IP:PORT`).
     pub metrics_listen: Option<String>,
@@ -21,7 +23,8 @@ pub struct FileConfig {
     /// Local IP outgoing connections to other nodes bind to.
     pub peer_source_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,
-    /// `"1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"`
+    /// `"1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703"` (peers on 8701..8703), or with
+    /// the peer addresses named: `"1=10.0.0.1:7701/10.1.0.1:7801,..."`.
     pub initial_cluster: Option<String>,
     #[serde(default)]
     pub topics: Vec<TopicSpec>,
@@ -37,6 +40,8 @@ pub struct FileConfig {
     pub groups: GroupsSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 impl FileConfig {
@@ -50,6 +55,18 @@ impl FileConfig {
         toml::from_str(&text)
             .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })
     }
+}
+
+/// TLS on both listeners and between nodes: all three files, or none (plaintext).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM: the cluster CA (peers' certificates must chain to it).
+    pub ca_file: Option<PathBuf>,
+    /// PEM: this node's certificate (chain), naming its hosts as subject alternative names.
+    pub cert_file: Option<PathBuf>,
+    /// PEM: the certificate's private key.
+    pub key_file: Option<PathBuf>,
 }
 
 /// A topic created at bootstrap.

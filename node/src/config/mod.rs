@@ -12,30 +12,39 @@ pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
 pub use file::{
-    FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection, TopicSpec,
+    FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection, TlsSection,
+    TopicSpec,
 };
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::address::NodeAddress;
+pub use crate::tls::TlsFiles;
+
 /// The validated configuration a node runs with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub node_id: u64,
-    /// Where the gRPC server listens.
+    /// Where the client listener (the public API) listens.
     pub listen_addr: SocketAddr,
-    /// Inherited, already-listening socket to serve on instead of binding `listen_addr`.
+    /// Inherited, already-listening socket to serve clients on instead of binding `listen_addr`.
     pub listen_fd: Option<i32>,
+    /// Where the peer listener (Raft transport, node-internal calls) listens.
+    pub peer_listen_addr: SocketAddr,
+    /// Inherited, already-listening socket to serve peers on instead of binding
+    /// `peer_listen_addr`.
+    pub peer_listen_fd: Option<i32>,
     /// Where /metrics and /health/* are served.
     pub metrics_listen: MetricsListen,
     /// OpenTelemetry collector for this node's spans (OTLP/gRPC), if any.
     pub otlp_endpoint: Option<String>,
-    /// The address peers and clients use for this node (its entry in the initial cluster).
+    /// The address clients use for this node (its client address in the initial cluster).
     pub advertise_addr: String,
     pub data_dir: PathBuf,
-    /// Node id → address of every bootstrap member.
-    pub initial_cluster: BTreeMap<u64, String>,
+    /// Node id → client and peer address of every bootstrap member.
+    pub initial_cluster: BTreeMap<u64, NodeAddress>,
     /// Topics created when the cluster is first bootstrapped.
     pub topics: Vec<TopicSpec>,
     pub raft: RaftSection,
@@ -48,6 +57,8 @@ pub struct Config {
     pub faults: Faults,
     /// Local IP outgoing peer connections bind to.
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// TLS files; None: plaintext.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -85,15 +96,19 @@ impl Config {
             .ok_or(ConfigError::Missing("data_dir (--data-dir / CAIRN_DATA_DIR)"))?;
         let own = initial_cluster.get(&node_id).cloned();
         let advertise_addr =
-            args.advertise_addr.clone().or(file.advertise_addr).or(own.clone()).ok_or(ConfigError::Invalid {
-                key: "initial_cluster",
-                message: format!("does not list this node (id {node_id})"),
-            })?;
-        let listen = args.listen_addr.clone().or(file.listen_addr).unwrap_or_else(|| advertise_addr.clone());
+            args.advertise_addr.clone().or(file.advertise_addr).or(own.as_ref().map(|a| a.client.clone())).ok_or(
+                ConfigError::Invalid {
+                    key: "initial_cluster",
+                    message: format!("does not list this node (id {node_id})"),
+                },
+            )?;
+        let listen_given = args.listen_addr.clone().or(file.listen_addr);
+        let listen = listen_given.clone().unwrap_or_else(|| advertise_addr.clone());
         let listen_addr: SocketAddr = listen.parse().map_err(|_| ConfigError::Invalid {
             key: "listen_addr",
             message: format!("{listen:?} is not an IP:port socket address"),
         })?;
+        let peer_listen_addr = peer_listen(args, file.peer_listen_addr, listen_given.is_some(), listen_addr, own)?;
         let metrics_listen = metrics_listen(args, file.metrics_listen.as_deref(), listen_addr)?;
         let topics = if args.topics.is_empty() { file.topics } else { args.topics.clone() };
         let mut log = file.log;
@@ -105,6 +120,8 @@ impl Config {
             node_id,
             listen_addr,
             listen_fd: args.listen_fd,
+            peer_listen_addr,
+            peer_listen_fd: args.peer_listen_fd,
             metrics_listen,
             otlp_endpoint: args.otlp_endpoint.clone().or(file.otlp_endpoint),
             advertise_addr,
@@ -119,10 +136,68 @@ impl Config {
             retention: file.retention,
             faults,
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
+            tls: tls_files(args, file.tls)?,
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The TLS files from flags over the file: all three, or none.
+fn tls_files(args: &Args, file: TlsSection) -> Result<Option<TlsFiles>, ConfigError> {
+    let ca = args.tls_ca.clone().or(file.ca_file);
+    let cert = args.tls_cert.clone().or(file.cert_file);
+    let key = args.tls_key.clone().or(file.key_file);
+    match (ca, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsFiles { ca, cert, key })),
+        (ca, cert, key) => {
+            let missing: Vec<&str> =
+                [(ca.is_none(), "tls.ca_file"), (cert.is_none(), "tls.cert_file"), (key.is_none(), "tls.key_file")]
+                    .into_iter()
+                    .filter_map(|(m, k)| m.then_some(k))
+                    .collect();
+            Err(ConfigError::Invalid {
+                key: "tls",
+                message: format!("needs the CA, certificate and key files together; missing {}", missing.join(", ")),
+            })
+        }
+    }
+}
+
+/// Where the peer listener binds: `--peer-listen`; else, when the client listen address was
+/// set (a container binding `0.0.0.0`), its IP at this node's peer port; else this node's peer
+/// address in the initial cluster.
+fn peer_listen(
+    args: &Args,
+    file: Option<String>,
+    listen_given: bool,
+    listen: SocketAddr,
+    own: Option<NodeAddress>,
+) -> Result<SocketAddr, ConfigError> {
+    let invalid = |text: &str| ConfigError::Invalid {
+        key: "peer_listen_addr",
+        message: format!("{text:?} is not an IP:port socket address"),
+    };
+    if let Some(text) = args.peer_listen_addr.clone().or(file) {
+        return text.parse().map_err(|_| invalid(&text));
+    }
+    let Some(own) = own else {
+        // No own entry: validation names the real problem.
+        return Ok(SocketAddr::new(listen.ip(), 0));
+    };
+    let (_, port) = crate::address::host_port(&own.peer)
+        .map_err(|m| ConfigError::Invalid { key: "initial_cluster", message: m })?;
+    if listen_given {
+        return Ok(SocketAddr::new(listen.ip(), port));
+    }
+    own.peer.parse().map_err(|_| ConfigError::Invalid {
+        key: "peer_listen_addr",
+        message: format!(
+            "this node's peer address {} is not an IP:port to listen on; set peer_listen_addr (--peer-listen)",
+            own.peer
+        ),
+    })
 }
 
 /// Where the metrics and health endpoints are served.

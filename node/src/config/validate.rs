@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::ConfigError;
 use super::Config;
+use crate::address::{host_port, NodeAddress};
 use crate::controller::state::PARTITIONS_MAX;
 
 /// Largest node id (ids are the upper half of 64-bit replica ids).
@@ -13,28 +14,29 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
 }
 
-/// Parses `ID=HOST:PORT,...`.
+/// Parses `ID=CLIENT[/PEER],...` (each address `HOST:PORT`; see [`crate::address`]).
 ///
 /// # Errors
 /// Empty lists, malformed entries, duplicate ids or addresses, ids out of range.
-pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<u64, NodeAddress>, ConfigError> {
     let mut members = BTreeMap::new();
     let mut addrs = BTreeSet::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| invalid("initial_cluster", format!("entry {part:?} is not ID=HOST:PORT")))?;
+        let (id, addr) = part.split_once('=').ok_or_else(|| {
+            invalid("initial_cluster", format!("entry {part:?} is not ID=HOST:PORT[/PEER_HOST:PORT]"))
+        })?;
         let id: u64 =
             id.trim().parse().map_err(|_| invalid("initial_cluster", format!("node id {id:?} is not a number")))?;
         if id == 0 || id > NODE_ID_MAX {
             return Err(invalid("initial_cluster", format!("node id {id} is outside 1..={NODE_ID_MAX}")));
         }
-        let addr = addr.trim();
-        check_host_port("initial_cluster", addr)?;
-        if !addrs.insert(addr.to_string()) {
-            return Err(invalid("initial_cluster", format!("address {addr} is listed twice")));
+        let addr = NodeAddress::parse(addr).map_err(|m| invalid("initial_cluster", format!("node {id}: {m}")))?;
+        for a in [&addr.client, &addr.peer] {
+            if !addrs.insert(a.clone()) {
+                return Err(invalid("initial_cluster", format!("address {a} is listed twice")));
+            }
         }
-        if members.insert(id, addr.to_string()).is_some() {
+        if members.insert(id, addr).is_some() {
             return Err(invalid("initial_cluster", format!("node id {id} is listed twice")));
         }
     }
@@ -45,12 +47,7 @@ pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<u64, String>, Config
 }
 
 fn check_host_port(key: &'static str, addr: &str) -> Result<(), ConfigError> {
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid(key, format!("{addr:?} is not HOST:PORT")))?;
-    let port: u16 = port.parse().map_err(|_| invalid(key, format!("{addr:?}: port {port:?} is not a number")))?;
-    if host.is_empty() || port == 0 {
-        return Err(invalid(key, format!("{addr:?} needs a host and a non-zero port")));
-    }
-    Ok(())
+    host_port(addr).map(|_| ()).map_err(|m| invalid(key, m))
 }
 
 impl Config {
@@ -73,15 +70,25 @@ impl Config {
                     ),
                 ))
             }
-            Some(own) if *own != self.advertise_addr => {
+            Some(own) if own.client != self.advertise_addr => {
                 return Err(invalid(
                     "advertise_addr",
-                    format!("{} contradicts this node's initial_cluster entry {own}", self.advertise_addr),
+                    format!("{} contradicts this node's initial_cluster entry {}", self.advertise_addr, own.client),
                 ))
             }
             Some(_) => {}
         }
         check_host_port("advertise_addr", &self.advertise_addr)?;
+        let both_bound = self.listen_fd.is_none() && self.peer_listen_fd.is_none();
+        if both_bound && self.listen_addr.port() != 0 && self.listen_addr == self.peer_listen_addr {
+            return Err(invalid(
+                "peer_listen_addr",
+                format!(
+                    "{} is also the client listen address: peers and clients need a listener each",
+                    self.listen_addr
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "is empty"));
         }

@@ -75,8 +75,13 @@ impl ClusterState {
         self.controller_incarnations.get(&node).copied().unwrap_or(CONTROLLER_INCARNATION)
     }
 
-    /// The controller group's members as the metadata wants them: replica id → address.
+    /// The controller group's members as the metadata wants them: replica id → client address
+    /// (what Raft memberships carry, for leader hints; the transport finds peer addresses by
+    /// node id, see [`cairn_raft::network::AddressBook`]).
     pub fn controller_members(&self) -> std::collections::BTreeMap<ReplicaId, String> {
-        self.nodes.iter().map(|(n, addr)| (replica_id(*n, self.controller_incarnation(*n)), addr.clone())).collect()
+        self.nodes
+            .iter()
+            .map(|(n, addr)| (replica_id(*n, self.controller_incarnation(*n)), addr.client.clone()))
+            .collect()
     }
 }

@@ -87,7 +87,7 @@ impl Controller {
             .config
             .initial_cluster
             .iter()
-            .map(|(n, addr)| (replica_id(*n, CONTROLLER_INCARNATION), addr.clone()))
+            .map(|(n, addr)| (replica_id(*n, CONTROLLER_INCARNATION), addr.client.clone()))
             .collect();
         if incarnation == CONTROLLER_INCARNATION {
             group.bootstrap(&members).await.map_err(|e| anyhow::anyhow!("controller group: {e}"))?;

@@ -68,7 +68,7 @@ async fn round(groups: &LocalGroups, liveness: &Liveness, lease: Duration, asked
         asked.insert(id, Instant::now());
         let target = replica_id(first.node, first.incarnation);
         let from = replica_id(mine.node, mine.incarnation);
-        match request_campaign(&env.peers, addr, id, target, from).await {
+        match request_campaign(&env.peers, &addr.peer, id, target, from).await {
             Ok(()) => {
                 started += 1;
                 tracing::info!(group = id, to = first.node, "moving leadership to the preferred replica");

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use super::state::{ClusterState, MetaAnswer, MetaCommand};
 
-/// 2: the cluster id in the state and in `Bootstrap`.
-const FORMAT: u8 = 2;
+/// 2: the cluster id in the state and in `Bootstrap`. 3: a client and a peer address per node.
+const FORMAT: u8 = 3;
 
 /// Encodes a command for `Command::Meta`.
 pub fn encode_command(cmd: &MetaCommand) -> Bytes {
@@ -81,11 +81,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::address::NodeAddress;
 
     #[test]
     fn applies_publishes_saves_and_restores() {
         let (mut sm, rx) = ControllerSm::new();
-        let nodes = BTreeMap::from([(1, "a:1".to_string())]);
+        let nodes = BTreeMap::from([(1, NodeAddress::parse("a:1").expect("address"))]);
         let ans = sm.apply(5, &encode_command(&MetaCommand::Bootstrap { nodes, cluster_id: "c1".into() }));
         assert_eq!(decode_answer(&ans), Ok(MetaAnswer::Done));
         assert_eq!(rx.borrow().nodes.len(), 1);

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use cairn_raft::{GroupId, NodeId, ReplicaId};
 use serde::{Deserialize, Serialize};
 
+pub use crate::address::NodeAddress;
+
 pub use super::producers::{NamedProducer, NamedProducerLimits, ProducerCheck};
 
 /// The controller's group id; partition groups start at 1 and ids are never reused.
@@ -20,8 +22,8 @@ pub struct ClusterState {
     /// The cluster's id, drawn at random by the leader that bootstrapped it (empty before):
     /// two clusters never share one, even with the same members.
     pub cluster_id: String,
-    /// Registered nodes and their addresses (the bootstrap members).
-    pub nodes: BTreeMap<NodeId, String>,
+    /// Registered nodes and their client and peer addresses (the bootstrap members).
+    pub nodes: BTreeMap<NodeId, NodeAddress>,
     pub topics: BTreeMap<String, Topic>,
     pub next_topic_id: u64,
     pub next_group_id: GroupId,
@@ -83,7 +85,7 @@ pub struct Replica {
 pub enum MetaCommand {
     /// Registers the bootstrap members and the cluster's id; ignored once nodes are registered.
     Bootstrap {
-        nodes: BTreeMap<NodeId, String>,
+        nodes: BTreeMap<NodeId, NodeAddress>,
         cluster_id: String,
     },
     /// Creates a topic on the `live` nodes (as the proposing leader saw them).

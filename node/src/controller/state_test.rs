@@ -2,7 +2,8 @@ use super::*;
 
 fn three_nodes() -> ClusterState {
     let mut s = ClusterState::default();
-    let nodes = (1..=3).map(|n| (n, format!("127.0.0.1:{}", 7700 + n))).collect();
+    let nodes =
+        (1..=3).map(|n| (n, NodeAddress::parse(&format!("127.0.0.1:{}", 7700 + n)).expect("address"))).collect();
     assert_eq!(s.apply(1, &MetaCommand::Bootstrap { nodes, cluster_id: "c1".into() }), MetaAnswer::Done);
     s
 }
@@ -92,7 +93,7 @@ fn deleted_and_recreated_topic_never_reuses_group_ids_or_incarnations() {
 #[test]
 fn bootstrap_happens_once_and_replicas_on_lists_local_partitions() {
     let mut s = three_nodes();
-    let other = BTreeMap::from([(9, "x:1".to_string())]);
+    let other = BTreeMap::from([(9, NodeAddress::parse("x:1").expect("address"))]);
     s.apply(2, &MetaCommand::Bootstrap { nodes: other, cluster_id: "c2".into() });
     assert_eq!(s.nodes.len(), 3, "a second bootstrap changes nothing");
     assert_eq!(s.cluster_id, "c1", "nor the cluster id");

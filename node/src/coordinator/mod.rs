@@ -98,7 +98,7 @@ impl Coordinators {
         if let Some(g) = self.shared.local.get(part.group_id) {
             if g.is_leader() {
                 let me = self.shared.local.env().me;
-                return Ok((p, state.nodes.get(&me).map(|a| LeaderHint { node_id: me, address: a.clone() })));
+                return Ok((p, state.nodes.get(&me).map(|a| LeaderHint { node_id: me, address: a.client.clone() })));
             }
             if let Some(h) = g.status().leader {
                 return Ok((p, Some(h)));
@@ -107,7 +107,7 @@ impl Coordinators {
         let hint = part
             .replicas
             .first()
-            .and_then(|r| state.nodes.get(&r.node).map(|a| LeaderHint { node_id: r.node, address: a.clone() }));
+            .and_then(|r| state.nodes.get(&r.node).map(|a| LeaderHint { node_id: r.node, address: a.client.clone() }));
         Ok((p, hint))
     }
 

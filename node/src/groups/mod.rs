@@ -222,7 +222,7 @@ impl LocalGroups {
         }
         // Hosted elsewhere: send the client to the preferred leader, which redirects if needed.
         let first = p.replicas.first().ok_or(ServiceError::Starting { group: p.group_id })?;
-        let address = state.nodes.get(&first.node).cloned().unwrap_or_default();
+        let address = state.nodes.get(&first.node).map(|a| a.client.clone()).unwrap_or_default();
         Ok((t.id, Route::Elsewhere(LeaderHint { node_id: first.node, address })))
     }
 
@@ -231,11 +231,17 @@ impl LocalGroups {
         self.state().topics.get(topic).is_some_and(|t| t.id == topic_id)
     }
 
-    /// A partition group's replicas as the metadata places them, with their nodes' addresses.
+    /// A partition group's replicas as the metadata places them, with their nodes' client
+    /// addresses (what memberships carry).
     pub(crate) fn members(state: &ClusterState, p: &Partition) -> BTreeMap<ReplicaId, String> {
         p.replicas
             .iter()
-            .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
+            .map(|r| {
+                (
+                    replica_id(r.node, r.incarnation),
+                    state.nodes.get(&r.node).map(|a| a.client.clone()).unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -322,7 +328,12 @@ impl LocalGroups {
             let founders: BTreeMap<ReplicaId, String> = p
                 .founders
                 .iter()
-                .map(|r| (replica_id(r.node, r.incarnation), state.nodes.get(&r.node).cloned().unwrap_or_default()))
+                .map(|r| {
+                    (
+                        replica_id(r.node, r.incarnation),
+                        state.nodes.get(&r.node).map(|a| a.client.clone()).unwrap_or_default(),
+                    )
+                })
                 .collect();
             if let Err(e) = g.bootstrap(&founders).await {
                 tracing::error!(group, error = %e, "partition replica failed to initialise");

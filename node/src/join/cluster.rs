@@ -32,7 +32,7 @@ const WAIT: Duration = Duration::from_millis(1500);
 pub async fn check(config: &Config, ours: &str, peers: &PeerChannels) -> Result<(), JoinError> {
     let me = config.node_id;
     let asks = config.initial_cluster.iter().filter(|(id, _)| **id != me).map(|(id, addr)| {
-        let (id, addr) = (*id, addr.clone());
+        let (id, addr) = (*id, addr.peer.clone());
         let channel = peers.get(&addr);
         async move {
             let ch = channel.ok()?;

@@ -100,8 +100,16 @@ impl NodeInternal for Joining {
     }
 }
 
+/// Clones of the node's listening sockets the check serves on.
+pub struct Probes {
+    pub client: std::net::TcpListener,
+    pub peer: std::net::TcpListener,
+    /// The node's TLS, if configured: the probes speak it too.
+    pub tls: Option<crate::tls::TlsState>,
+}
+
 /// Asks the other members how this node may start with a new directory; serves "joining"
-/// pings on `listener` (a clone of the node's listening socket) meanwhile. Waits as long as it
+/// pings on the peer socket and UNAVAILABLE on the client one meanwhile. Waits as long as it
 /// takes a majority of the initial cluster (this node included) to answer.
 ///
 /// # Errors
@@ -111,28 +119,51 @@ impl NodeInternal for Joining {
 /// has the old directory registered has not applied that yet and is asked again.
 pub async fn check(
     config: &Config,
-    listener: std::net::TcpListener,
+    probes: Probes,
     peers: &PeerChannels,
     replacing: bool,
 ) -> Result<Verdict, JoinError> {
     let me = config.node_id;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let incoming = TcpListenerStream::new(tokio::net::TcpListener::from_std(listener)?);
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(NodeInternalServer::new(Joining { me }))
-            .add_service(starting::Starting.broker())
-            .add_service(starting::Starting.admin())
-            .add_service(starting::Starting.groups())
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            }),
-    );
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (peer_listener, client_listener) =
+        (tokio::net::TcpListener::from_std(probes.peer)?, tokio::net::TcpListener::from_std(probes.client)?);
+    let peer_router = tonic::transport::Server::builder().add_service(NodeInternalServer::new(Joining { me }));
+    let client_router = tonic::transport::Server::builder()
+        .add_service(starting::Starting.broker())
+        .add_service(starting::Starting.admin())
+        .add_service(starting::Starting.groups());
+    let (peer_server, client_server) = match &probes.tls {
+        Some(t) => (
+            tokio::spawn(peer_router.serve_with_incoming_shutdown(
+                crate::tls::incoming(peer_listener, t.clone(), crate::tls::Side::Peer),
+                stopped(stop.subscribe()),
+            )),
+            tokio::spawn(client_router.serve_with_incoming_shutdown(
+                crate::tls::incoming(client_listener, t.clone(), crate::tls::Side::Client),
+                stopped(stop.subscribe()),
+            )),
+        ),
+        None => (
+            tokio::spawn(
+                peer_router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stopped(stop.subscribe())),
+            ),
+            tokio::spawn(
+                client_router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), stopped(stop.subscribe())),
+            ),
+        ),
+    };
     let verdict = ask(config, peers, replacing).await;
-    let _ = stop.send(());
-    // Peers' connections to the check server close; they reconnect to the node proper.
-    if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
-        tracing::debug!("the start-up check server did not stop in time");
+    stop.send_replace(true);
+    // Connections to the check servers close; peers and clients reconnect to the node proper.
+    for server in [peer_server, client_server] {
+        if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
+            tracing::debug!("a start-up check server did not stop in time");
+        }
     }
     verdict
 }
@@ -145,7 +176,7 @@ async fn ask(config: &Config, peers: &PeerChannels, replacing: bool) -> Result<V
     tracing::info!(node = me, "new data directory: asking the other members whether the cluster knew this node");
     loop {
         for (id, addr) in config.initial_cluster.iter().filter(|(id, _)| **id != me) {
-            let Ok(ch) = peers.get(addr) else { continue };
+            let Ok(ch) = peers.get(&addr.peer) else { continue };
             let mut req = Request::new(PingRequest { from_node_id: me });
             req.set_timeout(ROUND);
             let Ok(Ok(r)) = tokio::time::timeout(ROUND, NodeInternalClient::new(ch).ping(req)).await else { continue };

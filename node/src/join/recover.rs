@@ -24,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn request_replacement(config: &Config, directory: u64, peers: &PeerChannels) {
     let me = config.node_id;
     let mut addrs: Vec<String> =
-        config.initial_cluster.iter().filter(|(id, _)| **id != me).map(|(_, a)| a.clone()).collect();
+        config.initial_cluster.iter().filter(|(id, _)| **id != me).map(|(_, a)| a.client.clone()).collect();
     let mut logged: Option<std::time::Instant> = None;
     loop {
         for addr in addrs.clone() {

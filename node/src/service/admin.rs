@@ -33,7 +33,7 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(controller: Arc<Controller>, groups: Arc<LocalGroups>, liveness: Liveness) -> AdminService {
-        let forward = Forwarder::new(groups.env().me);
+        let forward = Forwarder::new(groups.env().me, groups.env().peers.clone());
         AdminService { controller, groups, liveness, forward }
     }
 

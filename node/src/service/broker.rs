@@ -565,7 +565,8 @@ impl Broker for BrokerService {
             .map(|(id, addr)| (id, addr, self.disk_of(*id)))
             .map(|(id, addr, (disk_free_bytes, disk_free_floor_bytes))| NodeInfo {
                 node_id: *id,
-                address: addr.clone(),
+                address: addr.client.clone(),
+                peer_address: addr.peer.clone(),
                 alive: *id == self.node_id || self.liveness.is_alive(*id),
                 leader_count: topics.iter().flat_map(|t| &t.partitions).filter(|p| p.leader_node_id == *id).count()
                     as u32,

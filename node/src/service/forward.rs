@@ -4,16 +4,15 @@
 //! leader either (leadership moved meanwhile) gets `NOT_LEADER` with the hint, and the client
 //! retries; the leader's answer, error or not, is passed back as it is.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_raft::error::LeaderHint;
+use cairn_raft::network::PeerChannels;
 use cairn_raft::GroupError;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use super::error::ServiceError;
@@ -22,33 +21,23 @@ use super::error::ServiceError;
 pub const FORWARDED: &str = "cairn-forwarded";
 /// How long a forwarded call may take at the leader (topic creation waits for leaders).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Channels kept to controller leaders (one per address that led).
-const CHANNELS_MAX: usize = 64;
 
 pub struct Forwarder {
     me: u64,
-    channels: Mutex<HashMap<String, Channel>>,
+    peers: PeerChannels,
 }
 
 impl Forwarder {
-    pub fn new(me: u64) -> Forwarder {
-        Forwarder { me, channels: Mutex::default() }
+    pub fn new(me: u64, peers: PeerChannels) -> Forwarder {
+        Forwarder { me, peers }
     }
 
+    /// The channel to the leader's client listener: the node's own peer channels, so a
+    /// forwarded call uses the node's TLS when configured.
     fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(address) {
-            return Ok(c.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| ServiceError::Internal(format!("controller leader address {address}: {e}")))?;
-        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
-        if map.len() >= CHANNELS_MAX {
-            map.clear();
-        }
-        map.insert(address.to_string(), channel.clone());
-        Ok(channel)
+        self.peers
+            .get(address)
+            .map_err(|e| Status::from(ServiceError::Internal(format!("controller leader address {address}: {e}"))))
     }
 
     /// Sends `request` to the controller leader `leader` with `call`, or refuses with

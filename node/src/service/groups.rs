@@ -270,7 +270,7 @@ impl Groups for GroupsService {
         }
         let peers = self.local.env().peers.clone();
         let asks = state.nodes.iter().filter(|(n, _)| **n != me).map(|(node, addr)| {
-            let (node, addr, peers, alive) = (*node, addr.clone(), peers.clone(), self.liveness.is_alive(*node));
+            let (node, addr, peers, alive) = (*node, addr.peer.clone(), peers.clone(), self.liveness.is_alive(*node));
             async move {
                 if !alive {
                     return (node, None);

@@ -1,7 +1,7 @@
 //! Test harness: real `cairn-node` processes on ephemeral loopback ports with temp data dirs.
 //!
-//! Each node's listening socket is bound here on port 0 and handed to the child as fd 3
-//! (`--listen-fd 3`), so no port is ever guessed. The harness's own copy is closed right after
+//! Each node's listening sockets (client, metrics, peer) are bound here on port 0 and handed to
+//! the child as fds 3, 4 and 5 (`--listen-fd 3`, ...), so no port is ever guessed. The harness's own copy is closed right after
 //! the spawn, so a killed node's port refuses connections like a real dead host. A restart
 //! binds the same port again.
 
@@ -21,6 +21,8 @@ use tempfile::TempDir;
 pub struct Node {
     pub id: u64,
     pub addr: SocketAddr,
+    /// The node's peer listener (Raft transport, node-internal calls).
+    pub peer_addr: SocketAddr,
     /// Where the node serves /metrics and /health/* (its own HTTP listener).
     pub metrics_addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -33,6 +35,8 @@ pub struct Cluster {
     pub topics: String,
     initial_cluster: String,
     extra_args: Vec<String>,
+    /// Flags of single nodes, after `extra_args` (a certificate of its own, say).
+    node_args: BTreeMap<u64, Vec<String>>,
     dir: TempDir,
 }
 
@@ -77,29 +81,60 @@ impl Cluster {
 
     /// Like [`Cluster::start_with`], calling `prepare` with each node's data directory before
     /// the node first starts (to mount a filesystem there, say).
+    /// Like [`Cluster::start_with`], with flags of each node's own from `node_args`.
+    pub fn start_per_node(
+        n: u64,
+        topics: &str,
+        extra_args: &[&str],
+        node_args: impl Fn(u64) -> Vec<String>,
+    ) -> Cluster {
+        let listeners: Vec<(u64, TcpListener, TcpListener)> = (1..=n)
+            .map(|id| {
+                let bind0 = || TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+                (id, bind0(), bind0())
+            })
+            .collect();
+        let per_node = (1..=n).map(|id| (id, node_args(id))).collect();
+        Cluster::start_listening_with(listeners, topics, extra_args, per_node, |_| {})
+    }
+
     pub fn start_prepared(n: u64, topics: &str, extra_args: &[&str], prepare: impl Fn(&std::path::Path)) -> Cluster {
-        let listeners: Vec<(u64, TcpListener)> =
-            (1..=n).map(|id| (id, TcpListener::bind("127.0.0.1:0").expect("bind port 0"))).collect();
+        let listeners: Vec<(u64, TcpListener, TcpListener)> = (1..=n)
+            .map(|id| {
+                let bind0 = || TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+                (id, bind0(), bind0())
+            })
+            .collect();
         Cluster::start_listening(listeners, topics, extra_args, prepare)
     }
 
     /// A second, new cluster (empty data directories) on the addresses of `other`, whose nodes
     /// must all be stopped: the same members, as on another machine or after a re-install.
     pub fn start_on_addresses_of(other: &Cluster, topics: &str) -> Cluster {
-        let listeners = other.nodes.values().map(|n| (n.id, bind(n.addr))).collect();
+        let listeners = other.nodes.values().map(|n| (n.id, bind(n.addr), bind(n.peer_addr))).collect();
         Cluster::start_listening(listeners, topics, &[], |_| {})
     }
 
     fn start_listening(
-        listeners: Vec<(u64, TcpListener)>,
+        listeners: Vec<(u64, TcpListener, TcpListener)>,
         topics: &str,
         extra_args: &[&str],
+        prepare: impl Fn(&std::path::Path),
+    ) -> Cluster {
+        Cluster::start_listening_with(listeners, topics, extra_args, BTreeMap::new(), prepare)
+    }
+
+    fn start_listening_with(
+        listeners: Vec<(u64, TcpListener, TcpListener)>,
+        topics: &str,
+        extra_args: &[&str],
+        node_args: BTreeMap<u64, Vec<String>>,
         prepare: impl Fn(&std::path::Path),
     ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let initial_cluster = listeners
             .iter()
-            .map(|(id, l)| format!("{id}={}", l.local_addr().expect("addr")))
+            .map(|(id, l, p)| format!("{id}={}/{}", l.local_addr().expect("addr"), p.local_addr().expect("addr")))
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = Cluster {
@@ -107,13 +142,15 @@ impl Cluster {
             topics: topics.to_string(),
             initial_cluster,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            node_args,
             dir,
         };
-        for (id, l) in listeners {
+        for (id, l, peer) in listeners {
             let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics port 0");
             let node = Node {
                 id,
                 addr: l.local_addr().expect("addr"),
+                peer_addr: peer.local_addr().expect("peer addr"),
                 metrics_addr: metrics.local_addr().expect("metrics addr"),
                 data_dir: cluster.dir.path().join(format!("node{id}")),
                 log: cluster.dir.path().join(format!("node{id}.log")),
@@ -121,12 +158,13 @@ impl Cluster {
             };
             prepare(&node.data_dir);
             cluster.nodes.insert(id, node);
-            cluster.spawn(id, l, metrics);
+            cluster.spawn(id, l, metrics, peer);
         }
         cluster
     }
 
-    fn spawn(&mut self, id: u64, listener: TcpListener, metrics: TcpListener) {
+    fn spawn(&mut self, id: u64, listener: TcpListener, metrics: TcpListener, peer: TcpListener) {
+        let node_args = self.node_args.get(&id).cloned().unwrap_or_default();
         let node = self.nodes.get_mut(&id).expect("node exists");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
         let mut cmd = Command::new(node_binary());
@@ -136,12 +174,15 @@ impl Cluster {
             .arg("3")
             .arg("--metrics-listen-fd")
             .arg("4")
+            .arg("--peer-listen-fd")
+            .arg("5")
             .arg("--data-dir")
             .arg(&node.data_dir)
             .arg("--initial-cluster")
             .arg(&self.initial_cluster)
             .args(if self.topics.is_empty() { vec![] } else { vec!["--topic".to_string(), self.topics.clone()] })
             .args(&self.extra_args)
+            .args(node_args)
             .env(
                 "RUST_LOG",
                 std::env::var("CAIRN_TEST_LOG")
@@ -153,6 +194,7 @@ impl Cluster {
         cmd.fd_mappings(vec![
             FdMapping { parent_fd: OwnedFd::from(listener), child_fd: 3 },
             FdMapping { parent_fd: OwnedFd::from(metrics), child_fd: 4 },
+            FdMapping { parent_fd: OwnedFd::from(peer), child_fd: 5 },
         ])
         .expect("fd mapping");
         let child = cmd.spawn().expect("spawn cairn-node");
@@ -168,6 +210,18 @@ impl Cluster {
 
     pub fn addr(&self, id: u64) -> String {
         self.nodes[&id].addr.to_string()
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) to node `id`.
+    pub fn signal(&self, id: u64, signal: &str) {
+        let pid = self.nodes[&id].child.as_ref().expect("node is running").id();
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Node `id`'s peer listener (for node-internal calls).
+    pub fn peer_addr(&self, id: u64) -> String {
+        self.nodes[&id].peer_addr.to_string()
     }
 
     pub fn brokers(&self) -> Vec<String> {
@@ -204,7 +258,8 @@ impl Cluster {
         assert!(self.nodes[&id].child.is_none(), "node {id} is still running");
         let l = bind(self.nodes[&id].addr);
         let m = bind(self.nodes[&id].metrics_addr);
-        self.spawn(id, l, m);
+        let p = bind(self.nodes[&id].peer_addr);
+        self.spawn(id, l, m, p);
     }
 
     /// Waits up to `within` for node `id` to exit by itself; its exit status, None if it is

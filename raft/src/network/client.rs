@@ -43,7 +43,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             group: self.group,
             self_replica: self.self_replica,
             target,
-            addr: node.addr.clone(),
+            addr: self.peers.options().addresses.resolve(crate::ids::node_of(target), &node.addr),
             peers: self.peers.clone(),
         }
     }

@@ -134,7 +134,7 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
             "answering_node": d.answering_node_id,
             "controller_leader": d.controller_leader_id,
             "nodes": d.nodes.iter().map(|n| json!({
-                "id": n.node_id, "address": n.address, "alive": n.alive, "leads": n.leader_count,
+                "id": n.node_id, "address": n.address, "peer_address": n.peer_address, "alive": n.alive, "leads": n.leader_count,
                 "directory": format!("{:x}", n.directory_id), "awaiting_replacement": n.awaiting_replacement,
             })).collect::<Vec<_>>(),
             "topics": d.topics.iter().map(|t| json!({
@@ -154,7 +154,7 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
         "cluster {} (answered by node {}, controller leader: {controller})",
         d.cluster_id, d.answering_node_id
     ));
-    out.line("NODE  ADDRESS                 STATUS  LEADS  DATA DIRECTORY");
+    out.line("NODE  ADDRESS                 PEER ADDRESS            STATUS  LEADS  DATA DIRECTORY");
     for n in &d.nodes {
         let directory = match (n.awaiting_replacement, n.directory_id) {
             (true, _) => "awaiting replacement".to_string(),
@@ -162,9 +162,10 @@ async fn info(client: &Client, out: &Output) -> anyhow::Result<()> {
             (false, d) => format!("{d:016x}"),
         };
         out.line(&format!(
-            "{:<5} {:<23} {:<7} {:<6} {directory}",
+            "{:<5} {:<23} {:<23} {:<7} {:<6} {directory}",
             n.node_id,
             n.address,
+            n.peer_address,
             if n.alive { "up" } else { "down" },
             n.leader_count
         ));

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_group;
+mod certs;
 mod cluster;
 mod consume;
 mod format;
@@ -16,7 +17,7 @@ mod topic;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientConfig, DEFAULT_BROKERS};
+use cairn_client::{Client, ClientConfig, ClientTls, DEFAULT_BROKERS};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -44,6 +45,15 @@ struct Cli {
     /// How long an operation keeps retrying retriable errors (seconds).
     #[arg(long, default_value_t = 20, global = true)]
     timeout_secs: u64,
+    /// TLS: the CA certificate (PEM) the brokers' certificates chain to; turns TLS on.
+    #[arg(long, env = "CAIRN_CA", global = true)]
+    ca: Option<std::path::PathBuf>,
+    /// TLS: a client certificate (PEM) for mutual TLS (with --cert-key).
+    #[arg(long, env = "CAIRN_CERT", global = true)]
+    cert: Option<std::path::PathBuf>,
+    /// TLS: the client certificate's private key (PEM). Not `--key`: that is a record's key.
+    #[arg(long, env = "CAIRN_CERT_KEY", global = true)]
+    cert_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Development certificates for a TLS cluster.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
     /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
     Completions {
         #[arg(value_enum)]
@@ -143,8 +158,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut cmd, "cairn", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Certs { command } = cli.command {
+        return certs::run(command); // needs no cluster either
+    }
     let mut cfg = ClientConfig::from_broker_list(&cli.brokers);
     cfg.retry_deadline = Duration::from_secs(cli.timeout_secs);
+    cfg.tls = match &cli.ca {
+        Some(ca) => Some(ClientTls::from_files(ca, cli.cert.as_deref(), cli.cert_key.as_deref())?),
+        None if cli.cert.is_some() || cli.cert_key.is_some() => {
+            anyhow::bail!("--cert and --cert-key need --ca (the CA the brokers' certificates chain to)")
+        }
+        None => None,
+    };
     let client =
         Client::connect(cfg).await.map_err(|e| anyhow::anyhow!("cannot reach the cluster at {}: {e}", cli.brokers))?;
     let client = std::sync::Arc::new(client);
@@ -158,6 +183,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
         Command::Group { command } => group::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Certs { .. } => Ok(()),
     }
 }
