@@ -16,9 +16,9 @@ use cairn_proto::v1::{
 };
 use rand::Rng;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Conn, Credentials};
 use crate::error::{ClientError, ErrorCode};
 use crate::metadata::Metadata;
 
@@ -46,7 +46,7 @@ pub(crate) enum Target<'a> {
 /// A connection to a Cairn cluster. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Client {
     cfg: ClientConfig,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<HashMap<String, Conn>>,
     meta: RwLock<Metadata>,
     controller: RwLock<Option<String>>,
     /// Coordinator address by consumer group.
@@ -135,7 +135,7 @@ impl Client {
         &self.cfg
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+    fn channel(&self, addr: &str) -> Result<Conn, ClientError> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
@@ -156,13 +156,13 @@ impl Client {
             }
             endpoint = endpoint.tls_config(t).map_err(|e| ClientError::Tls(e.to_string()))?;
         }
-        let ch = endpoint.connect_lazy();
+        let ch = Conn::new(endpoint.connect_lazy(), Credentials::new(self.cfg.token.as_ref())?);
         map.insert(addr.to_string(), ch.clone());
         Ok(ch)
     }
 
     /// The channel to `addr`, created once.
-    pub(crate) fn channel_to(&self, addr: &str) -> Result<Channel, ClientError> {
+    pub(crate) fn channel_to(&self, addr: &str) -> Result<Conn, ClientError> {
         self.channel(addr)
     }
 
@@ -186,7 +186,7 @@ impl Client {
         self.refresh_metadata_once().await
     }
 
-    pub(crate) fn broker(&self, ch: Channel) -> BrokerClient<Channel> {
+    pub(crate) fn broker(&self, ch: Conn) -> BrokerClient<Conn> {
         let max = self.cfg.message_bytes_max;
         BrokerClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(max)
     }
@@ -226,7 +226,7 @@ impl Client {
     /// server-side wait a long-poll asked for).
     async fn attempt<T, F, Fut>(&self, addr: &str, extra: Duration, op: &F) -> Result<T, ClientError>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let ch = self.channel(addr)?;
@@ -281,7 +281,7 @@ impl Client {
         op: F,
     ) -> Result<T, ClientError>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.with_retries_for(target, extra, self.cfg.retry_deadline, op).await
@@ -297,7 +297,7 @@ impl Client {
         op: F,
     ) -> Result<T, ClientError>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = Instant::now();
@@ -494,7 +494,15 @@ impl Client {
             }
         }
         self.refresh_metadata().await?;
-        cached(self).ok_or_else(|| ClientError::local(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}")))
+        cached(self).ok_or_else(|| {
+            // With authentication on, the metadata lists only what this principal may describe.
+            let hint = if self.cfg.token.is_some() || self.cfg.tls.as_ref().is_some_and(|t| t.identity.is_some()) {
+                " (or this principal may not describe it)"
+            } else {
+                ""
+            };
+            ClientError::local(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}{hint}"))
+        })
     }
 
     /// Appends `records` to one partition; returns once they are committed (on a majority, each

@@ -28,6 +28,57 @@ pub struct ClientConfig {
     pub metadata_max_age: Duration,
     /// TLS to the brokers (None: plaintext).
     pub tls: Option<ClientTls>,
+    /// Bearer token sent with every call (`authorization: Bearer …`), for a cluster with
+    /// authentication on. Never printed.
+    pub token: Option<Token>,
+}
+
+/// A bearer token; its `Debug` form hides it, so a logged configuration does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(text: impl Into<String>) -> Token {
+        Token(text.into().trim().to_string())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(hidden)")
+    }
+}
+
+/// A connection to one broker: the channel, with the credentials added to every call.
+pub type Conn = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Credentials>;
+
+/// Adds the bearer token, if any, to each call.
+#[derive(Clone)]
+pub struct Credentials(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Credentials {
+    /// # Errors
+    /// A token with characters a header cannot carry.
+    pub(crate) fn new(token: Option<&Token>) -> Result<Credentials, crate::ClientError> {
+        let Some(Token(text)) = token else {
+            return Ok(Credentials(None));
+        };
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {text}").parse().map_err(|_| {
+                crate::ClientError::InvalidArgument("the token has characters a header cannot carry".into())
+            })?;
+        value.set_sensitive(true);
+        Ok(Credentials(Some(value)))
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
 }
 
 /// TLS settings of a client: the CA the brokers' certificates chain to, and optionally a
@@ -78,6 +129,7 @@ impl ClientConfig {
             message_bytes_max: 64 << 20,
             metadata_max_age: Duration::from_secs(30),
             tls: None,
+            token: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::client::{Client, Target};
 use crate::error::ClientError;
 
 impl Client {
-    fn groups_client(&self, ch: tonic::transport::Channel) -> GroupsClient<tonic::transport::Channel> {
+    fn groups_client(&self, ch: crate::config::Conn) -> GroupsClient<crate::config::Conn> {
         let max = self.config().message_bytes_max;
         GroupsClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(max)
     }

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acl_admin;
 pub mod bench;
 mod client;
 mod config;
@@ -28,12 +29,12 @@ mod subscription;
 pub mod trace;
 
 pub use cairn_proto::v1::{
-    CommittedOffset, DescribeClusterResponse, DescribeGroupResponse, DescribeTopicResponse, FetchResponse,
+    AclEntry, CommittedOffset, DescribeClusterResponse, DescribeGroupResponse, DescribeTopicResponse, FetchResponse,
     FetchedRecord, GroupListing, Header, ListGroupsResponse, ListOffsetsResponse, OffsetCommitPartition, PartitionInfo,
     ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
 };
 pub use client::{Client, OffsetSpec};
-pub use config::{ClientConfig, ClientTls, DEFAULT_BROKERS};
+pub use config::{ClientConfig, ClientTls, Conn, Credentials, Token, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};
 pub use subscription::PartitionStream;

@@ -124,8 +124,9 @@ struct RunArgs {
     /// Name of the test (default: <nemesis>-<workload>-<nodes>n).
     #[arg(long)]
     name: Option<String>,
-    /// TLS on both listeners and between nodes (certificates made for the run by `cairn certs
-    /// init`, the CLI next to the node binary).
+    /// Secured: TLS on both listeners and between nodes (certificates made for the run by
+    /// `cairn certs init`, the CLI next to the node binary), authentication and ACLs on, the
+    /// workload running as a principal with ACLs and denied writes now and then.
     #[arg(long)]
     tls: bool,
     #[command(flatten)]
@@ -306,7 +307,8 @@ fn run_tier(
             (NemesisKind::Kill, WorkloadKind::Group, 3, 60, false),
             (NemesisKind::Pause, WorkloadKind::Group, 3, 60, false),
             (NemesisKind::Kill, WorkloadKind::Retention, 3, 60, false),
-            // The secure path: TLS on both listeners, peers with member certificates.
+            // The secure path: TLS on both listeners, peers with member certificates, clients
+            // authenticated, ACLs checked, the workload denied writes now and then.
             (NemesisKind::Kill, WorkloadKind::Idempotent, 3, 60, true),
         ]);
     } else {

@@ -41,6 +41,11 @@ pub struct MemberArgs {
     /// TLS: the cluster CA.
     #[arg(long)]
     pub ca: Option<std::path::PathBuf>,
+    /// A client certificate to authenticate with (with --cert-key).
+    #[arg(long)]
+    pub cert: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub cert_key: Option<std::path::PathBuf>,
 }
 
 /// Writes ops to stdout, one JSON line each, flushed.
@@ -113,7 +118,11 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
     let mut cfg = ClientConfig::from_broker_list(&args.brokers);
     cfg.retry_deadline = Duration::from_secs(10);
     cfg.request_timeout = Duration::from_secs(5);
-    cfg.tls = args.ca.as_deref().map(|ca| cairn_client::ClientTls::from_files(ca, None, None)).transpose()?;
+    cfg.tls = args
+        .ca
+        .as_deref()
+        .map(|ca| cairn_client::ClientTls::from_files(ca, args.cert.as_deref(), args.cert_key.as_deref()))
+        .transpose()?;
     let client = Arc::new(Client::connect(cfg).await?);
     let mut c = ConsumerConfig::new(&args.group);
     c.client_id = format!("jepsen-member-{}", args.process);

@@ -43,6 +43,8 @@ pub struct MemberSpec {
     pub commit_before_processing: bool,
     /// The CA of a TLS run.
     pub ca: Option<PathBuf>,
+    /// The client certificate and key members authenticate with (a secured run).
+    pub cert: Option<(PathBuf, PathBuf)>,
 }
 
 struct Running {
@@ -85,6 +87,9 @@ impl Members {
             .args(["--session-timeout-ms", &SESSION_MS.to_string()]);
         if self.spec.commit_before_processing {
             cmd.arg("--commit-before-processing");
+        }
+        if let Some((cert, key)) = &self.spec.cert {
+            cmd.arg("--cert").arg(cert).arg("--cert-key").arg(key);
         }
         if let Some(ca) = &self.spec.ca {
             cmd.arg("--ca").arg(ca);

@@ -90,6 +90,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
     let addrs = cluster.lock().await.addrs();
+    if let Some(t) = &tls {
+        t.grant_workload(addrs.clone()).await?;
+    }
     let mut cfg = ClientConfig::new(addrs.clone());
     cfg.retry_deadline = Duration::from_secs(10);
     cfg.request_timeout = Duration::from_secs(5);
@@ -145,6 +148,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
             dir: dir.to_path_buf(),
             commit_before_processing: params.workload.commit_before_processing,
             ca: tls.as_ref().map(RunTls::ca),
+            cert: tls.as_ref().map(RunTls::client_cert),
         };
         let m = Members::new(spec, rec.clone());
         workers.push(tokio::spawn(members::churn(m.clone(), member_stop.clone(), rng.random())));
@@ -164,6 +168,13 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let fault_until = start + Duration::from_secs(params.time_limit_s.saturating_sub(params.heal_s));
     if params.workload.add_partitions > 0 {
         workers.push(tokio::spawn(workload::grower(shared.clone(), start, fault_until)));
+    }
+    // Secured runs deny the workload's writes now and then, where every node keeps hearing
+    // from the controller (a node cut off from it keeps the ACLs it has: see docs/operations.md).
+    let denies = !params.nemesis.needs_network() && params.nemesis != NemesisKind::Combined;
+    if let Some(t) = tls.as_ref().filter(|_| denies) {
+        let (brokers, topic) = (addrs.clone(), params.workload.topic.clone());
+        workers.push(tokio::spawn(t.clone().deny_windows(brokers, topic, rec.clone(), fault_until, rng.random())));
     }
     let nemesis = Nemesis {
         cluster: cluster.clone(),

@@ -200,3 +200,12 @@ fn a_replica_truncated_past_its_checkpoint_is_reported() {
         &["replica-divergence", "log-start-regression", "read-below-log-start"],
     );
 }
+
+#[test]
+fn a_node_ignoring_acls_is_reported_as_denied_writes() {
+    // A secured run denies the workload's writes now and then; these nodes let them through.
+    caught(
+        &["--nemesis", "none", "--workload", "idempotent", "--time-limit", "35", "--tls", "--fault", "ignore-acls"],
+        &["denied-write"],
+    );
+}

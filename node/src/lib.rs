@@ -10,6 +10,7 @@
 //! ```
 
 pub mod address;
+pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod coordinator;

@@ -10,7 +10,9 @@ use cairn_raft::network::{
 use cairn_raft::storage::{Db, DbOptions, FatalHook};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
 
+use crate::auth::{Authenticator, ForwardedPrincipal};
 use crate::config::Config;
 use crate::controller::{duties, rebalancer, repair, Controller};
 use crate::groups::{membership, quiesce, reconciler, scrubber, supervisor, GroupEnv, LocalGroups};
@@ -18,7 +20,7 @@ use crate::identity::Identity;
 use crate::join;
 use crate::listener::Listeners;
 use crate::liveness::Liveness;
-use crate::service::{AdminService, BrokerService, GroupsService, InternalService};
+use crate::service::{Access, AdminService, BrokerService, GroupsService, InternalService};
 use crate::tls::{Side, TlsState};
 
 /// Runs a node on `listeners` until `shutdown` resolves.
@@ -212,12 +214,21 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
-    let groups_service = GroupsService::new(coordinators.clone(), groups.clone(), liveness.clone());
+    // One access check for the node's services, reading the ACLs of this node's metadata.
+    let access = Access::new(&config, controller.watch());
+    let groups_service = GroupsService::new(coordinators.clone(), groups.clone(), liveness.clone(), access.clone());
     tasks.push(
         crate::metrics::groups::spawn(&metrics, groups_service.clone()).context("registering the group metrics")?,
     );
-    let broker = BrokerService::new(&config, groups.clone(), controller.clone(), liveness.clone(), metrics.clone());
-    let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone());
+    let broker = BrokerService::new(
+        &config,
+        groups.clone(),
+        controller.clone(),
+        liveness.clone(),
+        metrics.clone(),
+        access.clone(),
+    );
+    let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone(), access);
     // One stop for both listeners: the shutdown signal, or either server ending on its own.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
@@ -232,15 +243,20 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     tracing::info!(client = %config.advertise_addr, peer = %config.peer_listen_addr, "serving");
+    config.auth.announce(tls.is_some());
     // The client listener: the public API only. Nothing of the peer protocol is reachable here.
+    // Every call of the public services is authenticated first (health and reflection are
+    // not: probes and tooling need them, and they reveal nothing of the data).
+    let auth = Authenticator::new(config.auth.clone());
+    let admin = admin.into_server();
     let client_server = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(crate::http1::Http1Notice)
         .add_service(health_service.clone())
         .add_service(reflection)
-        .add_service(broker.into_server())
-        .add_service(admin.into_server())
-        .add_service(groups_service.into_server());
+        .add_service(InterceptedService::new(broker.into_server(), auth.clone()))
+        .add_service(InterceptedService::new(admin.clone(), auth.clone()))
+        .add_service(InterceptedService::new(groups_service.into_server(), auth));
     let client_server: Served = match &tls {
         Some(t) => Box::pin(client_server.serve_with_incoming_shutdown(
             crate::tls::incoming(listener, t.clone(), Side::Client),
@@ -248,9 +264,11 @@ pub async fn run(
         )),
         None => Box::pin(client_server.serve_with_incoming_shutdown(incoming(listener), stopped(stopping.clone()))),
     };
-    // The peer listener: Raft transport and node-internal calls.
+    // The peer listener: Raft transport, node-internal calls, and admin calls other nodes
+    // forward to the controller leader (with their caller's principal).
     let peer_server = tonic::transport::Server::builder()
         .add_service(health_service)
+        .add_service(InterceptedService::new(admin, ForwardedPrincipal))
         .add_service(
             PeerService::new(env.registry.clone(), directories, message_bytes_max)
                 .with_write_gate(std::sync::Arc::new(move || disk.refusal()))

@@ -85,3 +85,27 @@ fn provider(otlp: Otlp<'_>) -> Result<SdkTracerProvider, opentelemetry_otlp::Exp
     let resource = Resource::builder().with_service_name("cairn-node").with_attributes(attributes).build();
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
+
+/// Lets a repeated warning through at most once a second (refused connections, failed
+/// authentications: a flood of them must not flood the log), counting the ones held back.
+#[derive(Default)]
+pub struct EverySecond {
+    last_ms: std::sync::atomic::AtomicU64,
+    held_back: std::sync::atomic::AtomicU64,
+}
+
+impl EverySecond {
+    /// `Some(number held back since the last one)` when this one may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1_000;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1_000
+            || self.last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}

@@ -1,6 +1,7 @@
 //! Checkers: pure functions over the analysed history (and the replicas' final contents).
 //! Each returns the anomalies it found; [`check`] runs them all.
 
+mod acl;
 mod groups;
 mod liveness;
 mod loss;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use acl::{denied_write, ACL_GRACE_NS};
 pub use groups::{commit_regression, committed_lost, double_owner, partition_never_polled, redelivered};
 pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
@@ -33,7 +35,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 21] = [
+pub const SAFETY_CHECKERS: [&str; 22] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -55,6 +57,7 @@ pub const SAFETY_CHECKERS: [&str; 21] = [
     "partition-never-polled",
     "log-start-regression",
     "read-below-log-start",
+    "denied-write",
 ];
 
 /// Results of all checkers.
@@ -95,6 +98,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(committed_lost(&a.group, &log_start));
     all.extend(log_start_regression(a));
     all.extend(read_below_log_start(a));
+    all.extend(denied_write(a));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

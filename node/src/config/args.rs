@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::file::TopicSpec;
+use super::file::{TokenEntry, TopicSpec};
 
 /// cairn-node: one node of a Cairn cluster.
 #[derive(Clone, Debug, Default, Parser)]
@@ -55,6 +55,19 @@ pub struct Args {
     /// TLS: this node's private key (PEM).
     #[arg(long, env = "CAIRN_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Client authentication, `on` or `off` (default off: every client may do everything).
+    #[arg(long, env = "CAIRN_AUTH")]
+    pub auth: Option<OnOff>,
+    /// ACLs decide what each principal may do, `on` or `off` (needs --auth on).
+    #[arg(long, env = "CAIRN_ACLS")]
+    pub acls: Option<OnOff>,
+    /// Principals that pass every ACL check (comma-separated; replaces the file's list).
+    #[arg(long = "super-user", env = "CAIRN_SUPER_USERS", value_delimiter = ',')]
+    pub super_users: Vec<String>,
+    /// A bearer token, `PRINCIPAL:SHA256` (repeatable; added to the file's tokens). Only the
+    /// digest is given to the node: `cairn token new` prints a token and its digest.
+    #[arg(long = "auth-token", env = "CAIRN_AUTH_TOKENS", value_delimiter = ',')]
+    pub auth_tokens: Vec<TokenEntry>,
     /// Data directory (created if missing; bound to this node id on first start).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -72,4 +85,20 @@ pub struct Args {
     /// `no-dedup`, `ack-before-commit`, `fetch-above-hw`). Never set in production.
     #[arg(long = "fault", env = "CAIRN_FAULTS", value_delimiter = ',', hide = true)]
     pub faults: Vec<String>,
+}
+
+/// A switch given as `on`/`off` (also `true`/`false`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnOff(pub bool);
+
+impl std::str::FromStr for OnOff {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "on" | "true" => Ok(OnOff(true)),
+            "off" | "false" => Ok(OnOff(false)),
+            other => Err(format!("{other:?}: expected on or off")),
+        }
+    }
 }

@@ -167,3 +167,35 @@ fn tls_needs_all_three_files() {
     assert_eq!(cfg.tls.expect("tls").cert, PathBuf::from("/n1.pem"));
     assert!(Config::from_layers(FileConfig::default(), &args()).expect("valid").tls.is_none());
 }
+
+#[test]
+fn authentication_settings_are_checked_and_merged() {
+    let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; // SHA-256 of "abc"
+    let file = format!(
+        "[auth]\nenabled = true\nacls = true\nsuper_users = [\"admin\"]\n\
+         [[auth.tokens]]\nprincipal = \"admin\"\nsha256 = \"{digest}\"\n"
+    );
+    let parsed: FileConfig = toml::from_str(&file).expect("toml");
+    let flags = Args { auth_tokens: vec![format!("bob:{}", "ab".repeat(32)).parse().expect("entry")], ..args() };
+    let cfg = Config::from_layers(parsed, &flags).expect("valid");
+    assert!(cfg.auth.enabled && cfg.auth.acls);
+    assert_eq!(cfg.auth.super_users, vec!["admin".to_string()]);
+    assert_eq!(cfg.auth.tokens.principal("abc"), Some("admin"), "file tokens are kept");
+    assert!(!cfg.auth.tokens.is_empty());
+    // Off by default.
+    assert!(!Config::from_layers(FileConfig::default(), &args()).expect("valid").auth.enabled);
+    // Contradictions and bad values are named.
+    let a = args();
+    assert!(err_of("[auth]\nacls = true\n", &a).contains("auth.acls"));
+    assert!(err_of("[auth]\nenabled = true\n", &a).contains("no client could authenticate"));
+    let bad = "[auth]\nenabled = true\n[[auth.tokens]]\nprincipal = \"a\"\nsha256 = \"xyz\"\n";
+    assert!(err_of(bad, &a).contains("64 hex digits"));
+    let star = format!("[auth]\nenabled = true\n[[auth.tokens]]\nprincipal = \"*\"\nsha256 = \"{digest}\"\n");
+    assert!(err_of(&star, &a).contains("every principal"));
+    let twice = format!(
+        "[auth]\nenabled = true\n[[auth.tokens]]\nprincipal = \"a\"\nsha256 = \"{digest}\"\n\
+         [[auth.tokens]]\nprincipal = \"b\"\nsha256 = \"{digest}\"\n"
+    );
+    assert!(err_of(&twice, &a).contains("both"));
+    assert!("on".parse::<args::OnOff>().is_ok() && "maybe".parse::<args::OnOff>().is_err());
+}

@@ -39,6 +39,9 @@ pub struct Faults {
     /// On this node id only, retention truncates one record past each checkpoint: the
     /// negative control of the retention workload (replicas disagree on the log start).
     pub truncate_past_checkpoint: Option<u64>,
+    /// ACLs are not checked (everything is allowed) even with `[auth] acls` on: the negative
+    /// control of the fault suite's `denied-write`.
+    pub ignore_acls: bool,
 }
 
 impl Faults {
@@ -69,6 +72,7 @@ impl Faults {
                 ("skip-revoke", None) => f.skip_revoke = true,
                 ("forget-offsets-on-load", None) => f.forget_offsets_on_load = true,
                 ("ignore-new-partitions", None) => f.ignore_new_partitions = true,
+                ("ignore-acls", None) => f.ignore_acls = true,
                 ("truncate-past-checkpoint", Some(v)) => {
                     f.truncate_past_checkpoint = Some(v.parse().map_err(|_| bad("expected a node id"))?);
                 }

@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub retention: RetentionSection,
     #[serde(default)]
     pub tls: TlsSection,
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 impl FileConfig {
@@ -67,6 +69,39 @@ pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
     /// PEM: the certificate's private key.
     pub key_file: Option<PathBuf>,
+}
+
+/// Client authentication and authorization. Off by default (every client may do everything).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Every call of the public API must carry a client certificate of the cluster CA or a
+    /// bearer token.
+    pub enabled: bool,
+    /// ACLs decide what each principal may do (needs `enabled`).
+    pub acls: bool,
+    /// Principals that pass every ACL check.
+    pub super_users: Vec<String>,
+    /// Bearer tokens, stored as their SHA-256 digests (`cairn token new` prints one).
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// One bearer token: whose it is and the SHA-256 (64 hex digits) of the token text.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub principal: String,
+    pub sha256: String,
+}
+
+impl std::str::FromStr for TokenEntry {
+    type Err = String;
+
+    /// `PRINCIPAL:SHA256`, e.g. `alice:9f86d081…`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (principal, sha256) = s.rsplit_once(':').ok_or_else(|| format!("{s:?}: expected PRINCIPAL:SHA256"))?;
+        Ok(TokenEntry { principal: principal.to_string(), sha256: sha256.to_string() })
+    }
 }
 
 /// A topic created at bootstrap.

@@ -12,8 +12,8 @@ pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
 pub use file::{
-    FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection, TlsSection,
-    TopicSpec,
+    AuthSection, FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection,
+    TlsSection, TokenEntry, TopicSpec,
 };
 
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use crate::address::NodeAddress;
+pub use crate::auth::AuthConfig;
 pub use crate::tls::TlsFiles;
 
 /// The validated configuration a node runs with.
@@ -59,6 +60,8 @@ pub struct Config {
     pub peer_source_ip: Option<std::net::IpAddr>,
     /// TLS files; None: plaintext.
     pub tls: Option<TlsFiles>,
+    /// Client authentication and ACLs.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -137,6 +140,7 @@ impl Config {
             faults,
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
             tls: tls_files(args, file.tls)?,
+            auth: auth(args, file.auth)?,
         };
         config.validate()?;
         Ok(config)
@@ -163,6 +167,29 @@ fn tls_files(args: &Args, file: TlsSection) -> Result<Option<TlsFiles>, ConfigEr
             })
         }
     }
+}
+
+/// The `[auth]` settings, flags over the file; tokens from both.
+fn auth(args: &Args, file: AuthSection) -> Result<AuthConfig, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key: "auth", message };
+    let super_users = if args.super_users.is_empty() { file.super_users } else { args.super_users.clone() };
+    let mut tokens = Vec::new();
+    for entry in file.tokens.iter().chain(&args.auth_tokens) {
+        let principal = entry.principal.trim();
+        crate::auth::check_principal_name(principal).map_err(|m| invalid(format!("token of {principal:?}: {m}")))?;
+        let digest = crate::auth::token::parse_hex(&entry.sha256)
+            .map_err(|m| invalid(format!("token of {principal:?}: sha256 {m}")))?;
+        tokens.push((principal.to_string(), digest));
+    }
+    for name in &super_users {
+        crate::auth::check_principal_name(name).map_err(|m| invalid(format!("super user {name:?}: {m}")))?;
+    }
+    Ok(AuthConfig {
+        enabled: args.auth.map_or(file.enabled, |a| a.0),
+        acls: args.acls.map_or(file.acls, |a| a.0),
+        super_users,
+        tokens: crate::auth::Tokens::new(tokens).map_err(invalid)?,
+    })
 }
 
 /// Where the peer listener binds: `--peer-listen`; else, when the client listen address was

@@ -105,6 +105,16 @@ impl Config {
                 return Err(invalid("topics", format!("topic {:?} is listed twice", t.name)));
             }
         }
+        let a = &self.auth;
+        if a.acls && !a.enabled {
+            return Err(invalid("auth.acls", "ACLs need authentication on (auth.enabled = true / --auth on)"));
+        }
+        if a.enabled && self.tls.is_none() && a.tokens.is_empty() {
+            return Err(invalid(
+                "auth.enabled",
+                "no client could authenticate: configure TLS (client certificates) or at least one token",
+            ));
+        }
         let r = &self.raft;
         if r.heartbeat_interval_ms < 10 {
             return Err(invalid("raft.heartbeat_interval_ms", "must be at least 10"));

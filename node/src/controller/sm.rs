@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use super::state::{ClusterState, MetaAnswer, MetaCommand};
 
 /// 2: the cluster id in the state and in `Bootstrap`. 3: a client and a peer address per node.
-const FORMAT: u8 = 3;
+/// 4: ACLs in the state.
+const FORMAT: u8 = 4;
 
 /// Encodes a command for `Command::Meta`.
 pub fn encode_command(cmd: &MetaCommand) -> Bytes {

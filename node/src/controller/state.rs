@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub use crate::address::NodeAddress;
 
 pub use super::producers::{NamedProducer, NamedProducerLimits, ProducerCheck};
+use crate::auth::acl::Acl;
+
+/// Most ACLs a cluster holds (each check reads them all).
+pub const ACLS_MAX: usize = 10_000;
 
 /// The controller's group id; partition groups start at 1 and ids are never reused.
 pub const CONTROLLER_GROUP: GroupId = 0;
@@ -43,6 +47,8 @@ pub struct ClusterState {
     /// Data directories that were replaced (lost, or found damaged): never registered again, so
     /// a late report from a node's previous process cannot bring one back.
     pub retired_directories: BTreeSet<u64>,
+    /// Who may do what (see [`crate::auth::acl`]); checked only with `[auth] acls` on.
+    pub acls: BTreeSet<Acl>,
     /// Raft index of the last applied change.
     pub version: u64,
 }
@@ -145,6 +151,14 @@ pub enum MetaCommand {
         live: Vec<NodeId>,
         limits: PartitionLimits,
     },
+    /// Adds ACLs (those already present stay as they are).
+    AddAcls {
+        acls: Vec<Acl>,
+    },
+    /// Removes exactly these ACLs; NotFound when none was present.
+    RemoveAcls {
+        acls: Vec<Acl>,
+    },
 }
 
 /// Bounds on partitions, from the proposing leader's configuration (in the command, so every
@@ -190,6 +204,10 @@ pub enum MetaAnswer {
     Repaired {
         replica: ReplicaId,
     },
+    /// ACLs added or removed (those not already so).
+    AclsChanged {
+        count: u32,
+    },
 }
 
 /// Largest partition count of one topic.
@@ -210,6 +228,7 @@ impl MetaAnswer {
             MetaAnswer::NotFound => "not found",
             MetaAnswer::Invalid(_) => "invalid",
             MetaAnswer::Repaired { .. } => "repaired",
+            MetaAnswer::AclsChanged { .. } => "ACLs changed",
         }
     }
 
@@ -277,11 +296,36 @@ impl ClusterState {
             MetaCommand::CreatePartitions { name, partitions, live, limits } => {
                 self.create_partitions(name, *partitions, live, limits)
             }
+            MetaCommand::AddAcls { acls } => self.add_acls(acls),
+            MetaCommand::RemoveAcls { acls } => {
+                let count = acls.iter().filter(|a| self.acls.remove(a)).count();
+                match count {
+                    0 => MetaAnswer::NotFound,
+                    n => MetaAnswer::AclsChanged { count: n as u32 },
+                }
+            }
         };
         if answer.changes_state() {
             self.version = index;
         }
         answer
+    }
+
+    fn add_acls(&mut self, acls: &[Acl]) -> MetaAnswer {
+        if let Some((acl, why)) = acls.iter().find_map(|a| a.check().err().map(|e| (a, e))) {
+            return MetaAnswer::Invalid(format!("ACL for {:?} on {}: {why}", acl.principal, acl.name));
+        }
+        let new: BTreeSet<&Acl> = acls.iter().filter(|a| !self.acls.contains(*a)).collect();
+        if self.acls.len() + new.len() > ACLS_MAX {
+            return MetaAnswer::LimitExceeded(format!(
+                "the cluster holds {} ACLs; {} more would pass the limit of {ACLS_MAX}",
+                self.acls.len(),
+                new.len()
+            ));
+        }
+        let count = new.len() as u32;
+        self.acls.extend(new.into_iter().cloned());
+        MetaAnswer::AclsChanged { count }
     }
 
     fn create_topic(

@@ -132,6 +132,27 @@ impl Admin for Starting {
     ) -> Result<Response<cairn_proto::v1::CreatePartitionsResponse>, Status> {
         unavailable()
     }
+
+    async fn create_acls(
+        &self,
+        _: Request<cairn_proto::v1::CreateAclsRequest>,
+    ) -> Result<Response<cairn_proto::v1::CreateAclsResponse>, Status> {
+        unavailable()
+    }
+
+    async fn delete_acls(
+        &self,
+        _: Request<cairn_proto::v1::DeleteAclsRequest>,
+    ) -> Result<Response<cairn_proto::v1::DeleteAclsResponse>, Status> {
+        unavailable()
+    }
+
+    async fn list_acls(
+        &self,
+        _: Request<cairn_proto::v1::ListAclsRequest>,
+    ) -> Result<Response<cairn_proto::v1::ListAclsResponse>, Status> {
+        unavailable()
+    }
 }
 
 #[tonic::async_trait]

@@ -5,16 +5,19 @@ use std::sync::Arc;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    AlterTopicConfigRequest, AlterTopicConfigResponse, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, RepairReplicaRequest, RepairReplicaResponse,
+    AlterTopicConfigRequest, AlterTopicConfigResponse, CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicRequest, CreateTopicResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest, DescribeTopicResponse, ListAclsRequest,
+    ListAclsResponse, ListTopicsRequest, ListTopicsResponse, RepairReplicaRequest, RepairReplicaResponse,
     ReplaceNodeRequest, ReplaceNodeResponse, RetentionConfig, TopicConfigEntry, TopicSummary,
 };
 use cairn_raft::GroupError;
 use tonic::{Request, Response, Status};
 
+use super::access::Access;
 use super::error::ServiceError;
 use super::forward::Forwarder;
+use crate::auth::acl::{Operation, Resource};
 use crate::config::RetentionSection;
 use crate::controller::duties::default_replication;
 use crate::controller::repair;
@@ -29,12 +32,18 @@ pub struct AdminService {
     groups: Arc<LocalGroups>,
     liveness: Liveness,
     forward: Forwarder,
+    access: Access,
 }
 
 impl AdminService {
-    pub fn new(controller: Arc<Controller>, groups: Arc<LocalGroups>, liveness: Liveness) -> AdminService {
+    pub fn new(
+        controller: Arc<Controller>,
+        groups: Arc<LocalGroups>,
+        liveness: Liveness,
+        access: Access,
+    ) -> AdminService {
         let forward = Forwarder::new(groups.env().me, groups.env().peers.clone());
-        AdminService { controller, groups, liveness, forward }
+        AdminService { controller, groups, liveness, forward, access }
     }
 
     pub fn into_server(self) -> AdminServer<AdminService> {
@@ -73,8 +82,8 @@ fn check_partition_count(partitions: u32) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// The error for the controller's refusal to place partitions (CreateTopic, CreatePartitions).
-fn placement_refusal(answer: MetaAnswer) -> ServiceError {
+/// The error for a refusal of the controller (placing partitions, adding ACLs).
+fn refusal(answer: MetaAnswer) -> ServiceError {
     match answer {
         MetaAnswer::Invalid(m) if m.contains("live nodes") => ServiceError::NotEnoughLiveNodes(m),
         MetaAnswer::LimitExceeded(m) => ServiceError::LimitExceeded(m),
@@ -89,6 +98,7 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<CreateTopicResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.create_topic(r).await }).await;
@@ -157,7 +167,7 @@ impl Admin for AdminService {
                 }))
             }
             MetaAnswer::AlreadyExists => Err(ServiceError::TopicExists(req.name).into()),
-            other => Err(placement_refusal(other).into()),
+            other => Err(refusal(other).into()),
         }
     }
 
@@ -165,6 +175,7 @@ impl Admin for AdminService {
         &self,
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.delete_topic(r).await }).await;
@@ -186,6 +197,7 @@ impl Admin for AdminService {
         &self,
         request: Request<AlterTopicConfigRequest>,
     ) -> Result<Response<AlterTopicConfigResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.alter_topic_config(r).await }).await;
@@ -224,6 +236,7 @@ impl Admin for AdminService {
         &self,
         request: Request<CreatePartitionsRequest>,
     ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.create_partitions(r).await }).await;
@@ -259,7 +272,7 @@ impl Admin for AdminService {
                 Ok(Response::new(CreatePartitionsResponse { topic: Some(topic) }))
             }
             MetaAnswer::NotFound => Err(ServiceError::UnknownTopic(req.name).into()),
-            other => Err(placement_refusal(other).into()),
+            other => Err(refusal(other).into()),
         }
     }
 
@@ -267,6 +280,7 @@ impl Admin for AdminService {
         &self,
         request: Request<ReplaceNodeRequest>,
     ) -> Result<Response<ReplaceNodeResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.replace_node(r).await }).await;
@@ -315,6 +329,7 @@ impl Admin for AdminService {
         &self,
         request: Request<RepairReplicaRequest>,
     ) -> Result<Response<RepairReplicaResponse>, Status> {
+        self.access.guard(&request)?;
         if !self.controller.is_leader() {
             let leader = self.controller.leader();
             return self.forward.admin(leader, request, |mut c, r| async move { c.repair_replica(r).await }).await;
@@ -360,12 +375,14 @@ impl Admin for AdminService {
     }
 
     async fn list_topics(&self, request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        let principal = self.access.guard(&request)?;
         let internal = request.into_inner().include_internal;
         let state = self.groups.known_state()?;
         let topics = state
             .topics
             .iter()
             .filter(|(n, _)| internal || !crate::topic::is_internal(n))
+            .filter(|(n, _)| self.access.may(&principal, Operation::Describe, Resource::topic(n)))
             .map(|(n, t)| summary(n, t, &self.groups.env().config.retention))
             .collect();
         Ok(Response::new(ListTopicsResponse { topics }))
@@ -375,6 +392,7 @@ impl Admin for AdminService {
         &self,
         request: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
+        self.access.guard(&request)?;
         let name = request.into_inner().name;
         let state = self.groups.known_state()?;
         let t = state.topics.get(&name).ok_or_else(|| ServiceError::UnknownTopic(name.clone()))?;
@@ -384,5 +402,51 @@ impl Admin for AdminService {
             topic: Some(summary(&name, t, &self.groups.env().config.retention)),
             partitions: describe::partitions(t, &views, &state),
         }))
+    }
+
+    async fn create_acls(&self, request: Request<CreateAclsRequest>) -> Result<Response<CreateAclsResponse>, Status> {
+        self.access.guard(&request)?;
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.create_acls(r).await }).await;
+        }
+        let acls = super::acls::parse_all(&request.into_inner().acls)?;
+        match self.controller.propose(&MetaCommand::AddAcls { acls }).await? {
+            MetaAnswer::AclsChanged { count } => Ok(Response::new(CreateAclsResponse { added: count })),
+            other => Err(refusal(other).into()),
+        }
+    }
+
+    async fn delete_acls(&self, request: Request<DeleteAclsRequest>) -> Result<Response<DeleteAclsResponse>, Status> {
+        self.access.guard(&request)?;
+        if !self.controller.is_leader() {
+            let leader = self.controller.leader();
+            return self.forward.admin(leader, request, |mut c, r| async move { c.delete_acls(r).await }).await;
+        }
+        let acls = super::acls::parse_all(&request.into_inner().acls)?;
+        match self.controller.propose(&MetaCommand::RemoveAcls { acls }).await? {
+            MetaAnswer::AclsChanged { count } => Ok(Response::new(DeleteAclsResponse { removed: count })),
+            // None of them existed: removing them again is not an error (a retried call).
+            MetaAnswer::NotFound => Ok(Response::new(DeleteAclsResponse { removed: 0 })),
+            other => Err(refusal(other).into()),
+        }
+    }
+
+    async fn list_acls(&self, request: Request<ListAclsRequest>) -> Result<Response<ListAclsResponse>, Status> {
+        self.access.guard(&request)?;
+        let filter = request.into_inner();
+        let resource = match filter.resource_type.as_str() {
+            "" => None,
+            text => Some(super::acls::resource_type(text)?),
+        };
+        let state = self.groups.known_state()?;
+        let acls = state
+            .acls
+            .iter()
+            .filter(|a| filter.principal.is_empty() || a.principal == filter.principal)
+            .filter(|a| resource.is_none_or(|r| a.resource == r))
+            .map(super::acls::entry)
+            .collect();
+        Ok(Response::new(ListAclsResponse { acls }))
     }
 }

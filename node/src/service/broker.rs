@@ -22,7 +22,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::access::{Access, Guarded};
 use super::error::ServiceError;
+use crate::auth::acl::{Operation, Resource};
+use crate::auth::Principal;
 use crate::config::{Config, Faults, LimitsSection};
 use crate::controller::state::ProducerCheck;
 use crate::controller::Controller;
@@ -51,6 +54,7 @@ pub struct BrokerService {
     node_id: u64,
     liveness: Liveness,
     metrics: Arc<Metrics>,
+    access: Access,
 }
 
 impl BrokerService {
@@ -60,6 +64,7 @@ impl BrokerService {
         controller: Arc<Controller>,
         liveness: Liveness,
         metrics: Arc<Metrics>,
+        access: Access,
     ) -> BrokerService {
         BrokerService {
             groups,
@@ -69,7 +74,13 @@ impl BrokerService {
             node_id: config.node_id,
             liveness,
             metrics,
+            access,
         }
+    }
+
+    /// The access check of this node.
+    pub(super) fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Validates, checks the producer identity and enqueues one produce request. Requests
@@ -327,9 +338,11 @@ fn record_size(r: &Record) -> usize {
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         let count = Counted::produce(self, request.get_ref());
+        let allowed = self.access.guard(&request);
         let req = request.into_inner();
         let span = super::trace::produce_span(&req.topic, req.partition, &req.records);
         let answer = async {
+            allowed?;
             match self.start_produce(req) {
                 Ok(started) => self.finish(started).await,
                 Err(e) => Err(e),
@@ -352,6 +365,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<Streaming<ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        // Checked for every batch: a write ACL revoked mid-stream stops the next one.
+        let principal = Principal::of(&request);
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT_MAX);
         let this = self.clone();
@@ -381,7 +396,8 @@ impl Broker for BrokerService {
                     None => tracing::Span::none(),
                 };
                 let started = match msg.request {
-                    Some(r) => span.in_scope(|| this.start_produce(r)),
+                    Some(r) => span
+                        .in_scope(|| this.access.require(&principal, r.needs()).and_then(|()| this.start_produce(r))),
                     None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
                 };
                 let started = match started {
@@ -420,6 +436,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<DeleteRecordsRequest>,
     ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         if crate::topic::is_internal(&req.topic) {
             return Err(
@@ -461,7 +478,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<Streaming<SubscribeRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let rx = super::subscribe::serve(self.clone(), request.into_inner());
+        let principal = Principal::of(&request);
+        let rx = super::subscribe::serve(self.clone(), principal, request.into_inner());
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -469,6 +487,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<InitProducerRequest>,
     ) -> Result<Response<InitProducerResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         let instance = (req.producer_id != 0).then_some((req.producer_id, req.epoch));
         let (producer_id, epoch) = self.controller.init_producer(&req.name, instance).await?;
@@ -479,6 +498,7 @@ impl Broker for BrokerService {
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         let (topic_id, group) = match self.local(&req.topic, req.partition, req.topic_id) {
             Ok(local) => local,
@@ -523,6 +543,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         let (_, group) = self.local(&req.topic, req.partition, req.topic_id)?;
         let p = group.progress();
@@ -545,14 +566,20 @@ impl Broker for BrokerService {
 
     async fn describe_cluster(
         &self,
-        _request: Request<DescribeClusterRequest>,
+        request: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
+        let principal = self.access.guard(&request)?;
         let state = self.groups.known_state()?;
-        let ids = state.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group_id)).collect();
-        let views = describe::gather(&self.groups, &self.liveness, ids).await;
-        let topics: Vec<TopicInfo> = state
+        // Only the topics the caller may describe (all of them with ACLs off).
+        let visible: Vec<_> = state
             .topics
             .iter()
+            .filter(|(name, _)| self.access.may(&principal, Operation::Describe, Resource::topic(name)))
+            .collect();
+        let ids = visible.iter().flat_map(|(_, t)| t.partitions.iter().map(|p| p.group_id)).collect();
+        let views = describe::gather(&self.groups, &self.liveness, ids).await;
+        let topics: Vec<TopicInfo> = visible
+            .into_iter()
             .map(|(name, t)| TopicInfo {
                 name: name.clone(),
                 partitions: describe::partitions(t, &views, &state),

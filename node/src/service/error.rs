@@ -54,6 +54,12 @@ pub enum ServiceError {
     /// The data directory is below its free-space floor: writes are refused, reads served.
     #[error("{0}; writes are refused until space is freed")]
     DiskFull(String),
+    /// No valid credentials on a call that needs them.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// An ACL check refused the call.
+    #[error("principal {principal:?} may not {operation} {resource}")]
+    Denied { principal: String, operation: &'static str, resource: String },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -104,6 +110,8 @@ fn shape(e: &ServiceError) -> Shape {
         // The epoch is issued (the command committed); only the confirmation is missing.
         ServiceError::FenceNotConfirmed { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
         ServiceError::DiskFull(_) => s(Code::ResourceExhausted, ErrorCode::StorageFull, true, true),
+        ServiceError::Unauthenticated(_) => s(Code::Unauthenticated, ErrorCode::Unauthenticated, false, true),
+        ServiceError::Denied { .. } => s(Code::PermissionDenied, ErrorCode::AuthorizationFailed, false, true),
         ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),
         ServiceError::Coordinator(c) => match c {
             CoordError::NotCoordinator { .. } => s(Code::Unavailable, ErrorCode::NotCoordinator, true, true),

@@ -3,6 +3,9 @@
 //! bootstrap list can take them. Once only: a forwarded call that reaches a node that is not the
 //! leader either (leadership moved meanwhile) gets `NOT_LEADER` with the hint, and the client
 //! retries; the leader's answer, error or not, is passed back as it is.
+//!
+//! The call goes to the leader's **peer** listener (where only nodes get in) carrying the
+//! caller's principal, so the leader checks the same ACLs for the same caller.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use super::error::ServiceError;
+use crate::auth::Principal;
 
 /// Marks a call a node forwarded (a forwarded call is never forwarded again).
 pub const FORWARDED: &str = "cairn-forwarded";
@@ -32,11 +36,12 @@ impl Forwarder {
         Forwarder { me, peers }
     }
 
-    /// The channel to the leader's client listener: the node's own peer channels, so a
-    /// forwarded call uses the node's TLS when configured.
-    fn channel(&self, address: &str) -> Result<Channel, Status> {
+    /// The channel to the leader's peer listener: the node's own peer channels, so a
+    /// forwarded call uses the node's TLS (and member certificate) when configured.
+    fn channel(&self, leader: &LeaderHint) -> Result<Channel, Status> {
+        let address = self.peers.options().addresses.resolve(leader.node_id, &leader.address);
         self.peers
-            .get(address)
+            .get(&address)
             .map_err(|e| Status::from(ServiceError::Internal(format!("controller leader address {address}: {e}"))))
     }
 
@@ -63,9 +68,11 @@ impl Forwarder {
         if request.metadata().contains_key(FORWARDED) {
             return Err(not_leader(Some(hint)));
         }
-        let channel = self.channel(&hint.address)?;
+        let channel = self.channel(&hint)?;
+        let principal = Principal::of(&request);
         let mut forwarded = Request::new(request.into_inner());
         forwarded.metadata_mut().insert(FORWARDED, MetadataValue::from_static("1"));
+        principal.forward_on(&mut forwarded);
         forwarded.set_timeout(FORWARD_TIMEOUT);
         tracing::debug!(leader = hint.node_id, "forwarding an admin call to the controller leader");
         match call(AdminClient::new(channel), forwarded).await {

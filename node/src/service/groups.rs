@@ -17,7 +17,9 @@ use cairn_proto::v1::{
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
+use super::access::Access;
 use super::error::ServiceError;
+use crate::auth::acl::{Operation, Resource};
 use crate::coordinator::actor::to_topic_partitions;
 use crate::coordinator::{Cmd, CoordError, Coordinators, GroupView};
 use crate::describe;
@@ -29,6 +31,7 @@ pub struct GroupsService {
     coordinators: Arc<Coordinators>,
     local: Arc<LocalGroups>,
     liveness: Liveness,
+    access: Access,
 }
 
 /// How long a list waits for each node.
@@ -38,8 +41,13 @@ const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 type Bounds = BTreeMap<(u64, u32), (u64, u64)>;
 
 impl GroupsService {
-    pub fn new(coordinators: Arc<Coordinators>, local: Arc<LocalGroups>, liveness: Liveness) -> GroupsService {
-        GroupsService { coordinators, local, liveness }
+    pub fn new(
+        coordinators: Arc<Coordinators>,
+        local: Arc<LocalGroups>,
+        liveness: Liveness,
+        access: Access,
+    ) -> GroupsService {
+        GroupsService { coordinators, local, liveness, access }
     }
 
     /// What `DescribeGroup` answers for `group` (coordinated here): members, assignments,
@@ -197,6 +205,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        self.access.guard(&request)?;
         let group = request.into_inner().group_id;
         self.local.known_state()?;
         let (partition, hint) = self.coordinators.find(&group).map_err(ServiceError::from)?;
@@ -211,6 +220,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        self.access.guard(&request)?;
         let host = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
         let req = request.into_inner();
         let group = req.group_id.clone();
@@ -222,6 +232,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<OffsetCommitRequest>,
     ) -> Result<Response<OffsetCommitResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         let group = req.group_id.clone();
         self.call(&group, |reply| Cmd::Commit {
@@ -239,13 +250,17 @@ impl Groups for GroupsService {
         &self,
         request: Request<OffsetFetchRequest>,
     ) -> Result<Response<OffsetFetchResponse>, Status> {
+        let principal = self.access.guard(&request)?;
         let req = request.into_inner();
         let group = req.group_id.clone();
-        let offsets = self.call(&group, |reply| Cmd::Fetch { group: req.group_id, topics: req.topics, reply }).await?;
+        let mut offsets =
+            self.call(&group, |reply| Cmd::Fetch { group: req.group_id, topics: req.topics, reply }).await?;
+        offsets.retain(|o| self.access.may(&principal, Operation::Describe, Resource::topic(&o.topic)));
         Ok(Response::new(OffsetFetchResponse { offsets }))
     }
 
-    async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+    async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        let principal = self.access.guard(&request)?;
         let state = self.local.known_state()?;
         let me = self.local.env().me;
         let mut found: BTreeMap<String, GroupListing> = BTreeMap::new();
@@ -297,6 +312,8 @@ impl Groups for GroupsService {
                 });
             }
         }
+        // Only the groups the caller may describe (all of them with ACLs off).
+        found.retain(|name, _| self.access.may(&principal, Operation::Describe, Resource::group(name)));
         Ok(Response::new(ListGroupsResponse {
             groups: found.into_values().collect(),
             unreachable_node_ids: unreachable,
@@ -307,6 +324,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
+        self.access.guard(&request)?;
         self.describe(request.into_inner().group_id).await.map(Response::new)
     }
 
@@ -314,6 +332,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
+        self.access.guard(&request)?;
         let group = request.into_inner().group_id;
         self.call(&group, |reply| Cmd::Delete { group: group.clone(), reply }).await?;
         Ok(Response::new(DeleteGroupResponse {}))
@@ -323,6 +342,7 @@ impl Groups for GroupsService {
         &self,
         request: Request<AlterOffsetsRequest>,
     ) -> Result<Response<AlterOffsetsResponse>, Status> {
+        self.access.guard(&request)?;
         let req = request.into_inner();
         let state = self.local.known_state()?;
         // Each offset within its partition's bounds; topics resolved here for the bounds only

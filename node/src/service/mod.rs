@@ -1,5 +1,7 @@
 //! gRPC services of the public API.
 
+mod access;
+mod acls;
 mod admin;
 mod broker;
 mod error;
@@ -9,6 +11,7 @@ mod internal;
 mod subscribe;
 mod trace;
 
+pub use access::Access;
 pub use admin::AdminService;
 pub use broker::BrokerService;
 pub use error::ServiceError;

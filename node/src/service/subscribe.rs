@@ -15,8 +15,11 @@ use cairn_proto::v1::{FetchedRecord, SubscribeRequest, SubscribeResponse, Subscr
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
+use super::access::Need;
 use super::broker::BrokerService;
 use super::error::ServiceError;
+use crate::auth::acl::{Operation, Resource};
+use crate::auth::Principal;
 
 /// Messages queued for one subscriber (the window bounds the bytes in them).
 const QUEUE: usize = 16;
@@ -34,6 +37,7 @@ fn end_with(e: &ServiceError) -> SubscribeResponse {
 /// Serves one Subscribe stream.
 pub fn serve(
     broker: BrokerService,
+    principal: Principal,
     mut inbound: Streaming<SubscribeRequest>,
 ) -> mpsc::Receiver<Result<SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -46,7 +50,7 @@ pub fn serve(
                 return;
             }
         };
-        if let Err(e) = run(&broker, start, &mut inbound, &tx).await {
+        if let Err(e) = run(&broker, &principal, start, &mut inbound, &tx).await {
             let _ = tx.send(Ok(end_with(&e))).await;
         }
     });
@@ -55,10 +59,14 @@ pub fn serve(
 
 async fn run(
     broker: &BrokerService,
+    principal: &Principal,
     start: SubscribeStart,
     inbound: &mut Streaming<SubscribeRequest>,
     tx: &mpsc::Sender<Result<SubscribeResponse, Status>>,
 ) -> Result<(), ServiceError> {
+    // Checked at the start and before every read: a read ACL revoked mid-stream ends it.
+    let may_read = || broker.access().require(principal, Need::One(Operation::Read, Resource::topic(&start.topic)));
+    may_read()?;
     let (topic_id, group) = broker.local_replica(&start.topic, start.partition, start.topic_id)?;
     let fetch_max = broker.fetch_bytes_max() as u64;
     let mut credit = if start.window_bytes == 0 { fetch_max } else { start.window_bytes };
@@ -75,6 +83,7 @@ async fn run(
         }
     };
     loop {
+        may_read()?;
         if !broker.serves_incarnation(&start.topic, topic_id) {
             return Err(ServiceError::UnknownTopicId {
                 topic: start.topic.clone(),

@@ -3,9 +3,8 @@
 //! tonic through a bounded channel. A refused handshake (no certificate, another CA, a client
 //! certificate on the peer listener) is logged, at most once a second per listener.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -74,23 +73,12 @@ async fn accept_loop(
 
 /// Logs refused connections, at most once a second (counting the others).
 #[derive(Default)]
-struct RefusalLog {
-    last_ms: AtomicU64,
-    unlogged: AtomicU64,
-}
+struct RefusalLog(crate::telemetry::EverySecond);
 
 impl RefusalLog {
     fn refused(&self, side: Side, remote: std::net::SocketAddr, why: &str) {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1_000;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < 1_000
-            || self.last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
-            self.unlogged.fetch_add(1, Ordering::Relaxed);
-            return;
+        if let Some(more) = self.0.allow() {
+            tracing::warn!(listener = side.name(), %remote, reason = %why, unlogged_since_last = more, "refused a TLS connection");
         }
-        let more = self.unlogged.swap(0, Ordering::Relaxed);
-        tracing::warn!(listener = side.name(), %remote, reason = %why, unlogged_since_last = more, "refused a TLS connection");
     }
 }

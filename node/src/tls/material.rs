@@ -69,9 +69,16 @@ pub fn load(files: &TlsFiles, members: &[String]) -> Result<Material, TlsError> 
 
     let builder =
         || rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions();
+    // Clients may present a certificate of the cluster CA (their principal when
+    // authentication is on); one of another CA fails the handshake; none is also accepted
+    // here (a token may authenticate the calls instead).
+    let optional = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(setup)?;
     let mut client_listener = builder()
         .map_err(setup)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(optional)
         .with_single_cert(chain.clone(), key.clone_key())
         .map_err(|e| file_error(&files.key, format!("does not fit {}: {e}", files.cert.display())))?;
     client_listener.alpn_protocols = h2.clone();

@@ -1,5 +1,6 @@
 //! `cairn`: the command-line tool (cluster info, produce, consume).
 
+mod acl;
 mod bench;
 mod bench_group;
 mod certs;
@@ -12,12 +13,13 @@ mod output;
 mod produce;
 mod produce_input;
 mod replica;
+mod token;
 mod topic;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientConfig, ClientTls, DEFAULT_BROKERS};
+use cairn_client::{Client, ClientConfig, ClientTls, Token, DEFAULT_BROKERS};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -54,6 +56,13 @@ struct Cli {
     /// TLS: the client certificate's private key (PEM). Not `--key`: that is a record's key.
     #[arg(long, env = "CAIRN_CERT_KEY", global = true)]
     cert_key: Option<std::path::PathBuf>,
+    /// Bearer token for a cluster with authentication on (prefer --token-file or CAIRN_TOKEN:
+    /// a flag shows in the process list).
+    #[arg(long, env = "CAIRN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the bearer token (its first line).
+    #[arg(long, env = "CAIRN_TOKEN_FILE", global = true, conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -122,6 +131,27 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// ACLs: who may do what (enforced by nodes with `[auth] acls = true`).
+    #[command(after_help = "Examples:
+  cairn acl add --allow orders-service --operation write --topic orders
+  cairn acl add --allow '*' --operation read,describe --topic-prefix public-
+  cairn acl add --allow billing --operation read --group billing
+  cairn acl add --deny mallory --operation all --topic '*'
+  cairn acl add --allow ops --operation alter,create,describe --cluster
+  cairn acl list --principal orders-service
+  cairn acl remove --allow orders-service --operation write --topic orders")]
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
+    /// Bearer tokens: make one, with the digest a node's configuration takes.
+    #[command(after_help = "Examples:
+  cairn token new --principal orders-service    prints the token (give it to the client) and the
+                                                [[auth.tokens]] entry (give it to every node)")]
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
     /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
     Completions {
         #[arg(value_enum)]
@@ -161,6 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Certs { command } = cli.command {
         return certs::run(command); // needs no cluster either
     }
+    if let Command::Token { command } = cli.command {
+        return token::run(command);
+    }
     let mut cfg = ClientConfig::from_broker_list(&cli.brokers);
     cfg.retry_deadline = Duration::from_secs(cli.timeout_secs);
     cfg.tls = match &cli.ca {
@@ -169,6 +202,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("--cert and --cert-key need --ca (the CA the brokers' certificates chain to)")
         }
         None => None,
+    };
+    cfg.token = match (&cli.token, &cli.token_file) {
+        (Some(t), _) => Some(Token::new(t.as_str())),
+        (None, Some(path)) => Some(token::read_file(path)?),
+        (None, None) => None,
     };
     let client =
         Client::connect(cfg).await.map_err(|e| anyhow::anyhow!("cannot reach the cluster at {}: {e}", cli.brokers))?;
@@ -182,7 +220,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
         Command::Group { command } => group::run(&client, command, &out).await,
+        Command::Acl { command } => acl::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
-        Command::Completions { .. } | Command::Certs { .. } => Ok(()),
+        Command::Completions { .. } | Command::Certs { .. } | Command::Token { .. } => Ok(()),
     }
 }
