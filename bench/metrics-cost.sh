@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/rocksdb.sh
 source scripts/rocksdb.sh
-reps="${1:-3}"; secs="${2:-15}"; window="${3:-512}"
+# shellcheck source=bench/ab.sh
+source bench/ab.sh
+reps="${1:-3}"; secs="${2:-15}"; window="${3:-512}"; size=1024
 cargo build --quiet --bin cairn-node --bin cairn
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 dir=/var/tmp/cairn-metrics-cost
@@ -41,33 +43,14 @@ scrape_loop() {
   done
 }
 
-run() { # $1 = label
-  "$bin/cairn" bench produce --brokers "$brokers" --window "$window" --duration "$secs" --warmup 3 \
-    --json-out "$dir/run.json" >/dev/null 2>>"$dir/bench.log"
-  python3 - "$1" "$dir/run.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[2]))
-print(f"{sys.argv[1]:<10} {r['records_per_s']:>12.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['errors']:>7}")
-PY
-}
-
-echo "metrics cost: window $window, 1 KiB records, $secs s per run, $reps repetitions, scrape every 1 s of all 3 nodes"
-printf '%-10s %12s %9s %9s %7s\n' run records/s p50_ms p99_ms errors
+ab_header "metrics cost: window $window, 1 KiB records, $secs s per run, $reps repetitions, scrape every 1 s of all 3 nodes"
 out="$dir/results.txt"; : >"$out"
 for _ in $(seq 1 "$reps"); do
-  run without | tee -a "$out"
+  ab_run without --brokers "$brokers" | tee -a "$out"
   scrape_loop & scraper=$!
-  run scraped | tee -a "$out"
+  ab_run scraped --brokers "$brokers" | tee -a "$out"
   kill "$scraper"; wait "$scraper" 2>/dev/null || true; scraper=""
 done
-python3 - "$out" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-def med(label, i): return statistics.median(float(r[i]) for r in rows if r[0] == label)
-w, s = med("without", 1), med("scraped", 1)
-print(f"median records/s: without {w:.0f}, scraped {s:.0f} ({(s - w) / w * 100:+.1f}%)")
-print(f"median p50 ms: without {med('without', 2):.2f}, scraped {med('scraped', 2):.2f}; "
-      f"p99 ms: without {med('without', 3):.2f}, scraped {med('scraped', 3):.2f}")
-PY
-size=$(curl -s http://127.0.0.1:9851/metrics | wc -c)
-echo "one node's /metrics: $size bytes"
+ab_compare "$out" without scraped
+bytes=$(curl -s http://127.0.0.1:9851/metrics | wc -c)
+echo "one node's /metrics: $bytes bytes"

@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/rocksdb.sh
 source scripts/rocksdb.sh
+# shellcheck source=bench/ab.sh
+source bench/ab.sh
 reps="${1:-3}"; secs="${2:-15}"; window="${3:-512}"; size="${4:-1024}"
 cargo build --quiet --bin cairn-node --bin cairn
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
@@ -46,30 +48,10 @@ for args in plain tls; do
   done
 done
 
-run() { # $1 = label, rest = cairn flags
-  local label="$1"; shift
-  "$bin/cairn" "$@" bench produce --window "$window" --record-size "$size" --duration "$secs" --warmup 3 \
-    --json-out "$dir/run.json" >/dev/null 2>>"$dir/bench.log"
-  python3 - "$label" "$dir/run.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[2]))
-print(f"{sys.argv[1]:<10} {r['records_per_s']:>12.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['errors']:>7}")
-PY
-}
-
-echo "TLS cost: window $window, $size B records, $secs s per run, $reps repetitions, fsync before ack on both"
-printf '%-10s %12s %9s %9s %7s\n' run records/s p50_ms p99_ms errors
+ab_header "TLS cost: window $window, $size B records, $secs s per run, $reps repetitions, fsync before ack on both"
 out="$dir/results.txt"; : >"$out"
 for _ in $(seq 1 "$reps"); do
-  run plaintext "${plain[@]}" | tee -a "$out"
-  run tls "${tls[@]}" | tee -a "$out"
+  ab_run plaintext "${plain[@]}" | tee -a "$out"
+  ab_run tls "${tls[@]}" | tee -a "$out"
 done
-python3 - "$out" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-def med(label, i): return statistics.median(float(r[i]) for r in rows if r[0] == label)
-p, t = med("plaintext", 1), med("tls", 1)
-print(f"median records/s: plaintext {p:.0f}, TLS {t:.0f} ({(t - p) / p * 100:+.1f}%)")
-print(f"median p50 ms: plaintext {med('plaintext', 2):.2f}, TLS {med('tls', 2):.2f}; "
-      f"p99 ms: plaintext {med('plaintext', 3):.2f}, TLS {med('tls', 3):.2f}")
-PY
+ab_compare "$out" plaintext tls

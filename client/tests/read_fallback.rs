@@ -57,6 +57,7 @@ impl Broker for Replica {
             high_watermark: offset + 1,
             log_start_offset: 0,
             topic_id: 7,
+            throttle_time_ms: 0,
         }))
     }
 

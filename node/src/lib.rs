@@ -10,6 +10,7 @@
 //! ```
 
 pub mod address;
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod controller;
@@ -23,6 +24,7 @@ pub mod join;
 pub mod listener;
 pub mod liveness;
 pub mod metrics;
+pub mod quota;
 pub mod restart;
 pub mod retention;
 pub mod server;

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::admission::{Admitted, Gate as Admission};
 use crate::auth::{Authenticator, ForwardedPrincipal};
 use crate::config::Config;
 use crate::controller::{duties, rebalancer, repair, Controller};
@@ -249,7 +250,9 @@ pub async fn run(
     // not: probes and tooling need them, and they reveal nothing of the data).
     let auth = Authenticator::new(config.auth.clone());
     let admin = admin.into_server();
+    let gate = crate::admission::Gate::new(config.limits.client_connections_max);
     let client_server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(config.limits.client_streams_per_connection_max))
         .accept_http1(true)
         .layer(crate::http1::Http1Notice)
         .add_service(health_service.clone())
@@ -259,10 +262,12 @@ pub async fn run(
         .add_service(InterceptedService::new(groups_service.into_server(), auth));
     let client_server: Served = match &tls {
         Some(t) => Box::pin(client_server.serve_with_incoming_shutdown(
-            crate::tls::incoming(listener, t.clone(), Side::Client),
+            crate::tls::incoming(listener, t.clone(), Side::Client, Some(gate)),
             stopped(stopping.clone()),
         )),
-        None => Box::pin(client_server.serve_with_incoming_shutdown(incoming(listener), stopped(stopping.clone()))),
+        None => Box::pin(
+            client_server.serve_with_incoming_shutdown(incoming(listener, Some(gate)), stopped(stopping.clone())),
+        ),
     };
     // The peer listener: Raft transport, node-internal calls, and admin calls other nodes
     // forward to the controller leader (with their caller's principal).
@@ -280,10 +285,12 @@ pub async fn run(
         );
     let peer_server: Served = match &tls {
         Some(t) => Box::pin(peer_server.serve_with_incoming_shutdown(
-            crate::tls::incoming(peer_listener, t.clone(), Side::Peer),
+            crate::tls::incoming(peer_listener, t.clone(), Side::Peer, None),
             stopped(stopping.clone()),
         )),
-        None => Box::pin(peer_server.serve_with_incoming_shutdown(incoming(peer_listener), stopped(stopping.clone()))),
+        None => {
+            Box::pin(peer_server.serve_with_incoming_shutdown(incoming(peer_listener, None), stopped(stopping.clone())))
+        }
     };
     let (client_served, peer_served) = tokio::join!(
         async {
@@ -327,14 +334,25 @@ fn member_hosts(config: &Config) -> Vec<String> {
     hosts
 }
 
-/// Accepted connections of `listener`, without Nagle's delay.
+/// Accepted connections of `listener`, without Nagle's delay; with a `gate`, only while it
+/// has a free slot (the others are closed at once).
 fn incoming(
     listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(s)
+    gate: Option<Admission>,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Admitted<tokio::net::TcpStream>>> {
+    TcpListenerStream::new(listener).filter_map(move |s| {
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let slot = match &gate {
+            Some(g) => Some(g.admit(s.peer_addr().ok())?),
+            None => None,
+        };
+        if let Err(e) = s.set_nodelay(true) {
+            return Some(Err(e));
+        }
+        Some(Ok(Admitted::new(s, slot)))
     })
 }
 

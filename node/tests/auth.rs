@@ -12,22 +12,12 @@ use cairn_client::{
 use cairn_node::auth::token;
 use cairn_proto::v1::broker_client::BrokerClient;
 use cairn_proto::v1::DescribeClusterRequest;
-use common::{cli_binary, Cluster};
+use common::{certs_init, cli_binary, tls_args, Cluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// How long an ACL change may take to reach every node (it is applied from the controller log,
 /// normally within a heartbeat).
 const ACL_EFFECT_BOUND: Duration = Duration::from_secs(5);
-
-fn certs_init(dir: &Path) {
-    let out = std::process::Command::new(cli_binary())
-        .args(["certs", "init"])
-        .arg(dir)
-        .args(["--nodes", "3"])
-        .output()
-        .expect("run cairn certs init");
-    assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A random token for `principal` and the flag giving its digest to the nodes.
 fn token_for(principal: &str) -> (String, String) {
@@ -37,21 +27,8 @@ fn token_for(principal: &str) -> (String, String) {
 }
 
 fn secure_args(dir: &Path, id: u64, tokens: &[String]) -> Vec<String> {
-    let p = |f: String| dir.join(f).to_string_lossy().into_owned();
-    let mut args: Vec<String> = vec![
-        "--tls-ca".into(),
-        p("ca.pem".into()),
-        "--tls-cert".into(),
-        p(format!("node-{id}.pem")),
-        "--tls-key".into(),
-        p(format!("node-{id}.key")),
-        "--auth".into(),
-        "on".into(),
-        "--acls".into(),
-        "on".into(),
-        "--super-user".into(),
-        "admin".into(),
-    ];
+    let mut args = tls_args(dir, id);
+    args.extend(["--auth", "on", "--acls", "on", "--super-user", "admin"].map(String::from));
     for t in tokens {
         args.push("--auth-token".into());
         args.push(t.clone());

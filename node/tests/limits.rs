@@ -1,110 +1,113 @@
-//! Server state a client can grow is bounded, and forged producer identities change nothing:
-//! producer ids and epochs must be issued by the controller, each partition remembers at most
-//! `producers_per_partition_max` producers, named producers and partitions are capped.
+//! Limits on the client listener: open connections, and per-principal byte-rate quotas that
+//! slow a principal down to its rate and tell it how long it was held back.
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use cairn_client::{Client, ErrorCode, Producer, ProducerConfig, Record, RecordExt};
-use cairn_proto::v1::broker_client::BrokerClient;
-use cairn_proto::v1::{ErrorDetail, InitProducerRequest, ProduceRequest};
-use common::{leader_of, wait_for_topic, Cluster};
-use prost::Message;
+use cairn_client::{OffsetSpec, Record, RecordExt};
+use common::Cluster;
 
-/// A raw produce of one record to `topic`/0 on its leader, as any gRPC client could send it.
-async fn raw_produce(cluster: &Cluster, client: &Client, pid: u64, epoch: u32, seq: u32) -> Result<u64, ErrorDetail> {
-    let leader = leader_of(client, "t", 0).await;
-    let mut broker = BrokerClient::connect(format!("http://{}", cluster.addr(leader))).await.expect("connect");
-    let req = ProduceRequest {
-        topic: "t".into(),
-        partition: 0,
-        records: vec![Record::from_value(format!("{pid}/{epoch}/{seq}"))],
-        producer_id: pid,
-        producer_epoch: epoch,
-        base_sequence: seq,
-        topic_id: 0,
-    };
-    match broker.produce(req).await {
-        Ok(r) => Ok(r.into_inner().base_offset),
-        Err(status) => Err(ErrorDetail::decode(status.details()).expect("structured error detail")),
-    }
+fn config_file(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.to_string_lossy().into_owned()
 }
 
-async fn init(cluster: &Cluster, client: &Client, name: &str) -> Result<(u64, u32), ErrorDetail> {
-    let d = client.describe_cluster().await.expect("describe");
-    let mut broker =
-        BrokerClient::connect(format!("http://{}", cluster.addr(d.controller_leader_id))).await.expect("connect");
-    match broker.init_producer(InitProducerRequest { name: name.into(), ..Default::default() }).await {
-        Ok(r) => Ok((r.get_ref().producer_id, r.get_ref().epoch)),
-        Err(status) => Err(ErrorDetail::decode(status.details()).expect("structured error detail")),
+/// Whether the server closed `s` (EOF) within `within`; false when it stayed open.
+fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("timeout");
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_producer_ids_and_epochs_are_refused_and_fence_nobody() {
-    let cluster = Cluster::start(3, "t:1");
-    let client = Arc::new(cluster.client().await);
-    wait_for_topic(&client, "t").await;
-    let cfg = ProducerConfig { linger: Duration::ZERO, ..ProducerConfig::default() };
-    let producer = Producer::new(client.clone(), cfg).await.expect("producer");
-    let first = producer.send("t", Some(0), Record::from_value("a")).await.expect("send").await.expect("a");
-
-    // A forged epoch for the real producer id: refused, and the real producer is not fenced.
-    let e = raw_produce(&cluster, &client, first.producer_id, u32::MAX, 0).await.expect_err("forged epoch");
-    assert_eq!(e.code(), ErrorCode::UnknownProducerEpoch, "{}", e.message);
-    assert!(e.definite && e.retriable, "nothing applied; a lagging node may not know a real epoch yet");
-    let second = producer.send("t", Some(0), Record::from_value("b")).await.expect("send").await.expect("b");
-    assert_eq!(second.offset, first.offset + 1, "the real producer goes on");
-
-    // An id the controller never issued.
-    let e = raw_produce(&cluster, &client, u64::MAX / 2, 0, 0).await.expect_err("forged id");
-    assert_eq!(e.code(), ErrorCode::UnknownProducerEpoch, "{}", e.message);
-    assert!(e.message.contains("never issued"), "{}", e.message);
+async fn connections_over_the_limit_are_closed_and_a_freed_slot_is_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), "[limits]\nclient_connections_max = 3\n");
+    let cluster = Cluster::start_with(3, "events:1", &["--config", &config]);
+    let client = cluster.client().await;
+    common::wait_for_leaders(&client).await;
+    drop(client);
+    let addr = cluster.addr(1);
+    // Idle client connections from before are gone once the client is dropped; hold 3 now.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        if closed_by_server(&mut s, Duration::from_millis(300)) {
+            assert!(Instant::now() < deadline, "the earlier client's connections never closed");
+            held.clear();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        held.push(s);
+    }
+    let mut fourth = TcpStream::connect(&addr).expect("the kernel accepts");
+    assert!(closed_by_server(&mut fourth, Duration::from_secs(2)), "a 4th connection is closed at once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.log_of(1).contains("refused a client connection") {
+        assert!(Instant::now() < deadline, "node 1 did not log the refused connection");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One closes: its slot serves the next one.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut next = TcpStream::connect(&addr).expect("connect");
+    assert!(!closed_by_server(&mut next, Duration::from_millis(500)), "a freed slot is given to a new connection");
+    drop(next);
+    drop(held);
+    // Other nodes were never full; node 1 serves again once the raw connections are gone.
+    let client = cluster.client().await;
+    client.produce("events", 0, vec![Record::from_value("x")]).await.expect("produce");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn producer_tables_named_producers_and_partitions_stay_within_their_limits() {
-    let config = tempfile::NamedTempFile::new().expect("config file");
-    std::fs::write(
-        config.path(),
-        "[limits]\nproducers_per_partition_max = 20\nnamed_producers_max = 5\npartitions_max = 4\n",
-    )
-    .expect("write config");
-    let path = config.path().to_string_lossy().into_owned();
-    let cluster = Cluster::start_with(3, "t:1", &["--config", &path]);
-    let client = Arc::new(cluster.client().await);
-    wait_for_topic(&client, "t").await;
-
-    // 60 issued anonymous producers each append once: the partition keeps the last 20.
-    let mut ids = Vec::new();
-    for _ in 0..60 {
-        let (pid, epoch) = init(&cluster, &client, "").await.expect("anonymous id");
-        raw_produce(&cluster, &client, pid, epoch, 0).await.expect("first batch of a new producer");
-        ids.push(pid);
+async fn a_principal_over_its_byte_rate_is_slowed_to_it_and_told_so() {
+    const RATE: u64 = 200_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(
+        dir.path(),
+        &format!("[quotas]\nproduce_bytes_per_second = {RATE}\nfetch_bytes_per_second = {RATE}\n"),
+    );
+    let cluster = Cluster::start_with(3, "events:1", &["--config", &config]);
+    let client = cluster.client().await;
+    common::wait_for_leaders(&client).await;
+    // 1 MB in 50 KB batches: the first second's worth is the burst, the rest comes at the rate.
+    let batch: Vec<Record> = (0..5).map(|_| Record::from_value(vec![b'x'; 10_000])).collect();
+    let (batches, total) = (20u64, 20 * 50_000u64);
+    let start = Instant::now();
+    let mut throttled_ms = 0u64;
+    for _ in 0..batches {
+        let r = client.produce("events", 0, batch.clone()).await.expect("produce");
+        throttled_ms += u64::from(r.throttle_time_ms);
     }
-    let evicted = raw_produce(&cluster, &client, ids[0], 0, 1).await.expect_err("the oldest was evicted");
-    assert_eq!(evicted.code(), ErrorCode::UnknownProducer, "{}", evicted.message);
-    raw_produce(&cluster, &client, ids[59], 0, 1).await.expect("the newest is remembered");
+    let took = start.elapsed();
+    // The first second of bytes is the burst, and the last batch's own bytes are charged after
+    // it was let through: the rest took at least its time at the rate (10% for timer slack).
+    let floor = Duration::from_secs_f64((total - RATE - 50_000) as f64 / RATE as f64 * 0.9);
+    eprintln!("produced {total} bytes in {took:?} at a quota of {RATE} bytes/s; throttled {throttled_ms} ms in all");
+    assert!(took >= floor, "produced {total} bytes in {took:?}, faster than the quota allows ({floor:?})");
+    assert!(throttled_ms > 0, "the answers say they were held back");
+    assert_eq!(client.list_offsets("events", 0, OffsetSpec::Latest).await.expect("offsets").offset, batches * 5);
 
-    // The named registry: 5 names, then LIMIT_EXCEEDED; a known name is still served.
-    for i in 0..5 {
-        init(&cluster, &client, &format!("svc-{i}")).await.expect("named producer");
+    // Reading it back is held to the fetch rate the same way.
+    let start = Instant::now();
+    let (mut offset, mut read, mut fetch_throttled) = (0u64, 0u64, 0u64);
+    while offset < batches * 5 {
+        let r = client.fetch("events", 0, offset, 50_000, 0).await.expect("fetch");
+        fetch_throttled += u64::from(r.throttle_time_ms);
+        read += r.records.iter().map(|f| f.value.len() as u64).sum::<u64>();
+        offset = r.records.last().map_or(offset, |f| f.offset + 1);
     }
-    let e = init(&cluster, &client, "svc-5").await.expect_err("over the cap");
-    assert_eq!(e.code(), ErrorCode::LimitExceeded, "{}", e.message);
-    assert!(!e.retriable && e.definite);
-    assert!(e.message.contains("named_producers_max"), "{}", e.message);
-    init(&cluster, &client, "svc-0").await.expect("a registered name re-initialises at the cap");
-    let long = "x".repeat(300);
-    let e = init(&cluster, &client, &long).await.expect_err("name too long");
-    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{}", e.message);
-
-    // Partitions: t has 1; 3 more fit, a 4th does not, and nothing is created.
-    client.create_topic("u", 3, 3, None).await.expect("within the limit");
-    let e = client.create_topic("v", 1, 3, None).await.expect_err("over partitions_max");
-    assert_eq!(e.code(), Some(ErrorCode::LimitExceeded), "{e}");
-    assert!(e.to_string().contains("partitions_max"), "{e}");
-    assert!(client.list_topics().await.expect("list").iter().all(|t| t.name != "v"));
+    let took = start.elapsed();
+    eprintln!("fetched {read} bytes in {took:?}; throttled {fetch_throttled} ms in all");
+    assert!(took >= floor, "fetched {read} bytes in {took:?}, faster than the quota allows ({floor:?})");
+    assert!(fetch_throttled > 0);
 }

@@ -9,31 +9,8 @@ use std::time::{Duration, Instant};
 use cairn_client::{Client, ClientConfig, ClientTls, OffsetSpec, Record, RecordExt};
 use cairn_proto::peer::node_internal_client::NodeInternalClient;
 use cairn_proto::peer::PingRequest;
-use common::{cli_binary, Cluster};
+use common::{certs_init, cli_binary, tls_args, Cluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-/// `cairn certs init DIR --nodes 3`.
-fn certs_init(dir: &Path) {
-    let out = std::process::Command::new(cli_binary())
-        .args(["certs", "init"])
-        .arg(dir)
-        .args(["--nodes", "3"])
-        .output()
-        .expect("run cairn certs init");
-    assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn tls_args(dir: &Path, id: u64) -> Vec<String> {
-    let p = |f: String| dir.join(f).to_string_lossy().into_owned();
-    vec![
-        "--tls-ca".into(),
-        p("ca.pem".into()),
-        "--tls-cert".into(),
-        p(format!("node-{id}.pem")),
-        "--tls-key".into(),
-        p(format!("node-{id}.key")),
-    ]
-}
 
 async fn tls_client(cluster: &Cluster, ca: &Path) -> Client {
     let mut cfg = ClientConfig::new(cluster.brokers());

@@ -185,7 +185,12 @@ impl FakeBroker {
             let answer = |res: Result<u64, ErrorDetail>| match res {
                 Ok(base_offset) => ProduceStreamResponse {
                     correlation_id: cid,
-                    response: Some(ProduceResponse { base_offset, log_append_time_ms: 1, topic_id: TOPIC_ID }),
+                    response: Some(ProduceResponse {
+                        base_offset,
+                        log_append_time_ms: 1,
+                        topic_id: TOPIC_ID,
+                        throttle_time_ms: 0,
+                    }),
                     error: None,
                 },
                 Err(e) => ProduceStreamResponse { correlation_id: cid, response: None, error: Some(e) },

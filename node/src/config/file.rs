@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub tls: TlsSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub quotas: QuotasSection,
 }
 
 impl FileConfig {
@@ -102,6 +104,29 @@ impl std::str::FromStr for TokenEntry {
         let (principal, sha256) = s.rsplit_once(':').ok_or_else(|| format!("{s:?}: expected PRINCIPAL:SHA256"))?;
         Ok(TokenEntry { principal: principal.to_string(), sha256: sha256.to_string() })
     }
+}
+
+/// Byte-rate quotas per principal, on each node (0: unlimited, the default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// Record bytes a principal may produce to this node per second.
+    pub produce_bytes_per_second: u64,
+    /// Record bytes a principal may fetch from this node per second.
+    pub fetch_bytes_per_second: u64,
+    /// Principals with rates of their own (both rates replace the defaults; 0: unlimited).
+    pub principals: Vec<PrincipalQuota>,
+}
+
+/// One principal's own rates.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalQuota {
+    pub principal: String,
+    #[serde(default)]
+    pub produce_bytes_per_second: u64,
+    #[serde(default)]
+    pub fetch_bytes_per_second: u64,
 }
 
 /// A topic created at bootstrap.
@@ -179,6 +204,11 @@ pub struct LimitsSection {
     pub partition_replicas_per_node_max: u64,
     /// Partitions in the whole cluster.
     pub partitions_max: u64,
+    /// Connections open at once on the client listener; one more is closed at once.
+    pub client_connections_max: usize,
+    /// Concurrent calls (HTTP/2 streams) one client connection may have open; a client waits
+    /// for a free one beyond it.
+    pub client_streams_per_connection_max: u32,
 }
 
 impl Default for LimitsSection {
@@ -200,6 +230,8 @@ impl Default for LimitsSection {
             producer_fence_wait_ms: 10_000,
             partition_replicas_per_node_max: 4_000,
             partitions_max: 20_000,
+            client_connections_max: 10_000,
+            client_streams_per_connection_max: 1_000,
         }
     }
 }

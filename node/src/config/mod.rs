@@ -12,8 +12,8 @@ pub use args::Args;
 pub use error::ConfigError;
 pub use faults::Faults;
 pub use file::{
-    AuthSection, FileConfig, GroupsSection, LimitsSection, LogSection, RaftSection, RetentionSection, StorageSection,
-    TlsSection, TokenEntry, TopicSpec,
+    AuthSection, FileConfig, GroupsSection, LimitsSection, LogSection, PrincipalQuota, QuotasSection, RaftSection,
+    RetentionSection, StorageSection, TlsSection, TokenEntry, TopicSpec,
 };
 
 use std::collections::BTreeMap;
@@ -62,6 +62,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Client authentication and ACLs.
     pub auth: AuthConfig,
+    /// Byte-rate quotas per principal.
+    pub quotas: QuotasSection,
 }
 
 impl Config {
@@ -141,6 +143,7 @@ impl Config {
             peer_source_ip: args.peer_source_ip.or(file.peer_source_ip),
             tls: tls_files(args, file.tls)?,
             auth: auth(args, file.auth)?,
+            quotas: file.quotas,
         };
         config.validate()?;
         Ok(config)

@@ -115,6 +115,14 @@ impl Config {
                 "no client could authenticate: configure TLS (client certificates) or at least one token",
             ));
         }
+        let mut quota_principals = BTreeSet::new();
+        for q in &self.quotas.principals {
+            crate::auth::check_principal_name(&q.principal)
+                .map_err(|m| invalid("quotas.principals", format!("{:?}: {m}", q.principal)))?;
+            if !quota_principals.insert(q.principal.as_str()) {
+                return Err(invalid("quotas.principals", format!("{:?} is listed twice", q.principal)));
+            }
+        }
         let r = &self.raft;
         if r.heartbeat_interval_ms < 10 {
             return Err(invalid("raft.heartbeat_interval_ms", "must be at least 10"));
@@ -126,7 +134,7 @@ impl Config {
             return Err(invalid("raft.election_timeout_ms_max", "must be greater than raft.election_timeout_ms_min"));
         }
         let l = &self.limits;
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 18] = [
             ("limits.record_bytes_max", l.record_bytes_max as u64),
             ("limits.request_bytes_max", l.request_bytes_max as u64),
             ("limits.fetch_bytes_max", l.fetch_bytes_max as u64),
@@ -143,6 +151,8 @@ impl Config {
             ("limits.producer_fence_wait_ms", l.producer_fence_wait_ms),
             ("limits.partition_replicas_per_node_max", l.partition_replicas_per_node_max),
             ("limits.partitions_max", l.partitions_max),
+            ("limits.client_connections_max", l.client_connections_max as u64),
+            ("limits.client_streams_per_connection_max", u64::from(l.client_streams_per_connection_max)),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than 0"));

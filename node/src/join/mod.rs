@@ -138,11 +138,11 @@ pub async fn check(
     let (peer_server, client_server) = match &probes.tls {
         Some(t) => (
             tokio::spawn(peer_router.serve_with_incoming_shutdown(
-                crate::tls::incoming(peer_listener, t.clone(), crate::tls::Side::Peer),
+                crate::tls::incoming(peer_listener, t.clone(), crate::tls::Side::Peer, None),
                 stopped(stop.subscribe()),
             )),
             tokio::spawn(client_router.serve_with_incoming_shutdown(
-                crate::tls::incoming(client_listener, t.clone(), crate::tls::Side::Client),
+                crate::tls::incoming(client_listener, t.clone(), crate::tls::Side::Client, None),
                 stopped(stop.subscribe()),
             )),
         ),

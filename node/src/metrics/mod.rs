@@ -70,12 +70,50 @@ impl Requests {
     }
 }
 
+/// Requests held back or refused by the byte-rate quotas, by direction (produce, fetch).
+#[derive(Clone, Debug)]
+pub struct QuotaMetrics {
+    throttle_seconds: prometheus::CounterVec,
+    refused: IntCounterVec,
+}
+
+impl QuotaMetrics {
+    fn new(registry: &Registry) -> Result<QuotaMetrics, prometheus::Error> {
+        let throttle_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "cairn_quota_throttle_seconds_total",
+                "time requests were held back because their principal was over its byte-rate quota, by direction",
+            ),
+            &["direction"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "cairn_quota_refused_total",
+                "requests refused THROTTLED: their principal was too far over its byte-rate quota, by direction",
+            ),
+            &["direction"],
+        )?;
+        registry.register(Box::new(throttle_seconds.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        Ok(QuotaMetrics { throttle_seconds, refused })
+    }
+
+    pub fn throttled(&self, direction: &str, wait: Duration) {
+        self.throttle_seconds.with_label_values(&[direction]).inc_by(wait.as_secs_f64());
+    }
+
+    pub fn refused(&self, direction: &str) {
+        self.refused.with_label_values(&[direction]).inc();
+    }
+}
+
 /// Everything the node measures on its paths; the scrape-time gauges are in [`view`].
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     pub produce: Requests,
     pub fetch: Requests,
+    pub quota: QuotaMetrics,
     produce_seconds: Histogram,
     elections: IntCounter,
     fsync: FsyncMetrics,
@@ -122,6 +160,7 @@ impl Metrics {
         registry.register(Box::new(build))?;
         let produce = Requests::new(&registry, "produce", "appended (acknowledged)")?;
         let fetch = Requests::new(&registry, "fetch", "returned by fetches")?;
+        let quota = QuotaMetrics::new(&registry)?;
         // 100 µs to ~6.5 s, doubling.
         let latency = prometheus::exponential_buckets(0.0001, 2.0, 17)?;
         let produce_seconds = histogram(
@@ -159,7 +198,7 @@ impl Metrics {
             )?,
             stages,
         };
-        Ok(Arc::new(Metrics { registry, produce, fetch, produce_seconds, elections, fsync }))
+        Ok(Arc::new(Metrics { registry, produce, fetch, quota, produce_seconds, elections, fsync }))
     }
 
     /// What the storage layer reports fsync rounds to.

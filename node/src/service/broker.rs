@@ -33,6 +33,7 @@ use crate::describe;
 use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
+use crate::quota::{Direction, Quotas};
 
 /// Batches of one produce stream in flight at once, from receipt until their answer is queued.
 const STREAM_IN_FLIGHT_MAX: usize = 256;
@@ -42,6 +43,8 @@ struct Started {
     pending: PendingProduce,
     topic: String,
     topic_id: u64,
+    /// How long the quota held the request back first.
+    throttle_ms: u32,
 }
 
 /// The public broker API of one node.
@@ -55,6 +58,7 @@ pub struct BrokerService {
     liveness: Liveness,
     metrics: Arc<Metrics>,
     access: Access,
+    quotas: Quotas,
 }
 
 impl BrokerService {
@@ -75,6 +79,7 @@ impl BrokerService {
             liveness,
             metrics,
             access,
+            quotas: Quotas::new(&config.quotas),
         }
     }
 
@@ -101,7 +106,7 @@ impl BrokerService {
         if let Some(p) = &req.producer {
             self.check_producer(&group, p)?;
         }
-        Ok(Started { pending: group.enqueue(req)?, topic, topic_id: self.reported(topic_id) })
+        Ok(Started { pending: group.enqueue(req)?, topic, topic_id: self.reported(topic_id), throttle_ms: 0 })
     }
 
     /// A partition accepts only producer ids and epochs the controller issued, so no request
@@ -132,7 +137,36 @@ impl BrokerService {
             base_offset: ack.base_offset,
             log_append_time_ms: ack.log_append_time_ms,
             topic_id: started.topic_id,
+            throttle_time_ms: started.throttle_ms,
         })
+    }
+
+    /// Holds a request of `principal` back while it is over its byte-rate quota (`bytes`
+    /// charged up front; 0 for a fetch, charged after); returns how long, in ms.
+    ///
+    /// # Errors
+    /// THROTTLED when the wait would be too long (nothing charged, nothing done).
+    pub(super) async fn throttle(
+        &self,
+        principal: &Principal,
+        direction: Direction,
+        bytes: u64,
+    ) -> Result<u32, ServiceError> {
+        let wait = self.quotas.wait(principal.name(), direction, bytes).map_err(|e| {
+            self.metrics.quota.refused(direction.as_str());
+            ServiceError::OverQuota(e.to_string())
+        })?;
+        if wait.is_zero() {
+            return Ok(0);
+        }
+        self.metrics.quota.throttled(direction.as_str(), wait);
+        tokio::time::sleep(wait).await;
+        Ok(u32::try_from(wait.as_millis()).unwrap_or(u32::MAX))
+    }
+
+    /// Charges `bytes` served to `principal`'s quota.
+    pub(super) fn charge(&self, principal: &Principal, direction: Direction, bytes: u64) {
+        self.quotas.charge(principal.name(), direction, bytes);
     }
 
     /// Free bytes and floor of `node`'s data directory, as last known here.
@@ -334,6 +368,16 @@ fn record_size(r: &Record) -> usize {
     r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>()
 }
 
+/// The record bytes of a produce request (what the produce quota counts).
+fn batch_bytes(req: &ProduceRequest) -> u64 {
+    req.records.iter().map(|r| record_size(r) as u64).sum()
+}
+
+/// The record bytes of a fetched record (what the fetch quota and metrics count).
+pub(super) fn fetched_size(r: &cairn_proto::v1::FetchedRecord) -> u64 {
+    (r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>()) as u64
+}
+
 #[tonic::async_trait]
 impl Broker for BrokerService {
     async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
@@ -342,8 +386,9 @@ impl Broker for BrokerService {
         let req = request.into_inner();
         let span = super::trace::produce_span(&req.topic, req.partition, &req.records);
         let answer = async {
-            allowed?;
-            match self.start_produce(req) {
+            let principal = allowed?;
+            let throttle_ms = self.throttle(&principal, Direction::Produce, batch_bytes(&req)).await?;
+            match self.start_produce(req).map(|s| Started { throttle_ms, ..s }) {
                 Ok(started) => self.finish(started).await,
                 Err(e) => Err(e),
             }
@@ -395,9 +440,18 @@ impl Broker for BrokerService {
                     Some(r) => super::trace::produce_span(&r.topic, r.partition, &r.records),
                     None => tracing::Span::none(),
                 };
+                // Checked and held back (quota) in the order received: the stream's batches reach
+                // their partitions in that order.
                 let started = match msg.request {
-                    Some(r) => span
-                        .in_scope(|| this.access.require(&principal, r.needs()).and_then(|()| this.start_produce(r))),
+                    Some(r) => match this.access.require(&principal, r.needs()) {
+                        Ok(()) => match this.throttle(&principal, Direction::Produce, batch_bytes(&r)).await {
+                            Ok(throttle_ms) => {
+                                span.in_scope(|| this.start_produce(r)).map(|s| Started { throttle_ms, ..s })
+                            }
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    },
                     None => Err(ServiceError::InvalidArgument("stream message without a request".into())),
                 };
                 let started = match started {
@@ -498,7 +552,7 @@ impl Broker for BrokerService {
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        self.access.guard(&request)?;
+        let principal = self.access.guard(&request)?;
         let req = request.into_inner();
         let (topic_id, group) = match self.local(&req.topic, req.partition, req.topic_id) {
             Ok(local) => local,
@@ -512,30 +566,24 @@ impl Broker for BrokerService {
             n => n.min(self.limits.fetch_bytes_max),
         };
         let wait = Duration::from_millis(u64::from(req.max_wait_ms).min(self.limits.fetch_wait_ms_max));
+        let throttle_ms = self.throttle(&principal, Direction::Fetch, 0).await?;
         let res = group.fetch(req.offset, max_bytes, wait).await.map_err(ServiceError::from);
         let topic = self.topic_label(&req.topic);
         match &res {
             Ok(r) => {
-                let bytes = r
-                    .records
-                    .iter()
-                    .map(|f| {
-                        (f.key.len()
-                            + f.value.len()
-                            + f.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>())
-                            as u64
-                    })
-                    .sum();
+                let bytes = r.records.iter().map(fetched_size).sum();
                 self.metrics.fetch.answered(topic, crate::metrics::OK, r.records.len() as u64, bytes);
             }
             Err(e) => self.metrics.fetch.answered(topic, e.code_name(), 0, 0),
         }
         let res = res?;
+        self.charge(&principal, Direction::Fetch, res.records.iter().map(fetched_size).sum());
         Ok(Response::new(FetchResponse {
             records: res.records,
             high_watermark: res.high_watermark,
             log_start_offset: res.log_start_offset,
             topic_id: self.reported(topic_id),
+            throttle_time_ms: throttle_ms,
         }))
     }
 

@@ -54,6 +54,9 @@ pub enum ServiceError {
     /// The data directory is below its free-space floor: writes are refused, reads served.
     #[error("{0}; writes are refused until space is freed")]
     DiskFull(String),
+    /// The principal is so far over its byte-rate quota that the request is not served.
+    #[error("{0}")]
+    OverQuota(String),
     /// No valid credentials on a call that needs them.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
@@ -110,6 +113,7 @@ fn shape(e: &ServiceError) -> Shape {
         // The epoch is issued (the command committed); only the confirmation is missing.
         ServiceError::FenceNotConfirmed { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
         ServiceError::DiskFull(_) => s(Code::ResourceExhausted, ErrorCode::StorageFull, true, true),
+        ServiceError::OverQuota(_) => s(Code::ResourceExhausted, ErrorCode::Throttled, true, true),
         ServiceError::Unauthenticated(_) => s(Code::Unauthenticated, ErrorCode::Unauthenticated, false, true),
         ServiceError::Denied { .. } => s(Code::PermissionDenied, ErrorCode::AuthorizationFailed, false, true),
         ServiceError::Internal(_) => s(Code::Internal, ErrorCode::Internal, false, true),

@@ -11,24 +11,21 @@
 use std::time::Duration;
 
 use cairn_proto::v1::subscribe_request::Kind;
-use cairn_proto::v1::{FetchedRecord, SubscribeRequest, SubscribeResponse, SubscribeStart};
+use cairn_proto::v1::{SubscribeRequest, SubscribeResponse, SubscribeStart};
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::access::Need;
-use super::broker::BrokerService;
+use super::broker::{fetched_size, BrokerService};
 use super::error::ServiceError;
 use crate::auth::acl::{Operation, Resource};
 use crate::auth::Principal;
+use crate::quota::Direction;
 
 /// Messages queued for one subscriber (the window bounds the bytes in them).
 const QUEUE: usize = 16;
 /// Each long-poll of the replica waits at most this long before looking at credit again.
 const WAIT: Duration = Duration::from_millis(500);
-
-fn bytes_of(r: &FetchedRecord) -> u64 {
-    (r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>()) as u64
-}
 
 fn end_with(e: &ServiceError) -> SubscribeResponse {
     SubscribeResponse { error: Some(e.detail().1), ..SubscribeResponse::default() }
@@ -98,6 +95,7 @@ async fn run(
             continue;
         }
         let max = credit.min(fetch_max) as usize;
+        broker.throttle(principal, Direction::Fetch, 0).await?;
         let fetched = tokio::select! {
             r = group.fetch(pos, max, WAIT) => r,
             m = inbound.message() => {
@@ -110,7 +108,8 @@ async fn run(
         let page = fetched?;
         if let Some(last) = page.records.last() {
             pos = last.offset + 1;
-            let sent: u64 = page.records.iter().map(bytes_of).sum();
+            let sent: u64 = page.records.iter().map(fetched_size).sum();
+            broker.charge(principal, Direction::Fetch, sent);
             credit = credit.saturating_sub(sent.max(1));
             let msg = SubscribeResponse {
                 records: page.records,

@@ -12,20 +12,26 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Side, TlsState};
+use crate::admission::{Admitted, Gate};
 
 const HANDSHAKES_MAX: usize = 256;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections handshaken but not yet taken by the server.
 const READY_MAX: usize = 64;
 
-/// The TLS connections of `listener`, accepted with the current configuration for `side`.
+/// A TLS connection holding its connection slot.
+pub type Accepted = Admitted<TlsStream<TcpStream>>;
+
+/// The TLS connections of `listener`, accepted with the current configuration for `side`; with
+/// a `gate`, only while it has a free slot (taken before the handshake).
 pub fn incoming(
     listener: TcpListener,
     tls: TlsState,
     side: Side,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    gate: Option<Gate>,
+) -> ReceiverStream<std::io::Result<Accepted>> {
     let (tx, rx) = mpsc::channel(READY_MAX);
-    tokio::spawn(accept_loop(listener, tls, side, tx));
+    tokio::spawn(accept_loop(listener, tls, side, gate, tx));
     ReceiverStream::new(rx)
 }
 
@@ -33,7 +39,8 @@ async fn accept_loop(
     listener: TcpListener,
     tls: TlsState,
     side: Side,
-    tx: mpsc::Sender<std::io::Result<TlsStream<TcpStream>>>,
+    gate: Option<Gate>,
+    tx: mpsc::Sender<std::io::Result<Accepted>>,
 ) {
     let slots = Arc::new(Semaphore::new(HANDSHAKES_MAX));
     let log = Arc::new(RefusalLog::default());
@@ -51,6 +58,14 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Over the connection limit: closed before any handshake work.
+        let connection = match &gate {
+            Some(g) => match g.admit(Some(remote)) {
+                Some(permit) => Some(permit),
+                None => continue,
+            },
+            None => None,
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             log.refused(side, remote, "too many TLS handshakes in progress");
             continue;
@@ -62,7 +77,7 @@ async fn accept_loop(
             let _slot = slot;
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
-                    let _ = tx.send(Ok(stream)).await;
+                    let _ = tx.send(Ok(Admitted::new(stream, connection))).await;
                 }
                 Ok(Err(e)) => log.refused(side, remote, &e.to_string()),
                 Err(_) => log.refused(side, remote, "the TLS handshake did not finish in 10 s"),

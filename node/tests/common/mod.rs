@@ -505,3 +505,27 @@ pub fn metric_samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, 
         })
         .collect()
 }
+
+/// `cairn certs init DIR --nodes 3`: a development CA, node certificates and a client one.
+pub fn certs_init(dir: &std::path::Path) {
+    let out = Command::new(cli_binary())
+        .args(["certs", "init"])
+        .arg(dir)
+        .args(["--nodes", "3"])
+        .output()
+        .expect("run cairn certs init");
+    assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Node `id`'s TLS flags for the certificates [`certs_init`] made in `dir`.
+pub fn tls_args(dir: &std::path::Path, id: u64) -> Vec<String> {
+    let p = |f: String| dir.join(f).to_string_lossy().into_owned();
+    vec![
+        "--tls-ca".into(),
+        p("ca.pem".into()),
+        "--tls-cert".into(),
+        p(format!("node-{id}.pem")),
+        "--tls-key".into(),
+        p(format!("node-{id}.key")),
+    ]
+}
