@@ -17,6 +17,8 @@ echo "==> cargo test"
 cargo test --workspace -- --test-threads="${CAIRN_TEST_THREADS:-2}"
 echo "==> fault-injection suite, CI tier (about a minute each: none, kill, pause, partition, client-partition, stale-broker, recreate on 5 nodes, corrupt, disk-full, group with kill and pause, retention with kill, kill secured: TLS, authentication, ACLs)"
 "${CARGO_TARGET_DIR:-target}/debug/cairn-jepsen" tier ci --store "${CAIRN_JEPSEN_STORE:-store}"
+echo "==> deploy/test-compose.sh (the image and the compose cluster, on the Docker engine when one runs)"
+deploy/test-compose.sh
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "==> all tests passed"

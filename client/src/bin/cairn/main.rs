@@ -15,6 +15,7 @@ mod produce_input;
 mod replica;
 mod token;
 mod topic;
+mod verify;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -96,6 +97,7 @@ enum Command {
   cairn topic create orders -p 12 -r 3 --if-not-exists
   cairn topic list
   cairn topic describe orders                   leaders, replicas, log start, high watermark, settings
+  cairn topic verify orders                     every replica holds exactly the leader's records?
   cairn topic alter orders --retention-ms 604800000
   cairn topic add-partitions orders --to 24     (keys map to new partitions from then on)
   cairn topic delete orders")]

@@ -45,6 +45,9 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and all of its data on every node.
     Delete { name: String },
+    /// Read every partition from every replica and check they hold the same records up to the
+    /// leader's high watermark (exit 1 when one does not).
+    Verify { name: String },
     /// Change a topic's settings; applied by the partition leaders within
     /// check_interval_ms of the node config's retention section, no restart.
     Alter {
@@ -106,6 +109,7 @@ fn summary_json(t: &TopicSummary) -> serde_json::Value {
 
 pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Duration) -> anyhow::Result<()> {
     match cmd {
+        TopicCommand::Verify { name } => crate::verify::run(client, &name, out).await?,
         TopicCommand::Create { name, partitions, replicas, retention_ms, retention_bytes, no_wait, if_not_exists } => {
             let started = Instant::now();
             let retention = Some(RetentionConfig {
