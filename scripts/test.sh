@@ -19,6 +19,8 @@ echo "==> fault-injection suite, CI tier (about a minute each: none, kill, pause
 "${CARGO_TARGET_DIR:-target}/debug/cairn-jepsen" tier ci --store "${CAIRN_JEPSEN_STORE:-store}"
 echo "==> deploy/test-compose.sh (the image and the compose cluster, on the Docker engine when one runs)"
 deploy/test-compose.sh
+echo "==> deploy/k8s/validate.sh (the Kubernetes manifests against the API schema and each other)"
+deploy/k8s/validate.sh
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "==> all tests passed"
