@@ -5,8 +5,10 @@
 # (idempotent producer), kills the leader of partition 0 (`docker kill`), produces 1,000 more,
 # restarts the killed node, checks that every replica holds every record (`cairn topic
 # verify`) and that all 11,000 are there, then `compose down` and `up` again (volumes kept) and
-# checks again, and finally `down -v`. Cleans up whatever happens. Skips (exit 0, saying why)
-# where no Docker engine runs.
+# checks again, and finally `down -v`. The `metrics` profile runs too, on a Prometheus image
+# made locally from Debian's package (deploy/docker/prometheus-image.sh): it must scrape all
+# three nodes. Cleans up whatever happens. Skips (exit 0, saying why) where no Docker engine
+# runs.
 # Usage: deploy/test-compose.sh   (after cargo build --bins; scripts/test.sh calls it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ export CAIRN_IMAGE="cairn:test-$$"
 export CAIRN_PORT_1=7741 CAIRN_PORT_2=7742 CAIRN_PORT_3=7743
 export CAIRN_METRICS_PORT_1=9741 CAIRN_METRICS_PORT_2=9742 CAIRN_METRICS_PORT_3=9743
 brokers="127.0.0.1:7741,127.0.0.1:7742,127.0.0.1:7743"
+export COMPOSE_PROFILES=metrics PROMETHEUS_IMAGE="cairn-local/prometheus:latest" PROMETHEUS_PORT=9791
 dc() { "${compose[@]}" -p "$project" -f deploy/compose.yaml "$@"; }
 cli() { "$bin/cairn" --brokers "$brokers" --timeout-secs 60 "$@"; }
 cleanup() {
@@ -32,6 +35,7 @@ cleanup() {
 trap cleanup EXIT
 
 deploy/docker/build-prebuilt.sh "$CAIRN_IMAGE"
+deploy/docker/prometheus-image.sh "$PROMETHEUS_IMAGE"
 echo "==> ${compose[*]} up"
 dc up -d --no-build >/dev/null 2>&1
 
@@ -62,7 +66,24 @@ check() {
   echo "==> all $want records, once each, on every replica"
 }
 
+# Prometheus (the metrics profile) scrapes every node: three targets up, and cairn_ series.
+check_prometheus() {
+  local deadline=$((SECONDS + 60)) api="http://127.0.0.1:$PROMETHEUS_PORT/api/v1"
+  until curl -sf "$api/targets" | python3 -c '
+import json, sys
+up = [t for t in json.load(sys.stdin)["data"]["activeTargets"] if t["health"] == "up"]
+sys.exit(0 if len(up) == 3 else 1)' 2>/dev/null && curl -sf "$api/query?query=count(cairn_build_info)" | grep -q '"3"'; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "Prometheus does not scrape all three nodes after 60 s"; curl -s "$api/targets" || true
+      dc logs --tail 30 prometheus; exit 1
+    fi
+    sleep 1
+  done
+  echo "==> Prometheus (metrics profile) scrapes all three nodes"
+}
+
 wait_healthy
+check_prometheus
 echo "==> producing 10,000 records from the host"
 seq 1 10000 | cli produce events >/dev/null
 leader=$(cli topic describe events --json | python3 -c '

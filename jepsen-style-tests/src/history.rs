@@ -258,6 +258,8 @@ pub struct Analysis {
     pub group: crate::group_history::GroupHistory,
     /// Log starts seen during the run (the `retention` workload), in history order.
     pub log_starts: Vec<LogStartSeen>,
+    /// The throttled principal's flood (secured runs).
+    pub bulk: crate::quota::BulkHistory,
 }
 
 impl Analysis {
@@ -300,6 +302,9 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     let mut assignment: BTreeMap<i64, u64> = BTreeMap::new();
     let mut fault_open: BTreeMap<String, u64> = BTreeMap::new();
     for op in ops {
+        if op.f == "bulk-send" {
+            continue; // [`crate::quota::BulkHistory`]
+        }
         let altered = if op.f == "altered-read" { op.value.get("records") } else { op.value.get("altered") };
         if let Some(list) = altered.and_then(Value::as_array).filter(|l| !l.is_empty()) {
             let node = op.node.map_or(String::new(), |n| format!(" from node {n}"));
@@ -403,6 +408,7 @@ pub fn analyse(ops: &[Op]) -> Analysis {
         a.windows.push(Window { name, start, end: a.end_time });
     }
     a.group = crate::group_history::GroupHistory::from_ops(ops);
+    a.bulk = crate::quota::BulkHistory::from_ops(ops);
     a
 }
 

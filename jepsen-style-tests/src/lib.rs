@@ -15,6 +15,7 @@ pub mod incarnations;
 pub mod member;
 pub mod members;
 pub mod nemesis;
+pub mod quota;
 pub mod report;
 pub mod run;
 pub mod storage_faults;

@@ -22,6 +22,7 @@ use crate::history::{analyse, OpType, Recorder, DRAIN};
 use crate::incarnations::Incarnations;
 use crate::members::{self, MemberSpec, Members};
 use crate::nemesis::{leader_of, Nemesis, NemesisKind};
+use crate::quota::{self, BULK_BYTES_PER_SECOND, BULK_PRINCIPAL};
 use crate::report;
 use crate::tls::RunTls;
 use crate::workload::{self, WorkloadKind, WorkloadSpec};
@@ -90,15 +91,15 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec)?));
     let addrs = cluster.lock().await.addrs();
+    let rf = params.nodes.min(3) as u32;
     if let Some(t) = &tls {
-        t.grant_workload(addrs.clone()).await?;
+        t.set_up(addrs.clone(), BULK_PARTITIONS, rf).await?;
     }
     let mut cfg = ClientConfig::new(addrs.clone());
     cfg.retry_deadline = Duration::from_secs(10);
     cfg.request_timeout = Duration::from_secs(5);
     cfg.tls = tls.as_ref().map(RunTls::client).transpose()?;
     let client = Arc::new(connect(cfg).await?);
-    let rf = params.nodes.min(3) as u32;
     let retention = (params.workload.kind == WorkloadKind::Retention)
         .then_some(cairn_proto::v1::RetentionConfig { retention_ms: -1, retention_bytes: RETENTION_BYTES });
     let first = client.create_topic(&params.workload.topic, params.workload.partitions, rf, retention).await?;
@@ -176,6 +177,13 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         let (brokers, topic) = (addrs.clone(), params.workload.topic.clone());
         workers.push(tokio::spawn(t.clone().deny_windows(brokers, topic, rec.clone(), fault_until, rng.random())));
     }
+    // Secured runs also flood a topic of their own as a principal held to a quota.
+    let bulk_stop = Arc::new(AtomicBool::new(false));
+    if let Some(t) = &tls {
+        quota::record_quota(&rec, params.nodes);
+        let cfg = t.bulk_config(addrs.clone())?;
+        workers.push(tokio::spawn(quota::flood(cfg, BULK_PARTITIONS, rec.clone(), bulk_stop.clone(), rng.random())));
+    }
     let nemesis = Nemesis {
         cluster: cluster.clone(),
         net: Net { enabled: params.network_faults },
@@ -194,6 +202,7 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
     shared.stop.store(true, Ordering::SeqCst);
     member_stop.store(true, Ordering::SeqCst);
+    bulk_stop.store(true, Ordering::SeqCst);
     if let Some(m) = &members {
         // Every member commits and leaves cleanly, so the final committed offsets are settled.
         let m = m.clone();
@@ -270,6 +279,12 @@ fn node_config(params: &RunParams, floor: u64) -> String {
     if params.workload.kind == WorkloadKind::Retention {
         config.push_str(&format!("[retention]\nsegment_bytes = {SEGMENT_BYTES}\ncheck_interval_ms = 200\n"));
     }
+    if params.tls {
+        // Only the flooding principal has a quota: the workload's sends are not throttled.
+        config.push_str(&format!(
+            "[quotas]\n[[quotas.principals]]\nprincipal = \"{BULK_PRINCIPAL}\"\nproduce_bytes_per_second = {BULK_BYTES_PER_SECOND}\n"
+        ));
+    }
     config
 }
 
@@ -277,6 +292,9 @@ fn node_config(params: &RunParams, floor: u64) -> String {
 /// records of the workload's ~330 bytes), in segments of [`SEGMENT_BYTES`]: at the workload's
 /// rate each partition is truncated every second or so.
 const RETENTION_BYTES: i64 = 32 << 10;
+/// Partitions of the throttled principal's topic in secured runs: one per node, so its
+/// requests meet every node's quota.
+const BULK_PARTITIONS: u32 = 3;
 const SEGMENT_BYTES: u64 = 8 << 10;
 
 /// Memtable size of every node in a run (256 KiB; the log's is 512 KiB): flushes every few

@@ -4,7 +4,8 @@
 //! the workload's principal (`client`, the common name of the client certificate its clients
 //! and group members present) what the workload does and nothing on the cluster, so every
 //! produce, fetch and group call of the run passes the ACL check. The suite's own peer calls
-//! (finding leaders) present node 1's certificate, as a member would.
+//! (finding leaders) present node 1's certificate, as a member would. A second token
+//! authenticates `bulk`, the principal held to a quota ([`crate::quota`]).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::history::Recorder;
+use crate::quota::{BULK_PRINCIPAL, BULK_TOPIC};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 #[derive(Clone)]
@@ -26,6 +28,9 @@ pub struct RunTls {
     admin_token: String,
     /// Its SHA-256, as the nodes are given it.
     admin_digest: String,
+    /// The throttled `bulk` principal's token ([`crate::quota`]), and its SHA-256.
+    bulk_token: String,
+    bulk_digest: String,
 }
 
 impl std::fmt::Debug for RunTls {
@@ -52,20 +57,9 @@ impl RunTls {
         }
         let out = cmd.output().map_err(|e| anyhow::anyhow!("{}: {e}", cli.display()))?;
         anyhow::ensure!(out.status.success(), "cairn certs init: {}", String::from_utf8_lossy(&out.stderr));
-        let out = std::process::Command::new(&cli)
-            .args(["token", "new", "--principal", "admin"])
-            .output()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cli.display()))?;
-        anyhow::ensure!(out.status.success(), "cairn token new: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout);
-        let token = text.lines().map(str::trim).find(|l| l.starts_with("cairn_"));
-        let digest = text.lines().find_map(|l| {
-            l.trim().strip_prefix("--auth-token admin:").or_else(|| l.split("--auth-token admin:").nth(1))
-        });
-        let (Some(token), Some(digest)) = (token, digest) else {
-            anyhow::bail!("cairn token new printed no token or digest: {text}");
-        };
-        Ok(RunTls { dir: dir.to_path_buf(), admin_token: token.to_string(), admin_digest: digest.trim().to_string() })
+        let (admin_token, admin_digest) = new_token(&cli, "admin")?;
+        let (bulk_token, bulk_digest) = new_token(&cli, BULK_PRINCIPAL)?;
+        Ok(RunTls { dir: dir.to_path_buf(), admin_token, admin_digest, bulk_token, bulk_digest })
     }
 
     pub fn ca(&self) -> PathBuf {
@@ -94,6 +88,8 @@ impl RunTls {
             "admin".into(),
             "--auth-token".into(),
             format!("admin:{}", self.admin_digest),
+            "--auth-token".into(),
+            format!("{BULK_PRINCIPAL}:{}", self.bulk_digest),
         ]
     }
 
@@ -161,36 +157,51 @@ impl RunTls {
         }
     }
 
-    /// Grants the workload's principal everything on topics and groups (not the cluster), as
-    /// the `admin` super-user. Retried until the cluster answers.
+    /// As the `admin` super-user: grants the workload's principal everything on topics and
+    /// groups (not the cluster), grants the `bulk` principal everything on its own topic only,
+    /// and creates that topic (`partitions`, replication factor `rf`). Retried until the
+    /// cluster answers.
     ///
     /// # Errors
-    /// The grant did not succeed within a minute.
-    pub async fn grant_workload(&self, brokers: Vec<String>) -> anyhow::Result<()> {
+    /// Not done within a minute.
+    pub async fn set_up(&self, brokers: Vec<String>, partitions: u32, rf: u32) -> anyhow::Result<()> {
         let cfg = self.admin_config(brokers)?;
-        let acls: Vec<AclEntry> = ["topic", "group"]
-            .into_iter()
-            .map(|resource| AclEntry {
-                principal: WORKLOAD_PRINCIPAL.into(),
-                resource_type: resource.into(),
-                pattern_type: "literal".into(),
-                resource_name: "*".into(),
-                operation: "all".into(),
-                permission: "allow".into(),
-            })
-            .collect();
+        let allow = |principal: &str, resource: &str, name: &str| AclEntry {
+            principal: principal.into(),
+            resource_type: resource.into(),
+            pattern_type: "literal".into(),
+            resource_name: name.into(),
+            operation: "all".into(),
+            permission: "allow".into(),
+        };
+        let acls = vec![
+            allow(WORKLOAD_PRINCIPAL, "topic", "*"),
+            allow(WORKLOAD_PRINCIPAL, "group", "*"),
+            allow(BULK_PRINCIPAL, "topic", BULK_TOPIC),
+        ];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let tried = async {
                 let admin = cairn_client::Client::connect(cfg.clone()).await?;
-                admin.create_acls(acls.clone()).await
+                admin.create_acls(acls.clone()).await?;
+                admin.create_topic(BULK_TOPIC, partitions, rf, None).await
             };
             match tried.await {
                 Ok(_) => return Ok(()),
-                Err(e) if std::time::Instant::now() >= deadline => anyhow::bail!("granting the workload's ACLs: {e}"),
+                Err(e) if std::time::Instant::now() >= deadline => anyhow::bail!("setting up the secured run: {e}"),
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
             }
         }
+    }
+
+    /// The `bulk` principal's client settings: the CA and its token ([`crate::quota`]).
+    ///
+    /// # Errors
+    /// Unreadable files.
+    pub fn bulk_config(&self, brokers: Vec<String>) -> std::io::Result<cairn_client::ClientConfig> {
+        let mut cfg = cairn_client::ClientConfig::new(brokers);
+        cfg.tls = Some(ClientTls::from_files(&self.ca(), None, None)?);
+        Ok(crate::quota::bulk_config(cfg, &self.bulk_token))
     }
 
     /// What the suite's calls to peer listeners use: node 1's certificate.
@@ -203,4 +214,21 @@ impl RunTls {
             .ca_certificate(Certificate::from_pem(read("ca.pem")?))
             .identity(Identity::from_pem(read("node-1.pem")?, read("node-1.key")?)))
     }
+}
+
+/// A new bearer token for `principal` from `cairn token new`: (token, its SHA-256).
+fn new_token(cli: &Path, principal: &str) -> anyhow::Result<(String, String)> {
+    let out = std::process::Command::new(cli)
+        .args(["token", "new", "--principal", principal])
+        .output()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cli.display()))?;
+    anyhow::ensure!(out.status.success(), "cairn token new: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flag = format!("--auth-token {principal}:");
+    let token = text.lines().map(str::trim).find(|l| l.starts_with("cairn_"));
+    let digest = text.lines().find_map(|l| l.split(flag.as_str()).nth(1));
+    let (Some(token), Some(digest)) = (token, digest) else {
+        anyhow::bail!("cairn token new printed no token or digest: {text}");
+    };
+    Ok((token.to_string(), digest.trim().to_string()))
 }

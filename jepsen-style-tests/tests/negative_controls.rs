@@ -209,3 +209,12 @@ fn a_node_ignoring_acls_is_reported_as_denied_writes() {
         &["denied-write"],
     );
 }
+
+#[test]
+fn nodes_ignoring_quotas_are_reported_as_over_quota() {
+    // A secured run floods a topic as a principal held to a quota; these nodes admit it all.
+    caught(
+        &["--nemesis", "none", "--workload", "queue", "--time-limit", "25", "--tls", "--fault", "ignore-quotas"],
+        &["over-quota"],
+    );
+}

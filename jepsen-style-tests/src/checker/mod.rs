@@ -7,6 +7,7 @@ mod liveness;
 mod loss;
 mod offsets;
 mod order;
+mod quota;
 mod retention;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
 pub use order::{idempotence, nonmonotonic_send, poll_order};
+pub use quota::over_quota;
 pub use retention::{log_start_regression, read_below_log_start};
 
 use crate::history::Analysis;
@@ -35,7 +37,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 22] = [
+pub const SAFETY_CHECKERS: [&str; 23] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -58,6 +60,7 @@ pub const SAFETY_CHECKERS: [&str; 22] = [
     "log-start-regression",
     "read-below-log-start",
     "denied-write",
+    "over-quota",
 ];
 
 /// Results of all checkers.
@@ -99,6 +102,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(log_start_regression(a));
     all.extend(read_below_log_start(a));
     all.extend(denied_write(a));
+    all.extend(over_quota(&a.bulk));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

@@ -42,6 +42,9 @@ pub struct Faults {
     /// ACLs are not checked (everything is allowed) even with `[auth] acls` on: the negative
     /// control of the fault suite's `denied-write`.
     pub ignore_acls: bool,
+    /// Byte-rate quotas are not enforced (every principal unlimited) even with `[quotas]` set:
+    /// the negative control of the fault suite's `over-quota`.
+    pub ignore_quotas: bool,
 }
 
 impl Faults {
@@ -73,6 +76,7 @@ impl Faults {
                 ("forget-offsets-on-load", None) => f.forget_offsets_on_load = true,
                 ("ignore-new-partitions", None) => f.ignore_new_partitions = true,
                 ("ignore-acls", None) => f.ignore_acls = true,
+                ("ignore-quotas", None) => f.ignore_quotas = true,
                 ("truncate-past-checkpoint", Some(v)) => {
                     f.truncate_past_checkpoint = Some(v.parse().map_err(|_| bad("expected a node id"))?);
                 }

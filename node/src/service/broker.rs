@@ -79,7 +79,11 @@ impl BrokerService {
             liveness,
             metrics,
             access,
-            quotas: Quotas::new(&config.quotas),
+            quotas: if config.faults.ignore_quotas {
+                Quotas::new(&crate::config::QuotasSection::default())
+            } else {
+                Quotas::new(&config.quotas)
+            },
         }
     }
 
