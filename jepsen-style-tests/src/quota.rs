@@ -123,8 +123,6 @@ pub struct BulkSend {
 pub struct BulkHistory {
     pub quota: Option<QuotaSpec>,
     pub acked: Vec<BulkSend>,
-    pub refused: usize,
-    pub unknown: usize,
     /// (from, to, count): `count` restarts somewhere between the two times.
     pub restarts: Vec<(u64, u64, u64)>,
 }
@@ -174,11 +172,10 @@ impl BulkHistory {
                     open.insert(op.process, (op.time, get(&op.value, "bytes").unwrap_or(0)));
                 }
                 kind => {
+                    // Only acknowledged bytes are bounded; refused and unknown sends are not.
                     let Some((invoke, bytes)) = open.remove(&op.process) else { continue };
-                    match kind {
-                        crate::history::OpType::Ok => b.acked.push(BulkSend { invoke, complete: op.time, bytes }),
-                        crate::history::OpType::Fail => b.refused += 1,
-                        _ => b.unknown += 1,
+                    if kind == crate::history::OpType::Ok {
+                        b.acked.push(BulkSend { invoke, complete: op.time, bytes });
                     }
                 }
             }

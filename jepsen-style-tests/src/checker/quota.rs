@@ -73,7 +73,6 @@ mod tests {
                 .map(|i| BulkSend { invoke: i * every, complete: i * every + every / 2, bytes: 100 })
                 .collect(),
             restarts,
-            ..BulkHistory::default()
         }
     }
 
