@@ -529,6 +529,35 @@ impl Client {
         .await
     }
 
+    /// Appends `records` to one partition only if `condition` holds when the batch is applied
+    /// (optimistic concurrency); returns once they are committed. A key condition needs every
+    /// record to carry the same key. Without an idempotent producer, a retry after an unknown
+    /// outcome cannot tell "my earlier attempt landed" from "someone else moved the partition":
+    /// such an answer comes back as [`ClientError::InDoubt`]; the [`crate::Producer`]'s
+    /// `send_conditional` resolves it.
+    ///
+    /// # Errors
+    /// OFFSET_MISMATCH ([`ClientError::mismatch`] tells the state it was checked against);
+    /// INVALID_ARGUMENT for a key condition on records without one key; as [`Client::produce`].
+    pub async fn produce_conditional(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut records: Vec<Record>,
+        condition: crate::Condition,
+    ) -> Result<ProduceResponse, ClientError> {
+        crate::trace::inject_current(&mut records);
+        let (topic_id, _) = self.topic(topic).await?;
+        let mut req =
+            ProduceRequest { topic: topic.to_string(), partition, records, topic_id, ..ProduceRequest::default() };
+        condition.apply_to(&mut req);
+        self.with_retries(Target::Partition(topic, partition, topic_id), Duration::ZERO, |ch| {
+            let (mut c, req) = (self.broker(ch), req.clone());
+            async move { c.produce(req).await }
+        })
+        .await
+    }
+
     /// Reads committed records of one partition from `offset` (from its leader).
     ///
     /// # Errors

@@ -18,6 +18,8 @@ pub enum ClientError {
         leader: Option<(u64, String)>,
         log_start_offset: u64,
         high_watermark: u64,
+        /// For OFFSET_MISMATCH on a key condition: what the partition knew of the key.
+        key_offset: Option<crate::condition::KeyState>,
     },
     /// The broker could not be reached or the call failed in transport; the outcome of a
     /// produce is unknown.
@@ -131,6 +133,7 @@ impl ClientError {
             leader: (d.leader_id != 0 && !d.leader_address.is_empty()).then_some((d.leader_id, d.leader_address)),
             log_start_offset: d.log_start_offset,
             high_watermark: d.high_watermark,
+            key_offset: d.key_offset.as_ref().and_then(crate::condition::KeyState::from_proto),
         }
     }
 
@@ -155,6 +158,7 @@ impl ClientError {
             leader: None,
             log_start_offset: 0,
             high_watermark: 0,
+            key_offset: None,
         }
     }
 }

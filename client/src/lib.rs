@@ -18,6 +18,7 @@
 mod acl_admin;
 pub mod bench;
 mod client;
+mod condition;
 mod config;
 pub mod consumer;
 mod error;
@@ -34,6 +35,7 @@ pub use cairn_proto::v1::{
     ProduceResponse, Record, ReplicaState, ReplicaStatus, RetentionConfig, TopicSummary,
 };
 pub use client::{Client, OffsetSpec};
+pub use condition::{Condition, KeyState, Mismatch};
 pub use config::{ClientConfig, ClientTls, Conn, Credentials, Token, DEFAULT_BROKERS};
 pub use error::{ClientError, ErrorCode};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RecordAck};

@@ -187,6 +187,8 @@ pub struct Send {
     pub outcome: Outcome,
     pub producer: Option<(u64, u32)>,
     pub sequence: Option<u32>,
+    /// A conditional send's key and expected last offset of it (None: no record yet).
+    pub condition: Option<(String, Option<u64>)>,
     pub invoke_time: u64,
     pub complete_time: Option<u64>,
 }
@@ -431,6 +433,7 @@ fn send_of(inv: &Op, done: Option<&Op>) -> Send {
         outcome,
         producer: producer.and_then(|p| Some((u(p, "id")?, u(p, "epoch")? as u32))),
         sequence: done.and_then(|d| u(&d.value, "sequence")).map(|s| s as u32),
+        condition: inv.value.get("key").and_then(Value::as_str).map(|k| (k.to_string(), u(&inv.value, "expected"))),
         invoke_time: inv.time,
         complete_time: done.map(|d| d.time),
     }
@@ -510,6 +513,42 @@ pub mod build {
                 json!({"partition": partition, "value": value, "offset": offset, "sequence": seq}),
                 p,
             );
+            self
+        }
+
+        /// A conditional send of `key` expecting `expected`, acknowledged at `offset` (None:
+        /// refused).
+        pub fn send_cond(
+            &mut self,
+            process: i64,
+            partition: u32,
+            value: u64,
+            key: &str,
+            expected: Option<u64>,
+            offset: Option<u64>,
+        ) -> &mut Self {
+            let v = json!({"partition": partition, "value": value, "key": key, "expected": expected});
+            self.push(OpType::Invoke, process, None, "send", v, None);
+            let (kind, done) = match offset {
+                Some(o) => (OpType::Ok, json!({"partition": partition, "value": value, "offset": o})),
+                None => (OpType::Fail, json!({"partition": partition, "value": value})),
+            };
+            self.push(kind, process, None, "send", done, None);
+            self
+        }
+
+        /// A conditional send of `key` expecting `expected` whose outcome is unknown.
+        pub fn push_cond_info(
+            &mut self,
+            process: i64,
+            partition: u32,
+            value: u64,
+            key: &str,
+            expected: Option<u64>,
+        ) -> &mut Self {
+            let v = json!({"partition": partition, "value": value, "key": key, "expected": expected});
+            self.push(OpType::Invoke, process, None, "send", v, None);
+            self.push(OpType::Info, process, None, "send", json!({"partition": partition, "value": value}), None);
             self
         }
 

@@ -9,6 +9,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod conditional;
 pub mod group_history;
 pub mod history;
 pub mod incarnations;

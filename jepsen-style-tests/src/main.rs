@@ -35,7 +35,8 @@ enum Cmd {
     /// Run one test. Exit code 0 only when every safety checker is clean.
     Run(RunArgs),
     /// Run a tier of tests: `ci` (~1 minute runs: five nemeses on 3 nodes, stale-broker on 3,
-    /// recreate on 5, corrupt and disk-full on 3, the group workload under kill and pause, retention under kill) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
+    /// recreate on 5, corrupt and disk-full on 3, the group workload under kill and pause, retention under kill,
+    /// conditional appends under partition) or `long` (every nemesis for --minutes on 3 and on 5 nodes).
     Tier {
         #[arg(value_parser = ["ci", "long"])]
         tier: String,
@@ -307,6 +308,8 @@ fn run_tier(
             (NemesisKind::Kill, WorkloadKind::Group, 3, 60, false),
             (NemesisKind::Pause, WorkloadKind::Group, 3, 60, false),
             (NemesisKind::Kill, WorkloadKind::Retention, 3, 60, false),
+            // Writers racing on keys with conditional appends while leaders are cut off.
+            (NemesisKind::Partition, WorkloadKind::Conditional, 3, 60, false),
             // The secure path: TLS on both listeners, peers with member certificates, clients
             // authenticated, ACLs checked, the workload denied writes now and then.
             (NemesisKind::Kill, WorkloadKind::Idempotent, 3, 60, true),
@@ -335,6 +338,7 @@ fn run_tier(
             for n in [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Combined] {
                 plan.push((n, WorkloadKind::Group, nodes, minutes * 60, false));
                 plan.push((n, WorkloadKind::Retention, nodes, minutes * 60, false));
+                plan.push((n, WorkloadKind::Conditional, nodes, minutes * 60, false));
             }
         }
         plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60, false));

@@ -132,7 +132,11 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let mut rng = StdRng::seed_from_u64(params.seed);
     let mut workers = Vec::new();
     for w in 0..params.workload.producers {
-        workers.push(tokio::spawn(workload::producer(shared.clone(), w, rng.random())));
+        if params.workload.kind == WorkloadKind::Conditional {
+            workers.push(tokio::spawn(crate::conditional::writer(shared.clone(), w, rng.random())));
+        } else {
+            workers.push(tokio::spawn(workload::producer(shared.clone(), w, rng.random())));
+        }
     }
     let group = params.workload.kind == WorkloadKind::Group;
     // Group members replace the plain consumers in the group workload.

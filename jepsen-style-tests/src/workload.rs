@@ -42,6 +42,9 @@ pub enum WorkloadKind {
     /// every partition all the time; consumers that fall below the log start move to it, and a
     /// monitor watches every replica's log start.
     Retention,
+    /// Writers race on a few keys with per-key conditional appends ([`crate::conditional`]);
+    /// consumers as in `queue`.
+    Conditional,
 }
 
 impl WorkloadKind {
@@ -52,12 +55,13 @@ impl WorkloadKind {
             WorkloadKind::Topics => "topics",
             WorkloadKind::Group => "group",
             WorkloadKind::Retention => "retention",
+            WorkloadKind::Conditional => "conditional",
         }
     }
 
     /// Whether sends are pipelined with forced retries (answers dropped by the nodes).
     pub fn pipelined(self) -> bool {
-        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention)
+        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention | WorkloadKind::Conditional)
     }
 }
 
@@ -100,14 +104,16 @@ fn classify(e: &ClientError) -> OpType {
     }
 }
 
-fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
+pub(crate) fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
     let cfg = match spec.kind {
-        WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention => ProducerConfig {
-            linger: Duration::ZERO,
-            request_timeout: Duration::from_secs(5),
-            delivery_timeout: Duration::from_secs(30),
-            ..ProducerConfig::default()
-        },
+        WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention | WorkloadKind::Conditional => {
+            ProducerConfig {
+                linger: Duration::ZERO,
+                request_timeout: Duration::from_secs(5),
+                delivery_timeout: Duration::from_secs(30),
+                ..ProducerConfig::default()
+            }
+        }
         WorkloadKind::Idempotent | WorkloadKind::Topics => ProducerConfig {
             linger: Duration::from_millis(2),
             batch_records_max: 4,
@@ -122,7 +128,7 @@ fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
 /// The completion of one send: its type, value (with the virtual partition it landed in, offset
 /// and sequence when acknowledged), error, and the producer identity it went under (a partition
 /// may have taken a new one).
-fn send_completion(
+pub(crate) fn send_completion(
     inc: &Incarnations,
     target: &(Incarnation, u32),
     value: u64,
@@ -409,7 +415,7 @@ fn pad(value: u64) -> Vec<u8> {
 /// The record sent for `value`: the value as text, plus a header of 300 bytes derived from it,
 /// so entries are large enough for RocksDB's blob files (where the `corrupt` nemesis damages
 /// record bytes) and every reader can tell an altered record from the one sent.
-fn record(value: u64) -> Record {
+pub(crate) fn record(value: u64) -> Record {
     let mut r = Record::from_value(value.to_string());
     r.headers.push(Header { key: "pad".into(), value: pad(value).into() });
     r
@@ -419,7 +425,10 @@ fn record(value: u64) -> Record {
 /// derived from it (`altered-record` counts the others).
 pub fn intact(r: &cairn_client::FetchedRecord) -> bool {
     let Ok(v) = std::str::from_utf8(&r.value).unwrap_or("x").parse::<u64>() else { return false };
-    r.key.is_empty() && r.headers.len() == 1 && r.headers[0].key == "pad" && r.headers[0].value[..] == pad(v)[..]
+    // The conditional workload's records carry one of its keys.
+    let key_ok =
+        r.key.is_empty() || r.key.strip_prefix(b"k").is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit));
+    key_ok && r.headers.len() == 1 && r.headers[0].key == "pad" && r.headers[0].value[..] == pad(v)[..]
 }
 
 /// Offsets of the records among `records` that are not [`intact`].

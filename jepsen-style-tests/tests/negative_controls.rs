@@ -211,6 +211,16 @@ fn a_node_ignoring_acls_is_reported_as_denied_writes() {
 }
 
 #[test]
+fn nodes_appending_conditional_batches_unchecked_are_reported_as_conflicts() {
+    // Writers race on four keys; these nodes append every racer, so two records of a key expect
+    // the same offset.
+    caught(
+        &["--nemesis", "none", "--workload", "conditional", "--time-limit", "20", "--fault", "ignore-conditions"],
+        &["conditional-conflict"],
+    );
+}
+
+#[test]
 fn nodes_ignoring_quotas_are_reported_as_over_quota() {
     // A secured run floods a topic as a principal held to a quota; these nodes admit it all.
     caught(

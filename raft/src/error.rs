@@ -36,6 +36,10 @@ pub enum GroupError {
     /// known.
     #[error("duplicate of a batch older than the remembered window: appended earlier, offset no longer known")]
     DuplicateSequence,
+    /// A conditional append's condition did not hold when it was applied: nothing appended.
+    /// Definite, not retriable as is (read the state again, then decide).
+    #[error("{}", condition_text(.0))]
+    ConditionFailed(crate::types::ConditionFailed),
     /// The offset is outside `[log_start, high_watermark]`.
     #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
     OffsetOutOfRange { offset: u64, log_start: u64, high_watermark: u64 },
@@ -82,6 +86,20 @@ fn hint_text(leader: &Option<LeaderHint>) -> String {
         Some(l) => format!("; the leader is {l}"),
         None => "; no leader is known".to_string(),
     }
+}
+
+fn condition_text(f: &crate::types::ConditionFailed) -> String {
+    use crate::storage::key_index::KeyOffset;
+    let key = match f.key_offset {
+        None => String::new(),
+        Some(KeyOffset::At(o)) => format!("; the key's last record is at offset {o}"),
+        Some(KeyOffset::NoRecord) => "; the key has no record yet".to_string(),
+        Some(KeyOffset::Forgotten { upto }) => format!(
+            "; the partition's key index no longer holds the key (its last record, if any, is at or below \
+             offset {upto}): append with the partition's expected offset instead"
+        ),
+    };
+    format!("condition failed: the partition's end offset is {}{key}", f.end_offset)
 }
 
 impl GroupError {

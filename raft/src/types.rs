@@ -62,6 +62,9 @@ pub struct ProduceEntry {
     /// Bounds of the producer table, from the proposing leader's configuration: in the log, so
     /// every replica expires and evicts producers alike.
     pub producer_limits: crate::storage::producers::ProducerLimits,
+    /// Keys the partition's last-offset-by-key index holds at most (the proposing leader's
+    /// configuration, in the log for the same reason).
+    pub key_index_keys_max: u32,
 }
 
 /// One client batch as stored in the log.
@@ -74,6 +77,52 @@ pub struct ProduceBatch {
     pub max_timestamp_ms: i64,
     /// Protobuf encoding of `cairn.peer.v1.RecordBatch`, exactly as accepted.
     pub records: Bytes,
+    /// Appended only if this holds when the entry is applied (a conditional append).
+    pub condition: Option<Condition>,
+    /// Every distinct non-empty record key of the batch with the ordinal of its last record
+    /// (extracted once by the leader, so apply indexes keys without decoding records).
+    pub keys: Vec<(Bytes, u32)>,
+}
+
+/// The condition of a conditional append, checked at apply time against the state before the
+/// batch (batches earlier in the same entry included): optimistic concurrency.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// The partition's next offset (its end offset) must be exactly this.
+    pub expected_offset: Option<u64>,
+    /// The last record with `key` must be at this offset (or there must be none).
+    pub key: Option<KeyCondition>,
+}
+
+/// A per-key condition: every record of the batch has `key`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCondition {
+    pub key: Bytes,
+    /// The offset of the key's last record; None: no record with the key may exist yet.
+    pub expected: Option<u64>,
+}
+
+/// Why a conditional append was refused (nothing appended): the state it was checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionFailed {
+    /// The partition's next offset when the batch was applied.
+    pub end_offset: u64,
+    /// What the key index knew of the condition's key (key conditions only).
+    pub key_offset: Option<crate::storage::key_index::KeyOffset>,
+}
+
+/// Every distinct non-empty key among `keys` (one per record, in record order) with the
+/// ordinal of its last record, in order of those last records.
+pub fn last_key_ordinals<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<(Bytes, u32)> {
+    let mut last: Vec<(&[u8], u32)> = Vec::new();
+    for (ordinal, key) in keys.into_iter().enumerate() {
+        if key.is_empty() {
+            continue;
+        }
+        last.retain(|(k, _)| *k != key);
+        last.push((key, ordinal as u32));
+    }
+    last.into_iter().map(|(k, o)| (Bytes::copy_from_slice(k), o)).collect()
 }
 
 /// Identity of an idempotent producer's batch.
@@ -124,6 +173,8 @@ pub enum BatchOutcome {
     Duplicate { base_offset: u64, append_time_ms: i64 },
     /// Refused by the producer table; nothing appended.
     Refused(crate::storage::producers::Refusal),
+    /// A conditional append whose condition did not hold; nothing appended.
+    ConditionFailed(ConditionFailed),
 }
 
 /// Snapshot payload: an immutable retention checkpoint, never record data (docs/architecture.md, "Snapshots are retention checkpoints").
@@ -140,6 +191,8 @@ pub struct CheckpointData {
     pub log_start_offset: u64,
     /// Log statistics at the checkpoint.
     pub stats: LogStats,
+    /// The last-offset-by-key index at the checkpoint.
+    pub keys: crate::storage::key_index::KeyIndexRepr,
 }
 
 /// Running statistics of a partition's log, kept by apply and saved in every checkpoint: what

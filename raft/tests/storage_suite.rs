@@ -117,6 +117,8 @@ fn produce(term: u64, index: u64, counts: &[u32]) -> Entry {
             record_count: c,
             max_timestamp_ms: 1_000,
             records: Bytes::from(vec![0u8; c as usize]),
+            condition: None,
+            keys: Vec::new(),
         })
         .collect();
     Entry {
@@ -125,6 +127,7 @@ fn produce(term: u64, index: u64, counts: &[u32]) -> Entry {
             append_time_ms: 1_000,
             batches,
             producer_limits: ProducerLimits::default(),
+            key_index_keys_max: 10_000,
         })),
     }
 }
@@ -143,6 +146,7 @@ fn base_offsets(resp: &[ApplyResponse]) -> Vec<u64> {
                         *base_offset
                     }
                     BatchOutcome::Refused(r) => panic!("unexpected refusal {r:?}"),
+                    BatchOutcome::ConditionFailed(f) => panic!("unexpected condition failure {f:?}"),
                 })
                 .collect(),
             _ => Vec::new(),
@@ -287,6 +291,8 @@ fn produce_from(term: u64, index: u64, pid: u64, epoch: u32, seq: u32, count: u3
         record_count: count,
         max_timestamp_ms: 1_000,
         records: Bytes::from(vec![0u8; count as usize]),
+        condition: None,
+        keys: Vec::new(),
     };
     Entry {
         log_id: lid(term, index),
@@ -294,6 +300,7 @@ fn produce_from(term: u64, index: u64, pid: u64, epoch: u32, seq: u32, count: u3
             append_time_ms: 1_000,
             batches: vec![batch],
             producer_limits: ProducerLimits::default(),
+            key_index_keys_max: 10_000,
         })),
     }
 }

@@ -203,6 +203,7 @@ fn request(pid: u64, epoch: u32, seq: u32, partition: u32) -> ProduceRequest {
         producer_epoch: epoch,
         base_sequence: seq,
         topic_id: 0,
+        ..ProduceRequest::default()
     }
 }
 

@@ -113,6 +113,8 @@ impl std::future::Future for DeliveryFuture {
 /// One queued record and where its outcome goes.
 pub(crate) struct Pending {
     pub record: Record,
+    /// A conditional append's condition: the record is sent as a batch of its own.
+    pub condition: Option<crate::Condition>,
     pub done: oneshot::Sender<Result<RecordAck, ClientError>>,
     pub queued_at: tokio::time::Instant,
 }
@@ -238,7 +240,35 @@ impl Producer {
         &self,
         topic: &str,
         partition: Option<u32>,
+        record: Record,
+    ) -> Result<DeliveryFuture, ClientError> {
+        self.enqueue(topic, partition, record, None).await
+    }
+
+    /// Queues `record` as a conditional append (a batch of its own, see [`crate::Condition`]):
+    /// it is appended only if the condition holds when the broker applies it, exactly once
+    /// whatever retries and leader changes happen. The future fails with OFFSET_MISMATCH
+    /// ([`ClientError::mismatch`]) when the condition did not hold; later records on the
+    /// partition are not held back by it.
+    ///
+    /// # Errors
+    /// As [`Producer::send`].
+    pub async fn send_conditional(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        record: Record,
+        condition: crate::Condition,
+    ) -> Result<DeliveryFuture, ClientError> {
+        self.enqueue(topic, partition, record, Some(condition)).await
+    }
+
+    async fn enqueue(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
         mut record: Record,
+        condition: Option<crate::Condition>,
     ) -> Result<DeliveryFuture, ClientError> {
         crate::trace::inject_current(std::slice::from_mut(&mut record));
         if let Some(e) = self.shared.fenced.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -269,7 +299,7 @@ impl Producer {
         };
         let (done, rx) = oneshot::channel();
         self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        let pending = Pending { record, done, queued_at: tokio::time::Instant::now() };
+        let pending = Pending { record, condition, done, queued_at: tokio::time::Instant::now() };
         if tx.send(pending).await.is_err() {
             // Never queued: definitely not sent.
             self.shared.settle(1);

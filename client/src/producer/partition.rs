@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use super::{Ident, Pending, RecordAck, Shared};
+use crate::condition::Condition;
 use crate::error::{ClientError, ErrorCode};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -70,6 +71,8 @@ struct Batch {
     doubt: Option<ClientError>,
     /// The oldest record's queue time: the delivery deadline counts from it.
     created: Instant,
+    /// A conditional batch's condition (such a batch holds one record).
+    condition: Option<Condition>,
 }
 
 impl Batch {
@@ -281,11 +284,20 @@ impl PartitionTask {
             if !records.is_empty() && (records.len() >= cfg.batch_records_max || bytes + size > cfg.batch_bytes_max) {
                 break;
             }
+            // A conditional record is a batch of its own: its condition is the batch's.
+            if !records.is_empty() && p.condition.is_some() {
+                break;
+            }
+            let alone = p.condition.is_some();
             bytes += size;
             if let Some(p) = self.queue.pop_front() {
                 records.push(p);
             }
+            if alone {
+                break;
+            }
         }
+        let condition = records.first().and_then(|p| p.condition);
         let created = records.iter().map(|p| p.queued_at).min().unwrap_or_else(Instant::now);
         let base_seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(records.len() as u32);
@@ -300,24 +312,27 @@ impl PartitionTask {
             sent_at: None,
             doubt: None,
             created,
+            condition,
         });
     }
 
     /// Sends in-flight batch `i` on the stream; false if the stream is gone.
     async fn transmit(&mut self, i: usize) -> bool {
         let b = &self.in_flight[i];
-        let req = ProduceStreamRequest {
-            correlation_id: b.cid,
-            request: Some(ProduceRequest {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                records: b.records.iter().map(|p| p.record.clone()).collect(),
-                producer_id: b.ident.producer_id,
-                producer_epoch: b.ident.epoch,
-                base_sequence: b.base_seq,
-                topic_id: self.topic_id,
-            }),
+        let mut request = ProduceRequest {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            records: b.records.iter().map(|p| p.record.clone()).collect(),
+            producer_id: b.ident.producer_id,
+            producer_epoch: b.ident.epoch,
+            base_sequence: b.base_seq,
+            topic_id: self.topic_id,
+            ..ProduceRequest::default()
         };
+        if let Some(c) = &b.condition {
+            c.apply_to(&mut request);
+        }
+        let req = ProduceStreamRequest { correlation_id: b.cid, request: Some(request) };
         let Some(conn) = self.conn.as_ref() else { return false };
         // A refused send never left: the stream's receiving side was gone.
         if conn.tx.send(req).await.is_err() {
@@ -429,6 +444,10 @@ impl PartitionTask {
             // every node): no attempt of this batch can have been appended, in doubt or not, so
             // it fails now instead of being resent until the delivery timeout.
             Some(ErrorCode::RecordTooLarge) => self.refuse(i, &err),
+            // A conditional batch whose condition did not hold. The producer check runs first
+            // at apply, so the answer proves no attempt of it was appended up to then; none can
+            // be later when the partition has moved past what the condition expects.
+            Some(ErrorCode::OffsetMismatch) if self.mismatch_settles(i, &err) => self.refuse_condition(i, &err),
             _ if self.shared.cfg.fault_trust_retry_refusals => self.refuse_trusting(i, &err),
             // A definite refusal of a batch in doubt proves nothing about its earlier attempt
             // (a broker whose metadata lags answers UNKNOWN_TOPIC): keep trying until the
@@ -453,6 +472,29 @@ impl PartitionTask {
         }
         self.needs_reinit = true;
         self.retire_answered();
+    }
+
+    /// Whether OFFSET_MISMATCH settles batch `i`: its only attempt was answered, or the
+    /// mismatch is final (see [`Condition::mismatch_is_final`]).
+    fn mismatch_settles(&self, i: usize, err: &ClientError) -> bool {
+        let b = &self.in_flight[i];
+        b.doubt.is_none() || b.condition.is_some_and(|c| c.mismatch_is_final(err))
+    }
+
+    /// Conditional batch `i` was refused: it fails. Its sequence numbers were not used (the
+    /// refusal comes after the producer check), so when it is the last batch and was never in
+    /// doubt the next batch takes them again under the same identity; otherwise as
+    /// [`PartitionTask::refuse`].
+    fn refuse_condition(&mut self, i: usize, err: &ClientError) {
+        let b = &self.in_flight[i];
+        if i + 1 == self.in_flight.len() && b.doubt.is_none() && b.ident == self.ident && !self.needs_reinit {
+            let Some(b) = self.in_flight.pop_back() else { return };
+            self.next_seq = b.base_seq;
+            self.fail_records(b.records, err);
+            self.retire_answered();
+        } else {
+            self.refuse(i, err);
+        }
     }
 
     /// FAULT INJECTION (negative control): the old, wrong handling of a definite refusal. Batch

@@ -49,6 +49,7 @@ mod tests {
             outcome: if ok { Outcome::Ok { offset: value } } else { Outcome::Fail },
             producer: None,
             sequence: None,
+            condition: None,
             invoke_time: (invoke_s * 1e9) as u64,
             complete_time: Some((complete_s * 1e9) as u64),
         }

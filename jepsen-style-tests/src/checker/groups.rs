@@ -211,6 +211,7 @@ mod tests {
             outcome: Outcome::Ok { offset: 0 },
             producer: None,
             sequence: None,
+            condition: None,
             invoke_time: t,
             complete_time: Some(t),
         };

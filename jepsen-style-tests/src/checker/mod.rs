@@ -2,6 +2,7 @@
 //! Each returns the anomalies it found; [`check`] runs them all.
 
 mod acl;
+mod conditional;
 mod groups;
 mod liveness;
 mod loss;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use acl::{denied_write, ACL_GRACE_NS};
+pub use conditional::conditional_conflict;
 pub use groups::{commit_regression, committed_lost, double_owner, partition_never_polled, redelivered};
 pub use liveness::{liveness, Liveness};
 pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_agreement, unseen};
@@ -37,7 +39,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 23] = [
+pub const SAFETY_CHECKERS: [&str; 24] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -61,6 +63,7 @@ pub const SAFETY_CHECKERS: [&str; 23] = [
     "read-below-log-start",
     "denied-write",
     "over-quota",
+    "conditional-conflict",
 ];
 
 /// Results of all checkers.
@@ -103,6 +106,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(read_below_log_start(a));
     all.extend(denied_write(a));
     all.extend(over_quota(&a.bulk));
+    all.extend(conditional_conflict(a));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

@@ -45,6 +45,9 @@ pub struct Faults {
     /// Byte-rate quotas are not enforced (every principal unlimited) even with `[quotas]` set:
     /// the negative control of the fault suite's `over-quota`.
     pub ignore_quotas: bool,
+    /// Conditional appends are appended without checking their condition: the negative
+    /// control of the fault suite's `conditional-conflict`.
+    pub ignore_conditions: bool,
 }
 
 impl Faults {
@@ -77,6 +80,7 @@ impl Faults {
                 ("ignore-new-partitions", None) => f.ignore_new_partitions = true,
                 ("ignore-acls", None) => f.ignore_acls = true,
                 ("ignore-quotas", None) => f.ignore_quotas = true,
+                ("ignore-conditions", None) => f.ignore_conditions = true,
                 ("truncate-past-checkpoint", Some(v)) => {
                     f.truncate_past_checkpoint = Some(v.parse().map_err(|_| bad("expected a node id"))?);
                 }

@@ -192,6 +192,11 @@ pub struct LimitsSection {
     pub producers_per_partition_max: u32,
     /// A partition forgets a producer idle this long (by the log's clock).
     pub producer_expiry_ms: u64,
+    /// Record keys one partition's last-offset-by-key index holds (conditional appends with
+    /// expected_key_offset); beyond it the key written the longest ago is forgotten, and a key
+    /// condition on it is refused until an append with expected_offset indexes it again. About
+    /// the key's length plus 170 bytes each; 0 turns key conditions off.
+    pub key_index_keys_per_partition_max: u32,
     /// Named producers the cluster registers; InitProducer with a new name beyond it gets
     /// LIMIT_EXCEEDED.
     pub named_producers_max: u64,
@@ -225,6 +230,7 @@ impl Default for LimitsSection {
             produce_timeout_ms: 10_000,
             producers_per_partition_max: 1_000,
             producer_expiry_ms: 86_400_000,
+            key_index_keys_per_partition_max: cairn_raft::storage::key_index::KEY_INDEX_KEYS_MAX_DEFAULT,
             named_producers_max: 100_000,
             named_producer_expiry_ms: 7 * 86_400_000,
             producer_fence_wait_ms: 10_000,

@@ -421,6 +421,8 @@ impl Actor {
             max_set_timestamp_ms: None,
             has_unset_timestamps: true,
             records: buf.freeze(),
+            condition: None,
+            keys: Vec::new(),
         })?;
         self.issued += 1;
         let (seq, tx, broken) = (self.issued, self.committed.clone(), self.broken.clone());

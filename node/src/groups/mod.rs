@@ -66,7 +66,9 @@ impl GroupEnv {
             expiry_ms: i64::try_from(l.producer_expiry_ms).unwrap_or(i64::MAX),
             max: l.producers_per_partition_max,
         };
+        g.key_index_keys_max = l.key_index_keys_per_partition_max;
         g.faults.no_dedup = config.faults.no_dedup;
+        g.faults.ignore_conditions = config.faults.ignore_conditions;
         g.faults.ack_before_commit = config.faults.ack_before_commit;
         g.faults.fetch_above_hw = config.faults.fetch_above_hw;
         g.faults.skip_fetch_checksum = config.faults.skip_fetch_checksum;

@@ -32,6 +32,11 @@ const FAMILIES: &[Family] = &[
         P,
     ),
     (
+        "cairn_partition_key_index_keys",
+        "record keys the last-offset-by-key index holds (bound: key_index_keys_per_partition_max)",
+        P,
+    ),
+    (
         "cairn_partition_proposal_queue_depth",
         "produce proposals waiting in the leader's queue (bound: proposal_queue_max)",
         P,
@@ -170,6 +175,7 @@ impl NodeView {
             put("cairn_partition_log_start_offset", progress.log_start_offset);
             put("cairn_partition_replica_stopped", u64::from(stopped));
             put("cairn_partition_producers", g.producer_count() as u64);
+            put("cairn_partition_key_index_keys", progress.key_index_keys);
             if !gauges.is_leader {
                 continue;
             }
@@ -251,7 +257,7 @@ fn clamp(v: u64) -> i64 {
 }
 
 /// Every bound of `[limits]`, by its configuration key.
-fn limits(l: &crate::config::LimitsSection) -> [(&'static str, u64); 16] {
+fn limits(l: &crate::config::LimitsSection) -> [(&'static str, u64); 17] {
     [
         ("record_bytes_max", l.record_bytes_max as u64),
         ("request_bytes_max", l.request_bytes_max as u64),
@@ -264,6 +270,7 @@ fn limits(l: &crate::config::LimitsSection) -> [(&'static str, u64); 16] {
         ("produce_timeout_ms", l.produce_timeout_ms),
         ("producers_per_partition_max", u64::from(l.producers_per_partition_max)),
         ("producer_expiry_ms", l.producer_expiry_ms),
+        ("key_index_keys_per_partition_max", u64::from(l.key_index_keys_per_partition_max)),
         ("named_producers_max", l.named_producers_max),
         ("named_producer_expiry_ms", l.named_producer_expiry_ms),
         ("producer_fence_wait_ms", l.producer_fence_wait_ms),

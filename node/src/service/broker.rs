@@ -14,7 +14,7 @@ use cairn_proto::v1::{
     SubscribeResponse, TopicInfo,
 };
 use cairn_raft::group::{PartitionGroup, PendingProduce, ProduceRequest as GroupProduce};
-use cairn_raft::types::ProducerRef;
+use cairn_raft::types::{Condition, KeyCondition, ProducerRef};
 use cairn_raft::GroupError;
 use prost::Message;
 use tokio::sync::{mpsc, Semaphore};
@@ -295,6 +295,8 @@ impl BrokerService {
             epoch: req.producer_epoch,
             base_sequence: req.base_sequence,
         });
+        let condition = condition_of(&req)?;
+        let keys = cairn_raft::types::last_key_ordinals(req.records.iter().map(|r| r.key.as_ref()));
         let batch = RecordBatch { records: req.records };
         let mut buf = BytesMut::with_capacity(batch.encoded_len());
         batch.encode(&mut buf).map_err(|e| ServiceError::InvalidArgument(format!("cannot encode records: {e}")))?;
@@ -304,9 +306,52 @@ impl BrokerService {
             max_set_timestamp_ms: max_set,
             has_unset_timestamps: unset,
             records: buf.freeze(),
+            condition,
+            keys,
         };
         Ok((req.topic, req.partition, group_req))
     }
+}
+
+/// The condition of a conditional append, checked for shape here (the verdict is apply's).
+fn condition_of(req: &ProduceRequest) -> Result<Option<Condition>, ServiceError> {
+    use cairn_proto::v1::key_offset::State;
+    let key = match req.expected_key_offset.as_ref().map(|k| k.state) {
+        None => None,
+        Some(state) => {
+            let expected = match state {
+                Some(State::Offset(offset)) => Some(offset),
+                Some(State::NoRecord(true)) => None,
+                Some(State::NoRecord(false)) | None => {
+                    return Err(ServiceError::InvalidArgument(
+                        "expected_key_offset needs an offset or no_record = true".into(),
+                    ))
+                }
+                Some(State::ForgottenUpto(_)) => {
+                    return Err(ServiceError::InvalidArgument(
+                        "expected_key_offset cannot be forgotten_upto (it only appears in answers)".into(),
+                    ))
+                }
+            };
+            let first = req.records.first().map(|r| r.key.clone()).unwrap_or_default();
+            if first.is_empty() {
+                return Err(ServiceError::InvalidArgument(
+                    "a batch with expected_key_offset needs records with a key".into(),
+                ));
+            }
+            if let Some(index) = req.records.iter().position(|r| r.key != first) {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "every record of a batch with expected_key_offset must have the same key (record {index} differs \
+                     from record 0)"
+                )));
+            }
+            Some(KeyCondition { key: first, expected })
+        }
+    };
+    if key.is_none() && req.expected_offset.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Condition { expected_offset: req.expected_offset, key }))
 }
 
 /// A produce request's size and receipt time, for the metrics of its answer. Counted once:

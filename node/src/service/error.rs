@@ -142,6 +142,7 @@ fn shape(e: &ServiceError) -> Shape {
             GroupError::Overloaded { .. } => s(Code::ResourceExhausted, ErrorCode::Throttled, true, true),
             GroupError::OutcomeUnknown { .. } => s(Code::Unavailable, ErrorCode::Timeout, true, false),
             GroupError::OffsetOutOfRange { .. } => s(Code::OutOfRange, ErrorCode::OffsetOutOfRange, false, true),
+            GroupError::ConditionFailed(_) => s(Code::FailedPrecondition, ErrorCode::OffsetMismatch, false, true),
             GroupError::Fenced { .. } => s(Code::FailedPrecondition, ErrorCode::Fenced, false, true),
             // Retriable for a client that still has earlier batches in doubt
             // (docs/architecture.md, "Idempotent producer").
@@ -192,6 +193,10 @@ impl ServiceError {
                 detail.log_start_offset = *log_start;
                 detail.high_watermark = *high_watermark;
             }
+            ServiceError::Group(GroupError::ConditionFailed(f)) => {
+                detail.high_watermark = f.end_offset;
+                detail.key_offset = f.key_offset.map(key_offset_detail);
+            }
             ServiceError::Coordinator(CoordError::NotCoordinator { hint: Some(l), .. }) => {
                 detail.leader_id = l.node_id;
                 detail.leader_address = l.address.clone();
@@ -208,6 +213,18 @@ impl ServiceError {
         }
         (sh.code, detail)
     }
+}
+
+/// What a partition knew of a key, as the error detail carries it.
+fn key_offset_detail(k: cairn_raft::storage::key_index::KeyOffset) -> cairn_proto::v1::KeyOffset {
+    use cairn_proto::v1::key_offset::State;
+    use cairn_raft::storage::key_index::KeyOffset;
+    let state = match k {
+        KeyOffset::At(offset) => State::Offset(offset),
+        KeyOffset::NoRecord => State::NoRecord(true),
+        KeyOffset::Forgotten { upto } => State::ForgottenUpto(upto),
+    };
+    cairn_proto::v1::KeyOffset { state: Some(state) }
 }
 
 fn unknown_topic_id_text(topic: &str, requested: u64, current: Option<u64>) -> String {
@@ -269,6 +286,25 @@ mod tests {
         assert!(!d.retriable && d.definite);
         let lost = CoordError::Write(GroupError::OutcomeUnknown { reason: "x".into() });
         assert!(!detail(&ServiceError::from(lost).into()).definite);
+    }
+
+    #[test]
+    fn a_failed_condition_reports_the_end_offset_and_the_key() {
+        use cairn_proto::v1::key_offset;
+        use cairn_raft::storage::key_index::KeyOffset;
+        use cairn_raft::types::ConditionFailed;
+        let failed = ConditionFailed { end_offset: 12, key_offset: Some(KeyOffset::At(7)) };
+        let s: Status = ServiceError::Group(GroupError::ConditionFailed(failed)).into();
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let d = detail(&s);
+        assert_eq!(d.code(), ErrorCode::OffsetMismatch);
+        assert!(d.definite && !d.retriable);
+        assert_eq!(d.high_watermark, 12);
+        assert_eq!(d.key_offset.and_then(|k| k.state), Some(key_offset::State::Offset(7)));
+        assert!(s.message().contains("end offset is 12") && s.message().contains("at offset 7"), "{}", s.message());
+        let forgotten = ConditionFailed { end_offset: 3, key_offset: Some(KeyOffset::Forgotten { upto: 2 }) };
+        let d = detail(&ServiceError::Group(GroupError::ConditionFailed(forgotten)).into());
+        assert_eq!(d.key_offset.and_then(|k| k.state), Some(key_offset::State::ForgottenUpto(2)));
     }
 
     #[test]

@@ -28,6 +28,8 @@ impl Default for RaftTimings {
 pub struct Faults {
     /// Accept every idempotent producer batch without checking sequences.
     pub no_dedup: bool,
+    /// Append conditional batches without checking their condition.
+    pub ignore_conditions: bool,
     /// Acknowledge produce requests when proposed, with guessed offsets, before commit.
     pub ack_before_commit: bool,
     /// Serve fetches from the local log beyond the high watermark (uncommitted entries).
@@ -61,6 +63,8 @@ pub struct GroupConfig {
     pub checkpoint: CheckpointPolicy,
     /// Bounds of the producer table this replica proposes when it leads.
     pub producer_limits: ProducerLimits,
+    /// Keys the last-offset-by-key index holds at most (proposed when this replica leads).
+    pub key_index_keys_max: u32,
     /// Deadline of a full-snapshot install.
     pub snapshot_timeout: Duration,
     /// Keep the latest value of every record key in the state machine (see
@@ -83,6 +87,7 @@ impl GroupConfig {
             replication_read_bytes_max: 4 << 20,
             checkpoint: CheckpointPolicy::default(),
             producer_limits: ProducerLimits::default(),
+            key_index_keys_max: crate::storage::key_index::KEY_INDEX_KEYS_MAX_DEFAULT,
             snapshot_timeout: Duration::from_secs(30),
             keyed_state: false,
             faults: Faults::default(),

@@ -35,6 +35,10 @@ pub struct ProduceRequest {
     pub has_unset_timestamps: bool,
     /// Protobuf encoding of `cairn.peer.v1.RecordBatch`.
     pub records: Bytes,
+    /// A conditional append's condition.
+    pub condition: Option<crate::types::Condition>,
+    /// Distinct record keys with their last record's ordinal ([`crate::types::last_key_ordinals`]).
+    pub keys: Vec<(Bytes, u32)>,
 }
 
 /// A committed produce.
@@ -168,6 +172,10 @@ impl PartitionGroup {
         if cfg.faults.no_dedup {
             tracing::warn!(group = cfg.group, "FAULT INJECTION: idempotent producer deduplication is disabled");
             sm.disable_dedup_for_fault_injection();
+        }
+        if cfg.faults.ignore_conditions {
+            tracing::warn!(group = cfg.group, "FAULT INJECTION: conditional appends are not checked");
+            sm.ignore_conditions_for_fault_injection();
         }
         if cfg.keyed_state {
             sm.keep_keyed_state();
@@ -356,6 +364,8 @@ impl PartitionGroup {
             max_set_timestamp_ms: req.max_set_timestamp_ms,
             has_unset_timestamps: req.has_unset_timestamps,
             records: req.records,
+            condition: req.condition,
+            keys: req.keys,
             reply,
             queued: std::time::Instant::now(),
         };

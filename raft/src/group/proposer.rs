@@ -19,7 +19,7 @@ use super::config::GroupConfig;
 use crate::error::{GroupError, LeaderHint};
 use crate::ids::node_of;
 use crate::storage::{Db, ProduceStage, Progress};
-use crate::types::{ApplyResponse, BatchOutcome, Command, ProduceBatch, ProduceEntry, ProducerRef, Raft};
+use crate::types::{ApplyResponse, BatchOutcome, Command, Condition, ProduceBatch, ProduceEntry, ProducerRef, Raft};
 
 /// One queued produce request.
 pub(crate) struct Proposal {
@@ -30,6 +30,8 @@ pub(crate) struct Proposal {
     /// Whether some record has no timestamp (it gets the append time).
     pub has_unset_timestamps: bool,
     pub records: Bytes,
+    pub condition: Option<Condition>,
+    pub keys: Vec<(Bytes, u32)>,
     pub reply: oneshot::Sender<Result<(u64, i64), GroupError>>,
     /// When it was queued (the queue stage of the produce metrics).
     pub queued: Instant,
@@ -74,6 +76,8 @@ pub(crate) async fn run(
                     record_count: p.record_count,
                     max_timestamp_ms: p.max_set_timestamp_ms.max(unset).unwrap_or(append_time_ms),
                     records: p.records,
+                    condition: p.condition,
+                    keys: p.keys,
                 }
             })
             .collect();
@@ -86,7 +90,12 @@ pub(crate) async fn run(
                 predicted += u64::from(b.record_count);
             }
         }
-        let cmd = Command::Produce(ProduceEntry { append_time_ms, batches, producer_limits: cfg.producer_limits });
+        let cmd = Command::Produce(ProduceEntry {
+            append_time_ms,
+            batches,
+            producer_limits: cfg.producer_limits,
+            key_index_keys_max: cfg.key_index_keys_max,
+        });
         match raft.client_write_ff(cmd).await {
             Ok(resp_rx) => {
                 let timeout = cfg.produce_timeout;
@@ -137,6 +146,7 @@ fn dispatch(
                         // with the time it was appended.
                         BatchOutcome::Duplicate { base_offset, append_time_ms } => Ok((base_offset, append_time_ms)),
                         BatchOutcome::Refused(why) => Err(GroupError::from(why)),
+                        BatchOutcome::ConditionFailed(failed) => Err(GroupError::ConditionFailed(failed)),
                     };
                     let _ = r.send(res);
                 }

@@ -10,7 +10,7 @@ use rocksdb::ReadOptions;
 
 use crate::error::GroupError;
 use crate::ids::GroupId;
-use crate::storage::codec::{decode, decode_checked};
+use crate::storage::codec::decode;
 use crate::storage::keys::{self, CF_IDX, CF_LOG};
 use crate::storage::{BatchLocation, Db, StoreError};
 use crate::types::{Command, Entry, ProduceBatch};
@@ -40,7 +40,7 @@ fn load_batch(
     let Some(raw) = raw else {
         return Ok(None); // removed by retention after we looked the batch up
     };
-    let entry: Entry = decode_checked("log entry", &raw, verify.0)?;
+    let entry: Entry = crate::storage::legacy::log_entry(&raw, verify.0)?;
     let EntryPayload::Normal(Command::Produce(mut p)) = entry.payload else {
         return Err(StoreError::Corrupt {
             group,

@@ -89,6 +89,7 @@ mod tests {
             retention_point: retention_point.map(lid),
             bytes_since_checkpoint: 0,
             stats: LogStats { bytes_total, ..LogStats::default() },
+            key_index_keys: 0,
         }
     }
 

@@ -13,8 +13,11 @@ use serde::Serialize;
 use super::error::StoreError;
 
 const FORMAT_V1: u8 = 1;
-/// bincode with a CRC-32 of the body in front (log entries).
+/// bincode with a CRC-32 of the body in front (log entries written before conditional appends).
 const FORMAT_CHECKED: u8 = 2;
+/// The same, with the body in today's layout (log entries whose batches carry conditions and
+/// keys).
+const FORMAT_CHECKED_V3: u8 = 3;
 
 /// Encodes `value` as `[FORMAT_V1] ++ bincode(value)`.
 pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
@@ -34,11 +37,11 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     }
 }
 
-/// Encodes `value` as `[FORMAT_CHECKED] ++ crc32(body) (LE) ++ bincode(value)`.
+/// Encodes `value` as `[FORMAT_CHECKED_V3] ++ crc32(body) (LE) ++ bincode(value)`.
 pub fn encode_checked<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
     let size = bincode::serialized_size(value).map_err(|source| StoreError::Encode { what, source })?;
     let mut out = Vec::with_capacity(5 + size as usize);
-    out.push(FORMAT_CHECKED);
+    out.push(FORMAT_CHECKED_V3);
     out.extend_from_slice(&[0; 4]);
     bincode::serialize_into(&mut out, value).map_err(|source| StoreError::Encode { what, source })?;
     let crc = crc32fast::hash(&out[5..]);
@@ -46,22 +49,36 @@ pub fn encode_checked<T: Serialize>(what: &'static str, value: &T) -> Result<Vec
     Ok(out)
 }
 
-/// Decodes a value written by [`encode_checked`] (or by [`encode`], unchecked). `verify` false
+/// Decodes a value written by [`encode_checked`] in today's layout `T`, or one written in the
+/// earlier layout `Old` (checked, or unchecked by [`encode`]) and converted. `verify` false
 /// skips the checksum: only the fault-injection switch `skip-fetch-checksum` does that.
-pub fn decode_checked<T: DeserializeOwned>(what: &'static str, bytes: &[u8], verify: bool) -> Result<T, StoreError> {
-    match bytes.split_first() {
-        Some((&FORMAT_CHECKED, rest)) if rest.len() >= 4 => {
-            let (crc, body) = rest.split_at(4);
-            let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-            let computed = crc32fast::hash(body);
-            if verify && stored != computed {
-                return Err(StoreError::Checksum { what, stored, computed });
-            }
-            bincode::deserialize(body).map_err(|source| StoreError::Decode { what, source })
-        }
-        Some((&FORMAT_CHECKED, _)) => Err(StoreError::Checksum { what, stored: 0, computed: 0 }),
-        _ => decode(what, bytes),
+pub fn decode_checked<T, Old>(what: &'static str, bytes: &[u8], verify: bool) -> Result<T, StoreError>
+where
+    T: DeserializeOwned,
+    Old: DeserializeOwned + Into<T>,
+{
+    fn de<V: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<V, StoreError> {
+        bincode::deserialize(body).map_err(|source| StoreError::Decode { what, source })
     }
+    match bytes.split_first() {
+        Some((&FORMAT_CHECKED_V3, rest)) => de(what, checked_body(what, rest, verify)?),
+        Some((&FORMAT_CHECKED, rest)) => de::<Old>(what, checked_body(what, rest, verify)?).map(Into::into),
+        _ => decode::<Old>(what, bytes).map(Into::into),
+    }
+}
+
+/// The body after a checksum, verified unless `verify` is false.
+fn checked_body<'a>(what: &'static str, rest: &'a [u8], verify: bool) -> Result<&'a [u8], StoreError> {
+    if rest.len() < 4 {
+        return Err(StoreError::Checksum { what, stored: 0, computed: 0 });
+    }
+    let (crc, body) = rest.split_at(4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32fast::hash(body);
+    if verify && stored != computed {
+        return Err(StoreError::Checksum { what, stored, computed });
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -72,13 +89,14 @@ mod tests {
     fn checked_values_round_trip_and_any_flipped_bit_is_caught() {
         let v = (7u64, String::from("a record"), vec![9u8; 64]);
         let bytes = encode_checked("t", &v).expect("encode");
-        assert_eq!(bytes[0], FORMAT_CHECKED);
-        let back: (u64, String, Vec<u8>) = decode_checked("t", &bytes, true).expect("decode");
+        assert_eq!(bytes[0], FORMAT_CHECKED_V3);
+        let back: (u64, String, Vec<u8>) =
+            decode_checked::<_, (u64, String, Vec<u8>)>("t", &bytes, true).expect("decode");
         assert_eq!(back, v);
         for i in 1..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            let r = decode_checked::<(u64, String, Vec<u8>)>("t", &bad, true);
+            let r = decode_checked::<(u64, String, Vec<u8>), (u64, String, Vec<u8>)>("t", &bad, true);
             assert!(matches!(r, Err(StoreError::Checksum { .. })), "flip at byte {i} went unnoticed: {r:?}");
             assert!(r.expect_err("checked").is_corruption());
         }
@@ -86,11 +104,21 @@ mod tests {
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0x01;
-        let altered: (u64, String, Vec<u8>) = decode_checked("t", &bad, false).expect("decodes unchecked");
+        let altered: (u64, String, Vec<u8>) =
+            decode_checked::<_, (u64, String, Vec<u8>)>("t", &bad, false).expect("decodes unchecked");
         assert_ne!(altered, v);
-        // The old format still reads.
+        // The old formats still read, in the old layout, converted.
         let old = encode("t", &v).expect("encode");
-        assert_eq!(decode_checked::<(u64, String, Vec<u8>)>("t", &old, true).expect("old format"), v);
+        assert_eq!(
+            decode_checked::<(u64, String, Vec<u8>), (u64, String, Vec<u8>)>("t", &old, true).expect("old format"),
+            v
+        );
+        let mut checked_v2 = bytes.clone();
+        checked_v2[0] = FORMAT_CHECKED;
+        assert_eq!(
+            decode_checked::<(u64, String, Vec<u8>), (u64, String, Vec<u8>)>("t", &checked_v2, true).expect("format 2"),
+            v
+        );
     }
 
     #[test]

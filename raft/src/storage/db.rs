@@ -402,7 +402,7 @@ impl Db {
             it.seek(&lo);
             while let Some(v) = it.value() {
                 if cf == CF_LOG {
-                    super::codec::decode_checked::<crate::types::Entry>("log entry", v, true)?;
+                    super::legacy::log_entry(v, true)?;
                 }
                 it.next();
             }

@@ -14,6 +14,7 @@
 //! | sm    | g 0x14                   | metadata state (controller group)       |
 //! | sm    | g 0x15 record key        | latest value of that key (keyed groups) |
 //! | sm    | g 0x16 index             | summary of the checkpoint at that index |
+//! | sm    | g 0x17 record key        | offset of the key's last record         |
 //! | idx   | g 0x20 base_offset       | batch location (raft index, ordinal, …) |
 
 use crate::ids::GroupId;
@@ -34,6 +35,7 @@ const SNAPSHOT_PTR: u8 = 0x13;
 const META_STATE: u8 = 0x14;
 const KEYED: u8 = 0x15;
 const CHECKPOINT_SUMMARY: u8 = 0x16;
+const KEY_OFFSET: u8 = 0x17;
 const BATCH: u8 = 0x20;
 
 fn tagged(group: GroupId, tag: u8) -> [u8; 9] {
@@ -105,6 +107,21 @@ pub fn keyed_range(group: GroupId) -> ([u8; 9], [u8; 9]) {
 /// The record key of a keyed-state key.
 pub fn keyed_record_key(key: &[u8]) -> Option<&[u8]> {
     (key.len() >= 9 && key[8] == KEYED).then(|| &key[9..])
+}
+
+/// The offset of the last record with record key `key` (the key index of conditional appends).
+pub fn key_offset(group: GroupId, key: &[u8]) -> Vec<u8> {
+    [tagged(group, KEY_OFFSET).as_slice(), key].concat()
+}
+
+/// `[start, end)` of every key-index key of `group`.
+pub fn key_offsets_range(group: GroupId) -> ([u8; 9], [u8; 9]) {
+    (tagged(group, KEY_OFFSET), tagged(group, KEY_OFFSET + 1))
+}
+
+/// The record key of a key-index key.
+pub fn key_offset_record_key(key: &[u8]) -> Option<&[u8]> {
+    (key.len() >= 9 && key[8] == KEY_OFFSET).then(|| &key[9..])
 }
 
 pub fn checkpoint(group: GroupId, index: u64) -> [u8; 17] {
@@ -225,6 +242,18 @@ mod tests {
     }
 
     #[test]
+    fn key_offset_keys_stay_inside_their_range_and_round_trip() {
+        let (from, to) = key_offsets_range(3);
+        for key in [&b""[..], b"a", &[0xff; 64]] {
+            let k = key_offset(3, key);
+            assert!(k.as_slice() >= from.as_slice() && k.as_slice() < to.as_slice());
+            assert_eq!(key_offset_record_key(&k), Some(key));
+        }
+        assert!(keyed_range(3).1 <= from, "the keyed state's range ends before the key index's");
+        assert_eq!(key_offset_record_key(&keyed(3, b"a")), None);
+    }
+
+    #[test]
     fn tagged_keys_of_a_group_stay_inside_its_range() {
         for g in [0u64, 1, 41, u64::MAX] {
             let (start, end) = group_range(g);
@@ -237,6 +266,7 @@ mod tests {
                 snapshot_pointer(g).to_vec(),
                 meta_state(g).to_vec(),
                 keyed(g, &[0xff; 40]),
+                key_offset(g, &[0xff; 40]),
                 checkpoint(g, u64::MAX).to_vec(),
                 batch(g, u64::MAX).to_vec(),
                 log(g, u64::MAX).to_vec(),

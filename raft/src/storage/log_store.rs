@@ -11,7 +11,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
 use rocksdb::{ReadOptions, WriteBatch};
 
-use super::codec::{decode, decode_checked, encode, encode_checked};
+use super::codec::{decode, encode, encode_checked};
 use super::db::{blocking, Db};
 use super::error::StoreError;
 use super::health::Health;
@@ -152,7 +152,7 @@ pub(crate) fn read_entries(
             }
         }
         bytes += v.len();
-        out.push(decode_checked::<Entry>("log entry", v, true)?);
+        out.push(super::legacy::log_entry(v, true)?);
         it.next();
     }
     it.status().map_err(StoreError::rocks("iterate log"))?;
@@ -224,7 +224,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut it = db.rocks().raw_iterator_cf_opt(cf, ro);
             it.seek_for_prev(keys::log(group, u64::MAX));
             let last = match it.value() {
-                Some(v) => Some(decode_checked::<Entry>("log entry", v, true)?.log_id),
+                Some(v) => Some(super::legacy::log_entry(v, true)?.log_id),
                 None => {
                     it.status().map_err(StoreError::rocks("iterate log"))?;
                     None

@@ -23,13 +23,14 @@ use super::checkpoints;
 use super::codec::{decode, encode};
 use super::db::{blocking, Db};
 use super::error::StoreError;
+use super::key_index::{KeyIndex, KeyOffset};
 use super::keys::{self, CF_IDX, CF_SM};
 use super::producers::{ProducerState, ProducerTable, Verdict};
 use super::snapshot::{self, Checkpoint, SnapshotBuilder};
 use crate::ids::GroupId;
 use crate::types::{
-    ApplyResponse, BatchOutcome, CheckpointData, Command, Entry, LogId, LogStats, MetaStateMachine, ProduceEntry,
-    Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    ApplyResponse, BatchOutcome, CheckpointData, Command, Condition, ConditionFailed, Entry, LogId, LogStats,
+    MetaStateMachine, ProduceEntry, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
 /// A keyed group's state: every record key with its latest value, in key order.
@@ -66,6 +67,8 @@ pub struct Progress {
     pub bytes_since_checkpoint: u64,
     /// Running statistics of the log.
     pub stats: LogStats,
+    /// Keys the last-offset-by-key index holds.
+    pub key_index_keys: u64,
 }
 
 /// Persisted applied state (key `g 0x10`).
@@ -83,6 +86,9 @@ pub(crate) struct AppliedState {
     pub producer_clock_ms: i64,
     /// Running statistics (sizes and times) that retention decides from.
     pub stats: LogStats,
+    /// The key index's forgotten bound (see [`super::key_index`]); its keys are stored one per
+    /// key under `g 0x17`.
+    pub keys_forgotten_upto: Option<u64>,
 }
 
 /// Where the records of one accepted batch live (idx CF value).
@@ -114,6 +120,10 @@ pub struct StateMachineStore {
     producers: SharedProducers,
     /// Negative control for the fault suite: accept every producer batch unchecked.
     dedup_disabled: bool,
+    /// Last offset by key, for conditional appends (persisted per key under `g 0x17`).
+    keys: KeyIndex,
+    /// Negative control for the fault suite: append conditional batches unchecked.
+    conditions_ignored: bool,
     /// Keep the latest value of every record key (see [`StateMachineStore::keep_keyed_state`]).
     keyed: bool,
     /// Negative control for the fault suite (see
@@ -142,7 +152,7 @@ impl StateMachineStore {
         mut meta: Option<Box<dyn MetaStateMachine>>,
     ) -> Result<StateMachineStore, StoreError> {
         let db2 = db.clone();
-        let (state, saved_meta, producers) = blocking(move || {
+        let (state, saved_meta, producers, keys) = blocking(move || {
             let sm = db2.cf(CF_SM)?;
             let state = match db2.rocks().get_pinned_cf(sm, keys::applied(group)).map_err(StoreError::rocks("get"))? {
                 Some(v) => super::legacy::applied_state(&v)?,
@@ -150,14 +160,16 @@ impl StateMachineStore {
             };
             let meta = db2.rocks().get_cf(sm, keys::meta_state(group)).map_err(StoreError::rocks("get"))?;
             let producers = load_producers(&db2, group)?;
-            Ok((state, meta, producers))
+            let keys = load_key_offsets(&db2, group)?;
+            Ok((state, meta, producers, keys))
         })
         .await?;
+        let keys = KeyIndex::from_parts(keys, state.keys_forgotten_upto);
         if let (Some(m), Some(saved)) = (meta.as_mut(), saved_meta) {
             m.restore(&saved).map_err(|message| StoreError::Corrupt { group, message })?;
         }
         let producers = Arc::new(std::sync::RwLock::new(ProducerTable::from_parts(producers, state.producer_clock_ms)));
-        let (progress, _) = watch::channel(progress_of(&state));
+        let (progress, _) = watch::channel(progress_of(&state, &keys));
         Ok(StateMachineStore {
             db,
             group,
@@ -168,6 +180,8 @@ impl StateMachineStore {
             meta,
             producers,
             dedup_disabled: false,
+            keys,
+            conditions_ignored: false,
             keyed: false,
             truncate_past_checkpoint: false,
         })
@@ -182,6 +196,12 @@ impl StateMachineStore {
     /// Negative control for the fault suite: stop deduplicating producer batches.
     pub fn disable_dedup_for_fault_injection(&mut self) {
         self.dedup_disabled = true;
+    }
+
+    /// Negative control for the fault suite: append conditional batches without checking their
+    /// condition (racing writers then both succeed against the same expected offset).
+    pub fn ignore_conditions_for_fault_injection(&mut self) {
+        self.conditions_ignored = true;
     }
 
     /// Makes this a *keyed* group: apply keeps the latest value of every record key (an empty
@@ -215,6 +235,8 @@ impl StateMachineStore {
         let mut meta_changed = false;
         // Producers whose persisted entry must be rewritten (or deleted) with this apply.
         let mut dirty: BTreeSet<u64> = BTreeSet::new();
+        // Record keys whose key-index entry must be rewritten (or deleted) with this apply.
+        let mut dirty_keys: BTreeSet<bytes::Bytes> = BTreeSet::new();
         for entry in &entries {
             let mut payload_bytes = 0u64;
             let mut force_checkpoint = false;
@@ -230,7 +252,7 @@ impl StateMachineStore {
                     state.stats.time_ms = state.stats.time_ms.max(p.append_time_ms);
                     let newest = p.batches.iter().filter(|b| b.record_count > 0).map(|b| b.max_timestamp_ms).max();
                     state.stats.max_timestamp_ms = state.stats.max_timestamp_ms.max(newest.unwrap_or(0));
-                    self.apply_produce(&mut state, &mut batch, entry.log_id.index, p, &mut dirty)?
+                    self.apply_produce(&mut state, &mut batch, entry.log_id.index, p, &mut dirty, &mut dirty_keys)?
                 }
                 EntryPayload::Normal(Command::Checkpoint { time_ms }) => {
                     state.stats.time_ms = state.stats.time_ms.max(*time_ms);
@@ -278,6 +300,7 @@ impl StateMachineStore {
                         producers: self.table().clone(),
                         log_start_offset: state.log_start_offset,
                         stats: state.stats,
+                        keys: self.keys.to_repr(),
                     },
                 };
                 checkpoints::put(&self.db, self.group, &mut batch, &cp)?;
@@ -299,6 +322,14 @@ impl StateMachineStore {
                 }
             }
         }
+        for key in dirty_keys {
+            let at = keys::key_offset(self.group, &key);
+            match self.keys.lookup(&key) {
+                KeyOffset::At(offset) => batch.put_cf(self.db.cf(CF_SM)?, at, offset.to_be_bytes()),
+                KeyOffset::NoRecord | KeyOffset::Forgotten { .. } => batch.delete_cf(self.db.cf(CF_SM)?, at),
+            }
+        }
+        state.keys_forgotten_upto = self.keys.forgotten_upto();
         batch.put_cf(self.db.cf(CF_SM)?, keys::applied(self.group), encode("applied state", &state)?);
         if let (true, Some(m)) = (meta_changed, self.meta.as_ref()) {
             batch.put_cf(self.db.cf(CF_SM)?, keys::meta_state(self.group), m.save());
@@ -310,7 +341,7 @@ impl StateMachineStore {
         })
         .await?;
         self.state = state;
-        self.progress.send_replace(progress_of(&self.state));
+        self.progress.send_replace(progress_of(&self.state, &self.keys));
         Ok(responses)
     }
 
@@ -324,6 +355,7 @@ impl StateMachineStore {
         raft_index: u64,
         entry: &ProduceEntry,
         dirty: &mut BTreeSet<u64>,
+        dirty_keys: &mut BTreeSet<bytes::Bytes>,
     ) -> Result<ApplyResponse, StoreError> {
         let idx_cf = self.db.cf(CF_IDX)?;
         let mut outcomes = Vec::with_capacity(entry.batches.len());
@@ -347,12 +379,29 @@ impl StateMachineStore {
                         continue;
                     }
                 }
+            }
+            // After the producer check: a retried duplicate of an appended conditional batch
+            // answers with its offset above, whatever the log holds now. A refusal leaves the
+            // producer's sequence numbers unused.
+            if let Some(c) = b.condition.as_ref().filter(|_| !self.conditions_ignored) {
+                if let Err(failed) = check_condition(c, base_offset, &self.keys) {
+                    outcomes.push(BatchOutcome::ConditionFailed(failed));
+                    continue;
+                }
+            }
+            if let Some(p) = b.producer.as_ref().filter(|_| b.record_count > 0) {
                 let evicted = table.record(p, b.record_count, base_offset, entry.append_time_ms, limits);
                 dirty.extend(evicted);
                 dirty.insert(p.producer_id);
             }
             if self.keyed {
                 keep_keys(&self.db, self.group, batch, &b.records)?;
+            }
+            for (key, ordinal) in &b.keys {
+                let forgotten =
+                    self.keys.record(key.clone(), base_offset + u64::from(*ordinal), entry.key_index_keys_max);
+                dirty_keys.insert(key.clone());
+                dirty_keys.extend(forgotten);
             }
             // An empty batch gets no offset and no idx key (it would collide with the next one).
             if b.record_count > 0 {
@@ -467,6 +516,45 @@ pub fn keyed_state(db: &Db, group: GroupId) -> Result<KeyedState, StoreError> {
     Ok(out)
 }
 
+/// Whether conditional batch `c` may be appended at `end_offset` (the partition's next offset).
+fn check_condition(c: &Condition, end_offset: u64, keys: &KeyIndex) -> Result<(), ConditionFailed> {
+    let key_offset = c.key.as_ref().map(|k| keys.lookup(&k.key));
+    let offset_holds = c.expected_offset.is_none_or(|e| e == end_offset);
+    let key_holds = match (c.key.as_ref().map(|k| k.expected), key_offset) {
+        (Some(Some(expected)), Some(KeyOffset::At(last))) => expected == last,
+        (Some(None), Some(KeyOffset::NoRecord)) => true,
+        // A forgotten key matches no expectation: the index cannot confirm one.
+        (Some(_), _) => false,
+        (None, _) => true,
+    };
+    if offset_holds && key_holds {
+        Ok(())
+    } else {
+        Err(ConditionFailed { end_offset, key_offset })
+    }
+}
+
+/// The persisted key index of `group`: every key with the offset of its last record.
+fn load_key_offsets(db: &Db, group: GroupId) -> Result<Vec<(bytes::Bytes, u64)>, StoreError> {
+    let (from, to) = keys::key_offsets_range(group);
+    let mut ro = rocksdb::ReadOptions::default();
+    ro.set_iterate_upper_bound(to.to_vec());
+    let mut it = db.rocks().raw_iterator_cf_opt(db.cf(CF_SM)?, ro);
+    it.seek(from);
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let key = keys::key_offset_record_key(k);
+        let offset = <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes);
+        let (Some(key), Some(offset)) = (key, offset) else {
+            return Err(StoreError::Corrupt { group, message: "bad key-index entry".into() });
+        };
+        out.push((bytes::Bytes::copy_from_slice(key), offset));
+        it.next();
+    }
+    it.status().map_err(StoreError::rocks("scan key index"))?;
+    Ok(out)
+}
+
 /// Every persisted producer of `group`.
 fn load_producers(db: &Db, group: GroupId) -> Result<std::collections::BTreeMap<u64, ProducerState>, StoreError> {
     let (from, to) = keys::producers_range(group);
@@ -484,8 +572,9 @@ fn load_producers(db: &Db, group: GroupId) -> Result<std::collections::BTreeMap<
     Ok(out)
 }
 
-fn progress_of(s: &AppliedState) -> Progress {
+fn progress_of(s: &AppliedState, keys: &KeyIndex) -> Progress {
     Progress {
+        key_index_keys: keys.len() as u64,
         high_watermark: s.next_offset,
         log_start_offset: s.log_start_offset,
         applied_index: s.last_applied.map(|l| l.index),
@@ -556,6 +645,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             bytes_since_checkpoint: 0,
             producer_clock_ms: snapshot.producers.clock_ms,
             stats: snapshot.stats,
+            keys_forgotten_upto: snapshot.keys.forgotten_upto,
         };
         if let (Some(m), Some(saved)) = (self.meta.as_mut(), snapshot.meta.as_ref()) {
             m.restore(saved).map_err(|message| {
@@ -564,11 +654,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let cp = Checkpoint { log_id: at, membership: meta.last_membership.clone(), data: *snapshot };
         let cp_producers = cp.data.producers.clone();
+        let cp_keys = KeyIndex::from_repr(cp.data.keys.clone());
         let (db, group, st) = (self.db.clone(), self.group, state.clone());
         blocking(move || install(&db, group, &st, &cp))
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
         *self.producers.write().unwrap_or_else(|p| p.into_inner()) = cp_producers;
+        self.keys = cp_keys;
         tracing::info!(
             group = self.group,
             at = %at,
@@ -577,7 +669,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             "installed a checkpoint snapshot (this replica was behind the leader's log start)"
         );
         self.state = state;
-        self.progress.send_replace(progress_of(&self.state));
+        self.progress.send_replace(progress_of(&self.state, &self.keys));
         Ok(())
     }
 
@@ -607,6 +699,11 @@ fn install(db: &Db, group: GroupId, state: &AppliedState, cp: &Checkpoint) -> Re
     b.delete_range_cf(sm, &from[..], &to[..]);
     for (pid, p) in &cp.data.producers.producers {
         b.put_cf(sm, keys::producer(group, *pid), encode("producer", p)?);
+    }
+    let (from, to) = keys::key_offsets_range(group);
+    b.delete_range_cf(sm, &from[..], &to[..]);
+    for (key, offset) in &cp.data.keys.keys {
+        b.put_cf(sm, keys::key_offset(group, key), offset.to_be_bytes());
     }
     b.delete_range_cf(db.cf(CF_IDX)?, &keys::batch(group, 0)[..], &keys::batches_end(group)[..]);
     super::log_store::purge_into(db, group, &cp.log_id, &mut b)?;

@@ -11,6 +11,7 @@ mod group;
 mod node;
 mod output;
 mod produce;
+mod produce_conditional;
 mod produce_input;
 mod replica;
 mod token;

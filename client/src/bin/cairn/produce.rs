@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_client::{Client, ClientError, Header, Producer, ProducerConfig, Record, RecordAck};
+use cairn_client::{Client, ClientError, Condition, Header, Producer, ProducerConfig, Record, RecordAck};
 use clap::Args;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -32,7 +32,10 @@ use crate::produce_input::{parse_delimiter, parse_record, Encoding, Input, Input
   cairn produce orders --input json < events.jsonl          {\"key\",\"value\",\"headers\",\"partition\"}
   cairn produce blobs --value-file photo.jpg -k photo-1     one binary record
   find . -print0 | cairn produce files -D '\\0'              null-delimited records
-  cairn --json produce orders < lines.txt                   one acknowledgement per record, as they arrive")]
+  cairn --json produce orders < lines.txt                   one acknowledgement per record, as they arrive
+  cairn produce ledger -p 0 --expect-offset 42 --value x    appended only if partition 0 ends at offset 42
+  cairn produce accounts -k acct-7 --expect-key-offset none --value opened
+                                                            only if no record with key acct-7 exists yet")]
 pub struct ProduceArgs {
     pub topic: String,
     /// Partition to write to (default: by key hash, or round-robin without a key).
@@ -73,6 +76,14 @@ pub struct ProduceArgs {
     /// How long to wait for more records before sending a partial batch (ms).
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
+    /// Conditional append: every input record in one batch, appended only if the partition's
+    /// end offset is exactly N (else OFFSET_MISMATCH, nothing appended).
+    #[arg(long, value_name = "N")]
+    pub expect_offset: Option<u64>,
+    /// Conditional append on the records' one key: appended only if the key's last record is at
+    /// offset N, or with `none` if the key has no record yet.
+    #[arg(long, value_name = "N|none", value_parser = crate::produce_conditional::parse_key_offset)]
+    pub expect_key_offset: Option<crate::produce_conditional::KeyExpectation>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -161,6 +172,42 @@ impl Tally {
 
 type Ack = BoxFuture<'static, (u64, Result<RecordAck, String>)>;
 
+/// Every input record (for one conditional batch); the first bad one is an error.
+async fn read_all(
+    args: &ProduceArgs,
+    single: Option<Vec<u8>>,
+    key_sep: Option<u8>,
+    delim: u8,
+    headers: &[Header],
+) -> anyhow::Result<Vec<Record>> {
+    let record = |input: Input| Record {
+        key: input.key.or_else(|| args.key.clone().map(|k| k.into_bytes().into())).unwrap_or_default(),
+        value: input.value,
+        headers: if args.input == InputFormat::Json { input.headers } else { headers.to_vec() },
+        timestamp_ms: 0,
+    };
+    if let Some(value) = single {
+        return Ok(vec![record(Input { key: None, value: value.into(), headers: Vec::new(), partition: None })]);
+    }
+    let (tx, mut rx) = mpsc::channel::<Numbered>(READ_AHEAD);
+    tokio::spawn(read_input((args.input, key_sep, args.encoding, delim), tx));
+    let mut records = Vec::new();
+    while let Some((n, input)) = rx.recv().await {
+        let input = input.map_err(|e| anyhow::anyhow!("input record {n}: {e:#}; nothing was appended"))?;
+        anyhow::ensure!(
+            input.partition.is_none() || input.partition == args.partition,
+            "input record {n} names a partition: a conditional append goes to one partition (-p)"
+        );
+        anyhow::ensure!(
+            records.len() < crate::produce_conditional::RECORDS_MAX,
+            "a conditional append is one batch of at most {} records; the input has more",
+            crate::produce_conditional::RECORDS_MAX
+        );
+        records.push(record(input));
+    }
+    Ok(records)
+}
+
 pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow::Result<()> {
     let partitions = client.partition_count(&args.topic).await?;
     if let Some(p) = args.partition {
@@ -185,6 +232,12 @@ pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow
         }
         (None, None) => None,
     };
+    if args.expect_offset.is_some() || args.expect_key_offset.is_some() {
+        let condition =
+            Condition { expected_offset: args.expect_offset, expected_key_offset: args.expect_key_offset.map(|k| k.0) };
+        let records = read_all(&args, single, key_sep, delim, &headers).await?;
+        return crate::produce_conditional::run(client, &args.topic, args.partition, records, condition, out).await;
+    }
     let cfg = ProducerConfig {
         name: args.producer_name.clone(),
         linger: Duration::from_millis(args.linger_ms),
