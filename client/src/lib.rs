@@ -21,6 +21,7 @@ mod client;
 mod condition;
 mod config;
 pub mod consumer;
+pub mod dlq;
 mod error;
 mod group_admin;
 mod metadata;

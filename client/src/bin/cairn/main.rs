@@ -6,6 +6,7 @@ mod bench_group;
 mod certs;
 mod cluster;
 mod consume;
+mod dlq;
 mod format;
 mod group;
 mod node;
@@ -120,6 +121,14 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Dead letters: replay a `<topic>.dlq` back to its topic.
+    #[command(after_help = "Examples:
+  cairn dlq replay payments.dlq --dry-run       what would go back, with why each failed
+  cairn dlq replay payments.dlq                 back to payments (dlq.* headers replaced by dlq.replayed_from)")]
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
     /// Load generators: produce, consume, end to end.
     #[command(after_help = "Examples:
   cairn bench produce --record-size 1024 --window 512   throughput with 512 records in flight
@@ -223,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(client.clone(), args, &out).await,
         Command::Consume(args) => consume::run(client.clone(), args, &out).await,
         Command::Group { command } => group::run(&client, command, &out).await,
+        Command::Dlq { command } => dlq::run(client.clone(), command, &out).await,
         Command::Acl { command } => acl::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
         Command::Completions { .. } | Command::Certs { .. } | Command::Token { .. } => Ok(()),
