@@ -25,11 +25,9 @@ case "$example" in
   order-saga | bank-ledger | cqrs-projection | dead-letters) ;;
   *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac
-if ! deploy/local-cluster.sh status >/dev/null 2>&1; then
-  deploy/local-cluster.sh start
-fi
-echo "==> building the examples and the CLI"
-cargo build --quiet -p cairn-examples -p cairn-client --bins
+# Starts the nodes that are not running (building everything, examples included) and waits
+# until the cluster is ready; nodes already running are left alone.
+deploy/local-cluster.sh start
 export CAIRN_BROKERS="127.0.0.1:7701,127.0.0.1:7702,127.0.0.1:7703"
 
 case "$example" in
