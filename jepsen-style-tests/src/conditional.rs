@@ -15,13 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_client::{Condition, Producer};
+use cairn_client::Condition;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::history::OpType;
-use crate::workload::{producer_config, record, send_completion, Shared};
+use crate::workload::{new_producer, record, send_completion, Shared};
 
 /// Keys the writers race on (spread over the partitions: key `k` lives in partition
 /// `k % partitions`).
@@ -43,14 +43,7 @@ pub async fn writer(shared: Arc<Shared>, worker: u32, seed: u64) {
     // What this writer believes each key's last offset is (None: no record yet).
     let mut belief: BTreeMap<u32, Option<u64>> = BTreeMap::new();
     'process: while !shared.stop.load(Ordering::SeqCst) {
-        let p = match Producer::new(shared.client.clone(), producer_config(&spec)).await {
-            Ok(p) => p,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let who = json!({"id": p.producer_id(), "epoch": p.epoch()});
+        let Some((p, who)) = new_producer(&shared).await else { continue };
         while !shared.stop.load(Ordering::SeqCst) {
             let Some(topic) = inc.live().into_iter().next() else { return };
             let k = rng.random_range(0..KEYS);

@@ -104,7 +104,7 @@ fn classify(e: &ClientError) -> OpType {
     }
 }
 
-pub(crate) fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
+fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
     let cfg = match spec.kind {
         WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention | WorkloadKind::Conditional => {
             ProducerConfig {
@@ -152,6 +152,21 @@ pub(crate) fn send_completion(
     }
 }
 
+/// A new producer process's producer and its identity for the history; None (after a pause)
+/// when the cluster could not give one now.
+pub(crate) async fn new_producer(shared: &Shared) -> Option<(Producer, Value)> {
+    match Producer::new(shared.client.clone(), producer_config(&shared.spec)).await {
+        Ok(p) => {
+            let who = json!({"id": p.producer_id(), "epoch": p.epoch()});
+            Some((p, who))
+        }
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+    }
+}
+
 /// Producer process `worker` (process ids `worker`, `worker + producers`, ... after crashes).
 pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -161,14 +176,7 @@ pub async fn producer(shared: Arc<Shared>, worker: u32, seed: u64) {
     let pause = Duration::from_secs_f64(f64::from(spec.producers) / f64::from(spec.rate.max(1)));
     let window = if spec.kind.pipelined() { 16 } else { 1 };
     'process: while !shared.stop.load(Ordering::SeqCst) {
-        let p = match Producer::new(shared.client.clone(), producer_config(&spec)).await {
-            Ok(p) => p,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let who = json!({"id": p.producer_id(), "epoch": p.epoch()});
+        let Some((p, who)) = new_producer(&shared).await else { continue };
         let mut in_flight = VecDeque::new();
         loop {
             let stopping = shared.stop.load(Ordering::SeqCst);

@@ -93,13 +93,13 @@ async fn an_idempotent_conditional_chain_survives_lost_answers_and_a_leader_kill
     let client = Arc::new(cluster.client().await);
     client.create_topic("chain", 1, 3, None).await.expect("create");
     wait_for_topic(&client, "chain").await;
-    let cfg = ProducerConfig { request_timeout: Duration::from_secs(3), ..ProducerConfig::default() };
+    let cfg = ProducerConfig { request_timeout: Duration::from_secs(1), ..ProducerConfig::default() };
     let producer = Producer::new(client.clone(), cfg).await.expect("producer");
     // Each record expects the previous one's offset: a retried duplicate must answer with its
     // original offset (not OFFSET_MISMATCH, though the key has moved on by then).
     let mut last = None;
-    for i in 0..60u64 {
-        if i == 30 {
+    for i in 0..40u64 {
+        if i == 20 {
             let leader = leader_of(&client, "chain", 0).await;
             cluster.kill(leader);
             cluster.restart(leader);
@@ -115,13 +115,13 @@ async fn an_idempotent_conditional_chain_survives_lost_answers_and_a_leader_kill
     // A stale condition fails the record and does not hold back the ones after it.
     let stale = producer.send_conditional("chain", Some(0), Record::keyed("k", "stale"), Condition::key_at(Some(3)));
     let e = stale.await.expect("send").await.expect_err("a stale expectation");
-    assert_eq!(e.mismatch().and_then(|m| m.key_offset), Some(KeyState::At(59)), "{e}");
-    let next = producer.send_conditional("chain", Some(0), Record::keyed("k", "60"), Condition::key_at(Some(59)));
-    assert_eq!(next.await.expect("send").await.expect("appended after a refusal").offset, 60);
+    assert_eq!(e.mismatch().and_then(|m| m.key_offset), Some(KeyState::At(39)), "{e}");
+    let next = producer.send_conditional("chain", Some(0), Record::keyed("k", "40"), Condition::key_at(Some(39)));
+    assert_eq!(next.await.expect("send").await.expect("appended after a refusal").offset, 40);
     producer.send("chain", Some(0), Record::from_value("unconditional")).await.expect("send").await.expect("ack");
-    let stored = read_from_node(&client, &cluster.addr(1), "chain", 0, 62).await;
+    let stored = read_from_node(&client, &cluster.addr(1), "chain", 0, 42).await;
     let values: Vec<String> = stored.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
-    let expected: Vec<String> = (0..=60).map(|i| i.to_string()).chain(["unconditional".to_string()]).collect();
+    let expected: Vec<String> = (0..=40).map(|i| i.to_string()).chain(["unconditional".to_string()]).collect();
     assert_eq!(values, expected, "each record exactly once, in order");
     assert!(cluster.log_of(1).contains("FAULT INJECTION"), "answers were being dropped");
 }

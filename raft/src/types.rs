@@ -114,15 +114,16 @@ pub struct ConditionFailed {
 /// Every distinct non-empty key among `keys` (one per record, in record order) with the
 /// ordinal of its last record, in order of those last records.
 pub fn last_key_ordinals<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<(Bytes, u32)> {
-    let mut last: Vec<(&[u8], u32)> = Vec::new();
+    // Linear in the batch: a batch may hold many thousands of records.
+    let mut last: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
     for (ordinal, key) in keys.into_iter().enumerate() {
-        if key.is_empty() {
-            continue;
+        if !key.is_empty() {
+            last.insert(key, ordinal as u32);
         }
-        last.retain(|(k, _)| *k != key);
-        last.push((key, ordinal as u32));
     }
-    last.into_iter().map(|(k, o)| (Bytes::copy_from_slice(k), o)).collect()
+    let mut out: Vec<(Bytes, u32)> = last.into_iter().map(|(k, o)| (Bytes::copy_from_slice(k), o)).collect();
+    out.sort_unstable_by_key(|(_, o)| *o);
+    out
 }
 
 /// Identity of an idempotent producer's batch.
@@ -225,4 +226,18 @@ pub trait MetaStateMachine: Send + Sync + 'static {
     /// # Errors
     /// A state this owner cannot decode.
     fn restore(&mut self, state: &[u8]) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_is_named_once_with_its_last_record_in_record_order() {
+        let keys: [&[u8]; 6] = [b"a", b"", b"b", b"a", b"c", b"b"];
+        let got = last_key_ordinals(keys);
+        let want = [(&b"a"[..], 3), (b"c", 4), (b"b", 5)];
+        assert_eq!(got.iter().map(|(k, o)| (&k[..], *o)).collect::<Vec<_>>(), want);
+        assert!(last_key_ordinals([&b""[..]; 3]).is_empty());
+    }
 }

@@ -77,12 +77,13 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
     /// Conditional append: every input record in one batch, appended only if the partition's
-    /// end offset is exactly N (else OFFSET_MISMATCH, nothing appended).
-    #[arg(long, value_name = "N")]
+    /// end offset is exactly N (else OFFSET_MISMATCH, nothing appended). One unbatched request,
+    /// not through the idempotent producer (so not with --producer-name).
+    #[arg(long, value_name = "N", conflicts_with = "producer_name")]
     pub expect_offset: Option<u64>,
     /// Conditional append on the records' one key: appended only if the key's last record is at
     /// offset N, or with `none` if the key has no record yet.
-    #[arg(long, value_name = "N|none", value_parser = crate::produce_conditional::parse_key_offset)]
+    #[arg(long, value_name = "N|none", value_parser = crate::produce_conditional::parse_key_offset, conflicts_with = "producer_name")]
     pub expect_key_offset: Option<crate::produce_conditional::KeyExpectation>,
 }
 
