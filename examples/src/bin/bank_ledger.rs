@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_client::{Producer, ProducerConfig};
+use cairn_client::{Client, Producer, ProducerConfig};
 use cairn_examples::ledger::{self, Ledger, TransferError};
 use clap::{Parser, Subcommand};
 
@@ -78,34 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("acct-{a}: {}", if opened { "opened" } else { "exists" });
             }
         }
-        Cmd::Transfer { count, seed, max_amount } => {
-            let producer = Producer::new(client.clone(), ProducerConfig::default()).await?;
-            let mut l = Ledger::replay(&client, &topic).await?;
-            let names: Vec<String> = l.accounts.keys().cloned().collect();
-            anyhow::ensure!(names.len() >= 2, "open at least two accounts first");
-            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut next = || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            };
-            let (mut done, mut refused) = (0, 0);
-            for n in 0..count {
-                let from = &names[(next() % names.len() as u64) as usize];
-                let to = &names[(next() % names.len() as u64) as usize];
-                if from == to {
-                    continue;
-                }
-                let amount = 1 + next() % max_amount;
-                match l.transfer(&client, &producer, (from, to, amount), &format!("t-{seed}-{n}")).await {
-                    Ok(()) => done += 1,
-                    Err(TransferError::Insufficient { .. }) => refused += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            println!("{done} transfer(s) made, {refused} refused for insufficient funds");
-        }
+        Cmd::Transfer { count, seed, max_amount } => transfers(client, &topic, count, seed, max_amount).await?,
         Cmd::Recover => {
             let producer = Producer::new(client.clone(), ProducerConfig::default()).await?;
             let mut l = Ledger::replay(&client, &topic).await?;
@@ -134,5 +107,36 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `count` random transfers (seeded), racing whatever other writers run.
+async fn transfers(client: Arc<Client>, topic: &str, count: u64, seed: u64, max_amount: u64) -> anyhow::Result<()> {
+    let producer = Producer::new(client.clone(), ProducerConfig::default()).await?;
+    let mut l = Ledger::replay(&client, topic).await?;
+    let names: Vec<String> = l.accounts.keys().cloned().collect();
+    anyhow::ensure!(names.len() >= 2, "open at least two accounts first");
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut done, mut refused) = (0, 0);
+    for n in 0..count {
+        let from = &names[(next() % names.len() as u64) as usize];
+        let to = &names[(next() % names.len() as u64) as usize];
+        if from == to {
+            continue;
+        }
+        let amount = 1 + next() % max_amount;
+        match l.transfer(&client, &producer, (from, to, amount), &format!("t-{seed}-{n}")).await {
+            Ok(()) => done += 1,
+            Err(TransferError::Insufficient { .. }) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{done} transfer(s) made, {refused} refused for insufficient funds");
     Ok(())
 }
