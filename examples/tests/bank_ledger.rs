@@ -6,7 +6,7 @@
 mod common;
 
 use cairn_testkit::Cluster;
-use common::{run, spawn};
+use common::{run, spawn, wait_for_records};
 
 const LEDGER: &str = env!("CARGO_BIN_EXE_bank-ledger");
 
@@ -27,7 +27,10 @@ async fn concurrent_transfers_conserve_money_and_never_overdraw() {
         })
         .collect();
     let leader = cluster.leader_of("accounts", 0).await.expect("leader");
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // The snapshot and the kill land while the writers are at work: 6 openings, then at least
+    // 20 transfer events.
+    let client = cluster.client().await.expect("client");
+    wait_for_records(&client, "accounts", 26, std::time::Duration::from_secs(60)).await;
     assert!(run(LEDGER, &brokers, &["snapshot", "--file", snapshot]).status.success(), "mid-run snapshot");
     cluster.kill(leader);
     cluster.wait_for_leaders("accounts").await.expect("a new leader");

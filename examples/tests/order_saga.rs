@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use cairn_testkit::Cluster;
-use common::{eventually, run, spawn};
+use common::{eventually, records_in, run, spawn, wait_for_records};
 
 const SAGA: &str = env!("CARGO_BIN_EXE_order-saga");
 
@@ -36,12 +36,15 @@ async fn every_order_ends_in_one_final_state_through_a_node_kill_and_a_service_r
         services.push(spawn(SAGA, &brokers, &argv(&args), &logs.path().join(format!("{s}.log"))));
     }
     // The second half goes in while a node is down and the inventory service restarts.
+    let client = cluster.client().await.expect("client");
     let victim = cluster.leader_of("orders", 0).await.expect("leader");
     cluster.kill(victim);
+    let before = records_in(&client, "orders").await;
     let rest = (orders - orders / 2).to_string();
     let place2 = with(&["place", "--orders", &rest, "--first", &half]);
     let placing = spawn(SAGA, &brokers, &argv(&place2), &logs.path().join("place.log"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The inventory service is killed with the second half flowing in.
+    wait_for_records(&client, "orders", before + orders / 4, Duration::from_secs(120)).await;
     services[1].kill();
     services[1] = spawn(SAGA, &brokers, &argv(&with(&["run", "inventory"])), &logs.path().join("inventory-2.log"));
     cluster.restart(victim).expect("restart the node");

@@ -61,6 +61,29 @@ pub fn spawn(bin: &str, brokers: &str, args: &[&str], log: &std::path::Path) -> 
     Proc { child, name: format!("{bin} {args:?}") }
 }
 
+/// Records in every partition of `topic` together (the sum of the end offsets).
+pub async fn records_in(client: &cairn_client::Client, topic: &str) -> u64 {
+    let Ok(n) = client.partition_count(topic).await else { return 0 };
+    let mut total = 0;
+    for p in 0..n {
+        total += client.list_offsets(topic, p, cairn_client::OffsetSpec::Latest).await.map_or(0, |o| o.offset);
+    }
+    total
+}
+
+/// Waits until `topic` holds at least `n` records (the workload under test made progress).
+pub async fn wait_for_records(client: &cairn_client::Client, topic: &str, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let have = records_in(client, topic).await;
+        if have >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{topic} holds {have} records, not {n}, after {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Retries `f` until it returns true or `within` passes.
 pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;

@@ -322,11 +322,12 @@ impl StateMachineStore {
                 }
             }
         }
+        let sm = self.db.cf(CF_SM)?;
         for key in dirty_keys {
             let at = keys::key_offset(self.group, &key);
             match self.keys.lookup(&key) {
-                KeyOffset::At(offset) => batch.put_cf(self.db.cf(CF_SM)?, at, offset.to_be_bytes()),
-                KeyOffset::NoRecord | KeyOffset::Forgotten { .. } => batch.delete_cf(self.db.cf(CF_SM)?, at),
+                KeyOffset::At(offset) => batch.put_cf(sm, at, offset.to_be_bytes()),
+                KeyOffset::NoRecord | KeyOffset::Forgotten { .. } => batch.delete_cf(sm, at),
             }
         }
         state.keys_forgotten_upto = self.keys.forgotten_upto();
