@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test Cairn: a C/C++ toolchain
 # and libclang (RocksDB and its bindings), iptables and the tools to make small filesystems
-# (the fault-injection suite), and a Rust toolchain. Idempotent: does nothing when everything is present.
+# (the fault-injection suite), Python's venv (the registry's interop test), and a Rust
+# toolchain. Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -20,6 +21,9 @@ command -v losetup >/dev/null 2>&1 || need+=(mount)
 command -v fallocate >/dev/null 2>&1 || need+=(util-linux)
 # The metrics tests lint every node's /metrics output with Prometheus's promtool.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The schema registry's interop test runs Confluent's Python client in a virtual environment.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing: ${need[*]}"

@@ -15,7 +15,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 # Integration tests run three real nodes each; two at a time fit this kind of machine.
 cargo test --workspace -- --test-threads="${CAIRN_TEST_THREADS:-2}"
-echo "==> fault-injection suite, CI tier (about a minute each: none, kill, pause, partition, client-partition, stale-broker, recreate on 5 nodes, corrupt, disk-full, group with kill and pause, retention with kill, conditional appends with partition, kill secured: TLS, authentication, ACLs)"
+echo "==> fault-injection suite, CI tier (about a minute each: none, kill, pause, partition, client-partition, stale-broker, recreate on 5 nodes, corrupt, disk-full, group with kill and pause, retention with kill, conditional appends with partition, schema registrations with kill, kill secured: TLS, authentication, ACLs)"
 "${CARGO_TARGET_DIR:-target}/debug/cairn-jepsen" tier ci --store "${CAIRN_JEPSEN_STORE:-store}"
 echo "==> deploy/test-compose.sh (the image and the compose cluster, on the Docker engine when one runs)"
 deploy/test-compose.sh

@@ -262,6 +262,8 @@ pub struct Analysis {
     pub log_starts: Vec<LogStartSeen>,
     /// The throttled principal's flood (secured runs).
     pub bulk: crate::quota::BulkHistory,
+    /// Schema registrations and the registry's final state (the `registry` workload).
+    pub registry: crate::registry::RegistryHistory,
 }
 
 impl Analysis {
@@ -306,6 +308,9 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     for op in ops {
         if op.f == "bulk-send" {
             continue; // [`crate::quota::BulkHistory`]
+        }
+        if op.f == "register" || op.f == "registry-final" {
+            continue; // [`crate::registry::RegistryHistory`]
         }
         let altered = if op.f == "altered-read" { op.value.get("records") } else { op.value.get("altered") };
         if let Some(list) = altered.and_then(Value::as_array).filter(|l| !l.is_empty()) {
@@ -411,6 +416,7 @@ pub fn analyse(ops: &[Op]) -> Analysis {
     }
     a.group = crate::group_history::GroupHistory::from_ops(ops);
     a.bulk = crate::quota::BulkHistory::from_ops(ops);
+    a.registry = crate::registry::RegistryHistory::from_ops(ops);
     a
 }
 

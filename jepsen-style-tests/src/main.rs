@@ -310,6 +310,9 @@ fn run_tier(
             (NemesisKind::Kill, WorkloadKind::Retention, 3, 60, false),
             // Writers racing on keys with conditional appends while leaders are cut off.
             (NemesisKind::Partition, WorkloadKind::Conditional, 3, 60, false),
+            // Schema registrations through every node while nodes (the registry's leader
+            // among them) are killed.
+            (NemesisKind::Kill, WorkloadKind::Registry, 3, 60, false),
             // The secure path: TLS on both listeners, peers with member certificates, clients
             // authenticated, ACLs checked, the workload denied writes now and then.
             (NemesisKind::Kill, WorkloadKind::Idempotent, 3, 60, true),
@@ -339,6 +342,7 @@ fn run_tier(
                 plan.push((n, WorkloadKind::Group, nodes, minutes * 60, false));
                 plan.push((n, WorkloadKind::Retention, nodes, minutes * 60, false));
                 plan.push((n, WorkloadKind::Conditional, nodes, minutes * 60, false));
+                plan.push((n, WorkloadKind::Registry, nodes, minutes * 60, false));
             }
         }
         plan.push((NemesisKind::Recreate, WorkloadKind::Topics, 5, minutes * 60, false));

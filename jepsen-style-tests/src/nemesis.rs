@@ -105,6 +105,9 @@ pub struct Nemesis {
     pub no_floor: Option<u64>,
     /// TLS of the suite's peer calls in a TLS run.
     pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// A node whose damaged files no read has been seen to cover yet (no scrubber pass since it
+    /// served again), and since when: no other storage fault until it has been (see `damage`).
+    pub unscrubbed: Option<(u64, std::time::SystemTime)>,
 }
 
 /// The node whose replica of `group` claims leadership with the highest term; `addrs` are the
@@ -276,6 +279,19 @@ impl Nemesis {
                 .nemesis(&format!("skip-{name}"), json!({"why": "the cluster has not repaired earlier damage yet"}));
             return Ok(());
         }
+        if let Some((n, since)) = self.unscrubbed {
+            let metrics = self.cluster.lock().await.node(n).metrics_addr.clone();
+            if !storage_faults::wait_scrubbed(&metrics, since, Duration::ZERO).await {
+                // Damage there may still be latent: found later, while another node's replica
+                // of the same partition is out, it would leave a partition without a majority.
+                self.rec.nemesis(
+                    &format!("skip-{name}"),
+                    json!({"why": format!("node {n} has not scrubbed its data since it was damaged")}),
+                );
+                return Ok(());
+            }
+            self.unscrubbed = None;
+        }
         let node = self.rng.random_range(1..=nodes);
         let db = self.cluster.lock().await.node(node).data_dir.join("db");
         self.rec.nemesis(&format!("start-{name}"), json!({"node": node}));
@@ -308,11 +324,31 @@ impl Nemesis {
             // What a consumer attached to that node was served: the checker counts it.
             self.rec.nemesis("altered-read", json!({"node": node, "records": altered}));
         }
-        let limit = until.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
-        let took = storage_faults::wait_repaired(&self.client, nodes, limit).await;
+        let limit = || until.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+        let took = storage_faults::wait_repaired(&self.client, nodes, limit()).await;
+        let mut repaired = took.is_some();
+        let mut scrubbed = None;
+        if k == NemesisKind::Corrupt {
+            // The read-back covers the workload's partitions only, as far as it got in its time;
+            // the scrubber reads every replica's log. A pass begun once every replica serves
+            // again has met whatever damage is left (and that replica stopped and is repaired).
+            let since = std::time::SystemTime::now();
+            let metrics = self.cluster.lock().await.node(node).metrics_addr.clone();
+            let done = storage_faults::wait_scrubbed(&metrics, since, limit()).await;
+            if !done {
+                self.unscrubbed = Some((node, since));
+            }
+            scrubbed = Some(done);
+            repaired = storage_faults::wait_repaired(&self.client, nodes, limit()).await.is_some();
+        }
         self.rec.nemesis(
             &format!("stop-{name}"),
-            json!({"node": node, "repaired": took.is_some(), "repair_ms": took.map(|d| d.as_millis() as u64)}),
+            json!({
+                "node": node,
+                "repaired": repaired,
+                "repair_ms": took.map(|d| d.as_millis() as u64),
+                "scrubbed": scrubbed,
+            }),
         );
         Ok(())
     }

@@ -110,6 +110,13 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         let coordinator = coordinator_group(&client).await?;
         groups.extend(std::iter::repeat_n(coordinator, groups.len()));
     }
+    let registry = params.workload.kind == WorkloadKind::Registry;
+    if registry {
+        // Likewise the registry's leader (the leader of `__schemas`).
+        let schemas = until_deadline(Duration::from_secs(60), || client.describe_topic("__schemas")).await?;
+        let group = schemas.partitions.first().map(|p| p.group_id).ok_or_else(|| anyhow::anyhow!("no __schemas"))?;
+        groups.extend(std::iter::repeat_n(group, groups.len()));
+    }
     let incarnations = Arc::new(Incarnations::with_room(
         params.workload.partitions,
         params.workload.partitions + params.workload.add_partitions,
@@ -165,6 +172,15 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     if params.workload.kind == WorkloadKind::Topics {
         workers.push(tokio::spawn(workload::creator(shared.clone(), rng.random())));
     }
+    let registry_stop = Arc::new(AtomicBool::new(false));
+    let http: Vec<String> = cluster.lock().await.nodes.iter().map(|n| n.metrics_addr.clone()).collect();
+    if registry {
+        let acked = Arc::default();
+        for w in 0..crate::registry::WORKERS {
+            let (rec, http, stop, acked) = (rec.clone(), http.clone(), registry_stop.clone(), Arc::clone(&acked));
+            workers.push(tokio::spawn(crate::registry::worker(rec, http, w, rng.random(), stop, acked)));
+        }
+    }
     if params.workload.kind == WorkloadKind::Retention {
         let nodes = cluster.lock().await.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
         workers.push(tokio::spawn(workload::log_bounds_monitor(shared.clone(), nodes)));
@@ -201,12 +217,14 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
         free_space_floor: FREE_SPACE_FLOOR,
         no_floor,
         peer_tls: peer_tls.clone(),
+        unscrubbed: None,
     };
     nemesis.run(params.nemesis, fault_until).await;
     tokio::time::sleep_until(start + Duration::from_secs(params.time_limit_s)).await;
     shared.stop.store(true, Ordering::SeqCst);
     member_stop.store(true, Ordering::SeqCst);
     bulk_stop.store(true, Ordering::SeqCst);
+    registry_stop.store(true, Ordering::SeqCst);
     if let Some(m) = &members {
         // Every member commits and leaves cleanly, so the final committed offsets are settled.
         let m = m.clone();
@@ -224,6 +242,9 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let drained = drain(&client, &cluster, &incarnations, &rec, peer_tls.as_ref()).await;
     if group && !members::final_read(&client, &rec).await {
         rec.nemesis("error", json!({"error": "the group's committed offsets could not be read after the run"}));
+    }
+    if registry {
+        crate::registry::final_read(&rec, &http, Duration::from_secs(60)).await;
     }
     rec.flush();
     cluster.lock().await.stop();

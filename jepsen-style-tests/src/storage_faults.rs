@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_client::{Client, ReplicaState};
 use rand::rngs::StdRng;
@@ -99,6 +99,39 @@ pub async fn wait_repaired(client: &Client, nodes: u64, limit: Duration) -> Opti
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     None
+}
+
+/// When the last complete scrubber pass of the node serving metrics at `metrics_addr` began (its
+/// `cairn_scrub_last_pass_start_timestamp_seconds`); `None` when the node does not answer.
+pub async fn last_scrub_pass_start(metrics_addr: &str) -> Option<SystemTime> {
+    let (status, body) =
+        crate::http::request(metrics_addr, "GET", "/metrics", None, Duration::from_secs(5)).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let secs: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_scrub_last_pass_start_timestamp_seconds "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)))
+}
+
+/// Polls until the node at `metrics_addr` has completed a scrubber pass that began after
+/// `since` (so it has read every serving replica's log since then), or `limit`; answers whether
+/// it has. Damage that a read-back did not meet is found by such a pass (or by nothing).
+pub async fn wait_scrubbed(metrics_addr: &str, since: SystemTime, limit: Duration) -> bool {
+    let start = tokio::time::Instant::now();
+    loop {
+        if last_scrub_pass_start(metrics_addr).await.is_some_and(|t| t >= since) {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Reads every partition of every topic in `topics` from the replica at `addr`, up to the

@@ -45,6 +45,8 @@ pub enum WorkloadKind {
     /// Writers race on a few keys with per-key conditional appends ([`crate::conditional`]);
     /// consumers as in `queue`.
     Conditional,
+    /// As `queue`, while clients register schemas with the schema registry ([`crate::registry`]).
+    Registry,
 }
 
 impl WorkloadKind {
@@ -56,12 +58,20 @@ impl WorkloadKind {
             WorkloadKind::Group => "group",
             WorkloadKind::Retention => "retention",
             WorkloadKind::Conditional => "conditional",
+            WorkloadKind::Registry => "registry",
         }
     }
 
     /// Whether sends are pipelined with forced retries (answers dropped by the nodes).
     pub fn pipelined(self) -> bool {
-        !matches!(self, WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention | WorkloadKind::Conditional)
+        !matches!(
+            self,
+            WorkloadKind::Queue
+                | WorkloadKind::Group
+                | WorkloadKind::Retention
+                | WorkloadKind::Conditional
+                | WorkloadKind::Registry
+        )
     }
 }
 
@@ -106,14 +116,16 @@ fn classify(e: &ClientError) -> OpType {
 
 fn producer_config(spec: &WorkloadSpec) -> ProducerConfig {
     let cfg = match spec.kind {
-        WorkloadKind::Queue | WorkloadKind::Group | WorkloadKind::Retention | WorkloadKind::Conditional => {
-            ProducerConfig {
-                linger: Duration::ZERO,
-                request_timeout: Duration::from_secs(5),
-                delivery_timeout: Duration::from_secs(30),
-                ..ProducerConfig::default()
-            }
-        }
+        WorkloadKind::Queue
+        | WorkloadKind::Group
+        | WorkloadKind::Retention
+        | WorkloadKind::Conditional
+        | WorkloadKind::Registry => ProducerConfig {
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_secs(5),
+            delivery_timeout: Duration::from_secs(30),
+            ..ProducerConfig::default()
+        },
         WorkloadKind::Idempotent | WorkloadKind::Topics => ProducerConfig {
             linger: Duration::from_millis(2),
             batch_records_max: 4,

@@ -175,6 +175,16 @@ fn a_coordinator_forgetting_offsets_on_failover_is_reported_as_commit_regression
 }
 
 #[test]
+fn a_registry_forgetting_its_state_on_failover_is_reported() {
+    // The registry's leader must change (a kill of its node) for the fault to show: the new
+    // leader starts empty and hands out ids and versions again.
+    caught(
+        &["--nemesis", "kill", "--workload", "registry", "--time-limit", "45", "--fault", "forget-registry-on-load"],
+        &["registry-lost", "registry-id-conflict", "registry-version-order"],
+    );
+}
+
+#[test]
 fn a_coordinator_ignoring_added_partitions_is_reported_as_partitions_never_polled() {
     // The run grows the topic from 4 to 6 partitions; the coordinators keep assigning 4.
     caught(

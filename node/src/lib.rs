@@ -25,6 +25,7 @@ pub mod listener;
 pub mod liveness;
 pub mod metrics;
 pub mod quota;
+pub mod registry;
 pub mod restart;
 pub mod retention;
 pub mod server;

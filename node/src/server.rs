@@ -180,6 +180,8 @@ pub async fn run(
         tasks.push(tokio::spawn(crate::tls::reload(t.clone())));
     }
     tasks.push(tokio::spawn(coordinators.clone().run()));
+    let registry = crate::registry::Registry::new(groups.clone());
+    tasks.push(tokio::spawn(registry.clone().run()));
     tasks.extend([
         tokio::spawn(reconciler::run(groups.clone(), controller.watch())),
         tokio::spawn(quiesce::run(groups.clone(), liveness.clone(), timers)),
@@ -189,7 +191,7 @@ pub async fn run(
         tokio::spawn(record_cluster_id(controller.watch(), identity.clone(), config.clone())),
         tokio::spawn(rebalancer::run(groups.clone(), liveness.clone(), timers.election_timeout_max)),
         tokio::spawn(supervisor::run(groups.clone())),
-        tokio::spawn(scrubber::run(groups.clone(), config.storage.scrub_bytes_per_second)),
+        tokio::spawn(scrubber::run(groups.clone(), config.storage.scrub_bytes_per_second, metrics.scrub())),
         tokio::spawn(crate::retention::sweeper::run(groups.clone(), config.retention)),
         tokio::spawn(repair::run(controller.clone(), groups.clone(), liveness.clone(), config.storage.clone())),
     ]);
@@ -199,13 +201,13 @@ pub async fn run(
         .context("registering the node's gauges")?;
     if let Some(l) = metrics_listener {
         let addr = l.local_addr()?;
-        let (m, g, c) = (metrics.clone(), groups.clone(), controller.clone());
+        let (m, g, c, r) = (metrics.clone(), groups.clone(), controller.clone(), registry.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::metrics::http::serve(l, m, g, c, std::future::pending()).await {
+            if let Err(e) = crate::metrics::http::serve(l, m, g, c, r, std::future::pending()).await {
                 tracing::error!(error = %e, "the metrics listener failed");
             }
         }));
-        tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+        tracing::info!(%addr, "serving metrics at http://{addr}/metrics and the schema registry at http://{addr}/");
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
@@ -280,8 +282,14 @@ pub async fn run(
                 .into_server(),
         )
         .add_service(
-            InternalService::new(groups.clone(), coordinators.clone(), rand::random(), identity.directory_id)
-                .into_server(),
+            InternalService::new(
+                groups.clone(),
+                coordinators.clone(),
+                registry.clone(),
+                rand::random(),
+                identity.directory_id,
+            )
+            .into_server(),
         );
     let peer_server: Served = match &tls {
         Some(t) => Box::pin(peer_server.serve_with_incoming_shutdown(

@@ -20,6 +20,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// The internal topic holding consumer groups' state (created by the controller at bootstrap).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The internal topic holding the schema registry (one partition, created by the controller).
+pub const SCHEMAS_TOPIC: &str = "__schemas";
+
 /// Internal topics (names starting with `__`): created and written only by Cairn itself.
 pub fn is_internal(name: &str) -> bool {
     name.starts_with("__")

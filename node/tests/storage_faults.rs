@@ -201,6 +201,20 @@ async fn damaged_record_bytes_stop_the_replica_which_is_reported_and_rebuilt() {
     for n in 1..=3 {
         assert_holds(&cluster, &client, n, &acked).await;
     }
+
+    // The scrubber reports its passes: one begun from now on reads the rebuilt replica too.
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, text) = common::http_get(cluster.nodes[&victim].metrics_addr, "/metrics");
+        let started = common::metric_sum(&text, "cairn_scrub_last_pass_start_timestamp_seconds", &[]);
+        if started >= since {
+            assert!(common::metric_sum(&text, "cairn_scrub_passes_total", &[]) >= 1.0, "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scrubber pass began after {since} within 40 s (last: {started})");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ mod loss;
 mod offsets;
 mod order;
 mod quota;
+mod registry;
 mod retention;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use loss::{aborted_read, altered_record, lost_on_node, lost_write, replica_a
 pub use offsets::{duplicate, inconsistent_offsets, offset_hole, unexpected};
 pub use order::{idempotence, nonmonotonic_send, poll_order};
 pub use quota::over_quota;
+pub use registry::registry;
 pub use retention::{log_start_regression, read_below_log_start};
 
 use crate::history::Analysis;
@@ -39,7 +41,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 24] = [
+pub const SAFETY_CHECKERS: [&str; 28] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -64,6 +66,10 @@ pub const SAFETY_CHECKERS: [&str; 24] = [
     "denied-write",
     "over-quota",
     "conditional-conflict",
+    "registry-lost",
+    "registry-id-conflict",
+    "registry-incompatible",
+    "registry-version-order",
 ];
 
 /// Results of all checkers.
@@ -107,6 +113,7 @@ pub fn check(a: &Analysis, drained: bool) -> Results {
     all.extend(denied_write(a));
     all.extend(over_quota(&a.bulk));
     all.extend(conditional_conflict(a));
+    all.extend(registry(&a.registry));
     if drained {
         all.extend(unseen(&surviving));
         all.extend(lost_on_node(a));

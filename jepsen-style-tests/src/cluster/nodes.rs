@@ -28,6 +28,8 @@ pub struct Node {
     pub addr: String,
     /// Peer address (Raft transport, node-internal calls): the client port + 1000.
     pub peer_addr: String,
+    /// Metrics and health (plain HTTP): the client port + 2000.
+    pub metrics_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -59,6 +61,7 @@ impl Cluster {
                     ip,
                     addr: format!("{ip}:{}", spec.port),
                     peer_addr: format!("{ip}:{}", spec.port + 1000),
+                    metrics_addr: format!("{ip}:{}", spec.port + 2000),
                     data_dir: match &spec.data_subdir {
                         Some(sub) => spec.dir.join(format!("n{id}")).join(sub),
                         None => spec.dir.join(format!("n{id}")),
@@ -97,6 +100,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&n.data_dir)
             .args(["--peer-source-ip", &n.ip.to_string()])
+            .args(["--metrics-listen", &n.metrics_addr])
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn,openraft::replication=off")
             .stdin(Stdio::null())

@@ -48,6 +48,9 @@ pub struct Faults {
     /// Conditional appends are appended without checking their condition: the negative
     /// control of the fault suite's `conditional-conflict`.
     pub ignore_conditions: bool,
+    /// The schema registry forgets what `__schemas` holds when it loads (a new leader starts
+    /// empty): the negative control of the fault suite's `registry` checker.
+    pub forget_registry_on_load: bool,
 }
 
 impl Faults {
@@ -77,6 +80,7 @@ impl Faults {
                 ("fake-free-space", None) => f.fake_free_space = true,
                 ("skip-revoke", None) => f.skip_revoke = true,
                 ("forget-offsets-on-load", None) => f.forget_offsets_on_load = true,
+                ("forget-registry-on-load", None) => f.forget_registry_on_load = true,
                 ("ignore-new-partitions", None) => f.ignore_new_partitions = true,
                 ("ignore-acls", None) => f.ignore_acls = true,
                 ("ignore-quotas", None) => f.ignore_quotas = true,

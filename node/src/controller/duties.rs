@@ -1,6 +1,6 @@
 //! What the controller leader does on its own: register the bootstrap members once, register
 //! each node's data directory (its own from its identity, the others' from their pings), and
-//! create the internal `__consumer_offsets` topic and the topics named in the configuration
+//! create the internal `__consumer_offsets` and `__schemas` topics and the topics named in the configuration
 //! (`--topic`) when they do not exist yet.
 
 use std::sync::Arc;
@@ -51,12 +51,15 @@ pub async fn run(controller: Arc<Controller>, config: Arc<Config>, liveness: Liv
                 Err(e) => tracing::warn!(node, error = %e, "registering a data directory failed; will retry"),
             }
         }
-        // The internal topic of consumer groups, then the configured ones.
-        let offsets = crate::config::TopicSpec {
-            name: crate::topic::OFFSETS_TOPIC.to_string(),
-            partitions: config.groups.offsets_partitions,
-        };
-        for t in std::iter::once(&offsets).chain(&config.topics).filter(|t| !state.topics.contains_key(&t.name)) {
+        // The internal topics (consumer groups, the schema registry), then the configured ones.
+        let internal = [
+            crate::config::TopicSpec {
+                name: crate::topic::OFFSETS_TOPIC.to_string(),
+                partitions: config.groups.offsets_partitions,
+            },
+            crate::config::TopicSpec { name: crate::topic::SCHEMAS_TOPIC.to_string(), partitions: 1 },
+        ];
+        for t in internal.iter().chain(&config.topics).filter(|t| !state.topics.contains_key(&t.name)) {
             let rf = default_replication(state.nodes.len());
             let live = liveness.live_nodes(config.node_id, state.nodes.keys().copied());
             if (live.len() as u32) < rf {

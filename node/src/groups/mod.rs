@@ -305,11 +305,12 @@ impl LocalGroups {
     /// is recorded for the supervisor and reported to the cluster.
     pub(crate) async fn start_replica(&self, state: &ClusterState, group: GroupId, replica: ReplicaId, p: &Partition) {
         let mut cfg = self.env.group_config(group, replica);
-        // Consumer groups' state: the latest record per key, kept at apply time.
-        cfg.keyed_state = state
-            .topics
-            .get(crate::topic::OFFSETS_TOPIC)
-            .is_some_and(|t| t.partitions.iter().any(|x| x.group_id == group));
+        // Consumer groups' state and the schema registry: the latest record per key, kept at
+        // apply time.
+        cfg.keyed_state = [crate::topic::OFFSETS_TOPIC, crate::topic::SCHEMAS_TOPIC]
+            .iter()
+            .filter_map(|name| state.topics.get(*name))
+            .any(|t| t.partitions.iter().any(|x| x.group_id == group));
         let started =
             PartitionGroup::start(cfg, self.env.db.clone(), self.env.peers.clone(), self.env.registry.clone()).await;
         let g = match started {

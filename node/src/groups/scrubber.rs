@@ -7,17 +7,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_raft::GroupId;
+use cairn_raft::{GroupError, GroupId};
 
 use super::LocalGroups;
+use crate::metrics::ScrubMetrics;
 
 /// Bytes read per step; the pause after each step keeps the configured rate.
 const STEP_BYTES: usize = 1 << 20;
 /// Pause between full passes over every replica.
 const PASS_PAUSE: Duration = Duration::from_secs(10);
 
-/// Runs until aborted; `bytes_per_second` 0 does nothing.
-pub async fn run(groups: Arc<LocalGroups>, bytes_per_second: u64) {
+/// Runs until aborted; `bytes_per_second` 0 does nothing. Each pass that went over every
+/// replica is reported to `metrics` with the moment it began.
+pub async fn run(groups: Arc<LocalGroups>, bytes_per_second: u64, metrics: ScrubMetrics) {
     if bytes_per_second == 0 {
         tracing::info!("storage scrubber is off ([storage] scrub_bytes_per_second = 0)");
         return;
@@ -25,7 +27,11 @@ pub async fn run(groups: Arc<LocalGroups>, bytes_per_second: u64) {
     let step_pause = Duration::from_secs_f64(STEP_BYTES as f64 / bytes_per_second as f64);
     let mut cursors: HashMap<GroupId, u64> = HashMap::new();
     loop {
+        let started = std::time::SystemTime::now();
         let all = groups.all();
+        // A replica skipped for another reason than having stopped (on damage found, now or
+        // earlier) leaves the pass incomplete: it is not reported.
+        let mut every_replica_read = true;
         cursors.retain(|g, _| all.iter().any(|p| p.group_id() == *g));
         for g in all {
             let id = g.group_id();
@@ -41,12 +47,16 @@ pub async fn run(groups: Arc<LocalGroups>, bytes_per_second: u64) {
                         break;
                     }
                     Err(e) => {
+                        every_replica_read &= matches!(e, GroupError::Stopped { .. } | GroupError::Damaged { .. });
                         tracing::debug!(group = id, error = %e, "scrubber skips a replica");
                         cursors.remove(&id);
                         break;
                     }
                 }
             }
+        }
+        if every_replica_read {
+            metrics.pass_completed(started);
         }
         tokio::time::sleep(PASS_PAUSE).await;
     }

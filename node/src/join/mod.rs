@@ -92,6 +92,15 @@ impl NodeInternal for Joining {
         Ok(Response::new(PingResponse { node_id: self.me, joining: true, ..PingResponse::default() }))
     }
 
+    async fn registry(
+        &self,
+        _request: Request<cairn_proto::peer::RegistryCall>,
+    ) -> Result<Response<cairn_proto::peer::RegistryAnswer>, Status> {
+        let reply = crate::registry::ops::PeerReply::NotLeader { hint: None };
+        let bytes = serde_json::to_vec(&reply).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(cairn_proto::peer::RegistryAnswer { reply: bytes.into() }))
+    }
+
     async fn coordinated_groups(
         &self,
         _request: Request<cairn_proto::peer::CoordinatedGroupsRequest>,

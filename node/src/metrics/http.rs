@@ -45,6 +45,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     groups: Arc<LocalGroups>,
     controller: Arc<Controller>,
+    registry: Arc<crate::registry::Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -75,5 +76,10 @@ pub async fn serve(
                 }
             }),
         );
+    // Everything else is the schema registry's (docs/schemas.md), answering in its own error
+    // format for paths it does not know.
+    let app = app
+        .merge(crate::registry::http::router(registry))
+        .fallback(|uri: axum::http::Uri| async move { crate::registry::http::not_found(&uri) });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

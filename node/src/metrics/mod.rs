@@ -117,6 +117,38 @@ pub struct Metrics {
     produce_seconds: Histogram,
     elections: IntCounter,
     fsync: FsyncMetrics,
+    scrub: ScrubMetrics,
+}
+
+/// Progress of the background scrubber: a storage-fault test (or an operator) knows from these
+/// when every replica on the node has been verified since a given moment.
+#[derive(Clone, Debug)]
+pub struct ScrubMetrics {
+    passes: IntCounter,
+    last_pass_start: prometheus::Gauge,
+}
+
+impl ScrubMetrics {
+    fn new(registry: &Registry) -> Result<ScrubMetrics, prometheus::Error> {
+        let passes = IntCounter::new(
+            "cairn_scrub_passes_total",
+            "passes of the background scrubber that read (and so verified) every replica on this node",
+        )?;
+        let last_pass_start = prometheus::Gauge::new(
+            "cairn_scrub_last_pass_start_timestamp_seconds",
+            "when (unix seconds) the last complete scrubber pass began: damage older than this on a serving replica would have been found; 0 before the first",
+        )?;
+        registry.register(Box::new(passes.clone()))?;
+        registry.register(Box::new(last_pass_start.clone()))?;
+        Ok(ScrubMetrics { passes, last_pass_start })
+    }
+
+    /// A pass that began at `started` has read every replica it found then.
+    pub fn pass_completed(&self, started: std::time::SystemTime) {
+        self.passes.inc();
+        let at = started.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        self.last_pass_start.set(at);
+    }
 }
 
 /// Fsync timings, reported by the storage layer's syncer thread.
@@ -198,12 +230,18 @@ impl Metrics {
             )?,
             stages,
         };
-        Ok(Arc::new(Metrics { registry, produce, fetch, quota, produce_seconds, elections, fsync }))
+        let scrub = ScrubMetrics::new(&registry)?;
+        Ok(Arc::new(Metrics { registry, produce, fetch, quota, produce_seconds, elections, fsync, scrub }))
     }
 
     /// What the storage layer reports fsync rounds to.
     pub fn storage_observer(&self) -> Arc<dyn StorageObserver> {
         Arc::new(self.fsync.clone())
+    }
+
+    /// What the scrubber reports its passes to.
+    pub fn scrub(&self) -> ScrubMetrics {
+        self.scrub.clone()
     }
 
     /// A produce request took `took` from receipt to its (successful) answer.

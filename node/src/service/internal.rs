@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cairn_proto::peer::node_internal_server::{NodeInternal, NodeInternalServer};
 use cairn_proto::peer::{
     CoordinatedGroupsRequest, CoordinatedGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, MemberView,
-    PingRequest, PingResponse, StoppedReplica,
+    PingRequest, PingResponse, RegistryAnswer, RegistryCall, StoppedReplica,
 };
 use tonic::{Request, Response, Status};
 
@@ -15,6 +15,7 @@ use crate::groups::LocalGroups;
 pub struct InternalService {
     groups: Arc<LocalGroups>,
     coordinators: Arc<crate::coordinator::Coordinators>,
+    registry: Arc<crate::registry::Registry>,
     boot_id: u64,
     directory_id: u64,
 }
@@ -25,10 +26,11 @@ impl InternalService {
     pub fn new(
         groups: Arc<LocalGroups>,
         coordinators: Arc<crate::coordinator::Coordinators>,
+        registry: Arc<crate::registry::Registry>,
         boot_id: u64,
         directory_id: u64,
     ) -> InternalService {
-        InternalService { groups, coordinators, boot_id, directory_id }
+        InternalService { groups, coordinators, registry, boot_id, directory_id }
     }
 
     pub fn into_server(self) -> NodeInternalServer<InternalService> {
@@ -38,6 +40,14 @@ impl InternalService {
 
 #[tonic::async_trait]
 impl NodeInternal for InternalService {
+    async fn registry(&self, request: Request<RegistryCall>) -> Result<Response<RegistryAnswer>, Status> {
+        let op: crate::registry::ops::Op = serde_json::from_slice(&request.into_inner().op)
+            .map_err(|e| Status::invalid_argument(format!("undecodable registry operation: {e}")))?;
+        let reply = self.registry.local_call(op).await;
+        let bytes = serde_json::to_vec(&reply).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RegistryAnswer { reply: bytes.into() }))
+    }
+
     async fn describe_groups(
         &self,
         request: Request<DescribeGroupsRequest>,

@@ -472,6 +472,25 @@ pub fn try_http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Strin
     Ok((status, body.to_string()))
 }
 
+/// One HTTP/1.0 request with a JSON body (or none) to a node's HTTP listener: the status code
+/// and body; connection and read errors returned (a server still starting).
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer.as_str(), ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
 /// The samples of metric `name` in a Prometheus text exposition whose labels include every
 /// `(label, value)` of `with`, summed (0 when there are none).
 pub fn metric_sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
