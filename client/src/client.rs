@@ -673,7 +673,34 @@ impl Client {
         retention_ms: Option<i64>,
         retention_bytes: Option<i64>,
     ) -> Result<TopicSummary, ClientError> {
-        let req = AlterTopicConfigRequest { name: name.to_string(), retention_ms, retention_bytes };
+        let req =
+            AlterTopicConfigRequest { name: name.to_string(), retention_ms, retention_bytes, ..Default::default() };
+        self.alter(req).await
+    }
+
+    /// Turns a topic's broker-side schema validation of keys and/or values on or off (None
+    /// keeps a setting): produce then refuses, as INVALID_RECORD, a batch with a key or value
+    /// that does not carry the id of a schema registered under `<topic>-key` / `<topic>-value`
+    /// (docs/schemas.md). Idempotent. Returns the topic as changed.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC, INVALID_ARGUMENT (an internal topic, nothing to change), exhausted retries.
+    pub async fn set_schema_validation(
+        &self,
+        name: &str,
+        key: Option<bool>,
+        value: Option<bool>,
+    ) -> Result<TopicSummary, ClientError> {
+        let req = AlterTopicConfigRequest {
+            name: name.to_string(),
+            key_schema_validation: key,
+            value_schema_validation: value,
+            ..Default::default()
+        };
+        self.alter(req).await
+    }
+
+    async fn alter(&self, req: AlterTopicConfigRequest) -> Result<TopicSummary, ClientError> {
         let r = self
             .with_retries(Target::Controller, Duration::ZERO, |ch| {
                 let (mut c, req) = (AdminClient::new(ch), req.clone());

@@ -27,6 +27,7 @@ mod group_admin;
 mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod schema;
 mod subscription;
 pub mod trace;
 

@@ -230,6 +230,7 @@ pub async fn run(
         liveness.clone(),
         metrics.clone(),
         access.clone(),
+        registry.clone(),
     );
     let admin = AdminService::new(controller.clone(), groups.clone(), liveness.clone(), access);
     // One stop for both listeners: the shutdown signal, or either server ending on its own.

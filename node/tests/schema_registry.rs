@@ -7,7 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{http_request, leader_of, Cluster};
+use cairn_client::schema::{AvroSerde, SchemaRegistryClient};
+use cairn_client::{ErrorCode, OffsetSpec, Record, RecordExt};
+use common::{cli, http_request, leader_of, Cluster};
 use serde_json::{json, Value};
 
 const V1: &str = r#"{"type":"record","name":"OrderPlaced","fields":[{"name":"order_id","type":"string"}]}"#;
@@ -162,8 +164,104 @@ async fn confluent_python_client_interop() {
     assert_eq!((s, v["id"].as_u64()), (200, Some(u64::from(id2))));
     let (s, v) = call(cluster.nodes[&1].metrics_addr, "GET", "/config/orders-value", None);
     assert_eq!((s, v), (200, json!({"compatibilityLevel": "FULL"})));
+
+    // Broker-side validation of values on `orders`: the Python serializer's bytes go in, a
+    // batch with one unframed record is refused whole, and the Rust client decodes what went in.
+    let client = cluster.client().await;
+    let t = client.set_schema_validation("orders", None, Some(true)).await.expect("validation on");
+    let entry = t.configs.iter().find(|c| c.name == "value_schema_validation").expect("entry");
+    assert_eq!((entry.value, entry.source.as_str()), (1, "topic"));
+    let good = Record::from_value(value.clone());
+    let unframed = Record::from_value(&br#"{"order_id":"o-2"}"#[..]);
+    let e = client.produce("orders", 0, vec![good.clone(), unframed]).await.expect_err("refused");
+    assert_eq!(e.code(), Some(ErrorCode::InvalidRecord), "{e}");
+    assert!(e.to_string().contains("index 1 in its batch"), "{e}");
+    // Framed, but with an id registered under another subject only.
+    let (_, other) = call_when_ready(
+        cluster.nodes[&1].metrics_addr,
+        "POST",
+        "/subjects/else-value/versions",
+        Some(&body(r#""int""#)),
+    );
+    let foreign = cairn_client::schema::frame(other["id"].as_u64().expect("id") as u32, &[2]);
+    let e = client.produce("orders", 0, vec![Record::from_value(foreign)]).await.expect_err("refused");
+    assert!(e.to_string().contains("not registered under subject \"orders-value\""), "{e}");
+    let end = client.list_offsets("orders", 0, OffsetSpec::Latest).await.expect("offsets").offset;
+    assert_eq!(end, 0, "nothing of a refused batch was appended");
+    client.produce("orders", 0, vec![good]).await.expect("the serializer's bytes are accepted");
+    let got = common::read_from_node(&client, &cluster.addr(1), "orders", 0, 1).await;
+    let serde = AvroSerde::new(SchemaRegistryClient::new(&url).expect("url"));
+    let decoded = serde.deserialize(&got[0].value).await.expect("decodes");
+    assert_eq!(decoded, json!({"order_id": "o-1", "amount": 1250, "currency": "USD"}));
+    // And the Rust serializer's bytes are the same as Python's for the same value and schema.
+    let v2 = r#"{"type":"record","name":"OrderPlaced","namespace":"shop","fields":[{"name":"order_id","type":"string"},{"name":"amount","type":"long"},{"name":"currency","type":"string","default":"EUR"}]}"#;
+    let ours = serde.serialize("orders-value", v2, &decoded, false).await.expect("serializes");
+    assert_eq!(ours, value, "same framing, id and Avro bytes as the Python serializer");
+}
+
+/// `--registry URL` and then `args`.
+fn with_registry<'a>(url: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    ["--registry", url].into_iter().chain(args.iter().copied()).collect()
 }
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+/// The CLI end to end: `produce --value-schema` encodes JSON lines as Avro (registering the
+/// schema), `consume --decode` prints them back as JSON, `schema list|get` show the registry,
+/// and `topic alter --schema-validation value` makes the topic refuse unframed values.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_writes_avro_from_json_reads_it_decoded_and_turns_validation_on() {
+    let cluster = Cluster::start(1, "orders:1");
+    let brokers = cluster.brokers();
+    let http = cluster.nodes[&1].metrics_addr;
+    let url = format!("http://{http}");
+    call_when_ready(http, "GET", "/subjects", None);
+    let file = tempfile::NamedTempFile::new().expect("schema file");
+    std::fs::write(file.path(), V2).expect("write");
+    let schema_path = file.path().to_string_lossy().into_owned();
+
+    let input = "{\"order_id\":\"a\",\"amount\":3}\n{\"order_id\":\"b\"}\n";
+    let (code, out, err) = cli(
+        &brokers,
+        &with_registry(&url, &["produce", "orders", "-p", "0", "--value-schema", &schema_path]),
+        Some(input),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) =
+        cli(&brokers, &with_registry(&url, &["consume", "orders", "--decode", "--format", "%s\\n"]), None);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines, [json!({"order_id": "a", "amount": 3}), json!({"order_id": "b", "amount": 0})]);
+    // A value that does not fit the schema is refused; nothing else changes.
+    let (code, _, err) = cli(
+        &brokers,
+        &with_registry(&url, &["produce", "orders", "-p", "0", "--value-schema", &schema_path]),
+        Some("{\"amount\":1}\n"),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("does not fit"), "{err}");
+
+    let (code, out, _) = cli(&brokers, &with_registry(&url, &["schema", "list"]), None);
+    assert_eq!((code, out.trim()), (0, "orders-value"));
+    let (code, out, _) = cli(&brokers, &with_registry(&url, &["--json", "schema", "get", "orders-value"]), None);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!((v["version"].as_u64(), v["id"].as_u64()), (Some(1), Some(1)));
+
+    let (code, out, err) = cli(&brokers, &["topic", "alter", "orders", "--schema-validation", "value"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("value_schema_validation=1 (topic)"), "{out}");
+    let (code, _, err) = cli(&brokers, &["produce", "orders", "-p", "0", "--value", "plain text"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("INVALID_RECORD") && err.contains("magic byte"), "{err}");
+    let (code, out, err) = cli(
+        &brokers,
+        &with_registry(&url, &["produce", "orders", "-p", "0", "--value-schema", &schema_path]),
+        Some(input),
+    );
+    assert_eq!(code, 0, "framed values still go in: {out}{err}");
+    let (code, _, _) = cli(&brokers, &["topic", "alter", "orders", "--schema-validation", "sideways"], None);
+    assert_ne!(code, 0, "a bad setting is refused");
 }

@@ -8,6 +8,7 @@
 
 pub mod directories;
 pub mod duties;
+pub mod legacy;
 pub mod producers;
 pub mod rebalancer;
 pub mod repair;

@@ -10,8 +10,11 @@ use tokio::sync::watch;
 use super::state::{ClusterState, MetaAnswer, MetaCommand};
 
 /// 2: the cluster id in the state and in `Bootstrap`. 3: a client and a peer address per node.
-/// 4: ACLs in the state.
-const FORMAT: u8 = 4;
+/// 4: ACLs in the state. 5: each topic's schema validation (a format-4 state still decodes, see
+/// [`super::legacy`]; commands and answers are the same in both).
+const FORMAT: u8 = 5;
+/// The oldest format still read.
+const FORMAT_V4: u8 = 4;
 
 /// Encodes a command for `Command::Meta`.
 pub fn encode_command(cmd: &MetaCommand) -> Bytes {
@@ -34,7 +37,7 @@ fn encode<T: serde::Serialize>(v: &T) -> Bytes {
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
-        Some((&FORMAT, body)) => bincode::deserialize(body).map_err(|e| e.to_string()),
+        Some((&(FORMAT | FORMAT_V4), body)) => bincode::deserialize(body).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!("unsupported controller format {v}")),
         None => Err("empty controller value".into()),
     }
@@ -71,7 +74,10 @@ impl MetaStateMachine for ControllerSm {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        self.state = decode(state)?;
+        self.state = match state.split_first() {
+            Some((&FORMAT_V4, body)) => super::legacy::state_v4(body)?,
+            _ => decode(state)?,
+        };
         self.tx.send_replace(Arc::new(self.state.clone()));
         Ok(())
     }
@@ -96,6 +102,15 @@ mod tests {
         let (mut other, rx2) = ControllerSm::new();
         other.restore(&sm.save()).expect("restore");
         assert_eq!(*rx2.borrow().as_ref(), *rx.borrow().as_ref());
+
+        // A state saved by the previous format still restores.
+        let mut v4 = vec![FORMAT_V4];
+        let mut old = rx.borrow().as_ref().clone();
+        old.topics.clear();
+        bincode::serialize_into(&mut v4, &old).expect("encode");
+        let (mut third, rx3) = ControllerSm::new();
+        third.restore(&v4).expect("format 4 restores");
+        assert_eq!(rx3.borrow().nodes, old.nodes);
 
         let ans = sm.apply(6, b"\x02garbage");
         assert!(matches!(decode_answer(&ans), Ok(MetaAnswer::Invalid(_))));

@@ -59,6 +59,16 @@ pub struct Topic {
     pub partitions: Vec<Partition>,
     pub replication_factor: u32,
     pub retention: Retention,
+    /// Whether produce requires record keys and/or values to carry a schema id registered
+    /// under the topic's subject (docs/schemas.md, "Broker-side validation").
+    pub schema_validation: SchemaValidation,
+}
+
+/// A topic's broker-side schema validation: off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaValidation {
+    pub key: bool,
+    pub value: bool,
 }
 
 /// A topic's retention settings: 0 = the cluster default (`[retention]` of the leader's
@@ -158,6 +168,12 @@ pub enum MetaCommand {
     /// Removes exactly these ACLs; NotFound when none was present.
     RemoveAcls {
         acls: Vec<Acl>,
+    },
+    /// Turns a topic's schema validation of keys and/or values on or off (`None` keeps it).
+    SetSchemaValidation {
+        name: String,
+        key: Option<bool>,
+        value: Option<bool>,
     },
 }
 
@@ -296,6 +312,14 @@ impl ClusterState {
             MetaCommand::CreatePartitions { name, partitions, live, limits } => {
                 self.create_partitions(name, *partitions, live, limits)
             }
+            MetaCommand::SetSchemaValidation { name, key, value } => match self.topics.get_mut(name) {
+                None => MetaAnswer::NotFound,
+                Some(t) => {
+                    t.schema_validation.key = key.unwrap_or(t.schema_validation.key);
+                    t.schema_validation.value = value.unwrap_or(t.schema_validation.value);
+                    MetaAnswer::Done
+                }
+            },
             MetaCommand::AddAcls { acls } => self.add_acls(acls),
             MetaCommand::RemoveAcls { acls } => {
                 let count = acls.iter().filter(|a| self.acls.remove(a)).count();
@@ -353,8 +377,16 @@ impl ClusterState {
         // Ids start at 1: 0 in a request means "resolve by name".
         let topic_id = self.next_topic_id.max(1);
         self.next_topic_id = topic_id + 1;
-        self.topics
-            .insert(name.to_string(), Topic { id: topic_id, partitions: parts, replication_factor: rf, retention });
+        self.topics.insert(
+            name.to_string(),
+            Topic {
+                id: topic_id,
+                partitions: parts,
+                replication_factor: rf,
+                retention,
+                schema_validation: SchemaValidation::default(),
+            },
+        );
         MetaAnswer::Created { topic_id }
     }
 

@@ -23,6 +23,7 @@ pub mod leader;
 pub mod ops;
 pub mod records;
 pub mod state;
+pub mod validate;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,12 +61,14 @@ pub struct Registry {
     /// The REST API has no authentication: on a cluster whose clients must authenticate, it
     /// only reads.
     read_only: bool,
+    /// Schema ids found valid for a subject lately (broker-side validation).
+    valid: validate::ValidCache,
 }
 
 impl Registry {
     pub fn new(local: Arc<LocalGroups>) -> Arc<Registry> {
         let read_only = local.env().config.auth.enabled;
-        Arc::new(Registry { local, slot: Mutex::new(Slot::Empty), read_only })
+        Arc::new(Registry { local, slot: Mutex::new(Slot::Empty), read_only, valid: validate::ValidCache::default() })
     }
 
     /// Runs a REST request's operation (see [`Registry::call`]); writes are refused on a
@@ -156,7 +159,7 @@ impl Registry {
     }
 
     /// Runs `op` on the registry leader, wherever it is; waits out an election or a load (up
-    /// to [`WAIT_FOR_LEADER`]).
+    /// to `WAIT_FOR_LEADER`, 10 s).
     ///
     /// # Errors
     /// The operation's refusal, or 50002/50003 when no leader answered.

@@ -52,6 +52,15 @@ impl AdminService {
 }
 
 /// A topic as the admin API shows it; `defaults` are this node's cluster defaults.
+/// A schema validation setting as a config entry: 1 on, 0 off (the default).
+fn validation(name: &str, on: bool) -> TopicConfigEntry {
+    TopicConfigEntry {
+        name: name.to_string(),
+        value: i64::from(on),
+        source: if on { "topic" } else { "default" }.to_string(),
+    }
+}
+
 pub fn summary(name: &str, t: &Topic, defaults: &RetentionSection) -> TopicSummary {
     let (ms, bytes) = crate::retention::effective(&t.retention, defaults);
     let entry = |name: &str, e: crate::retention::Effective| TopicConfigEntry {
@@ -68,7 +77,12 @@ pub fn summary(name: &str, t: &Topic, defaults: &RetentionSection) -> TopicSumma
             retention_ms: t.retention.retention_ms,
             retention_bytes: t.retention.retention_bytes,
         }),
-        configs: vec![entry("retention_ms", ms), entry("retention_bytes", bytes)],
+        configs: vec![
+            entry("retention_ms", ms),
+            entry("retention_bytes", bytes),
+            validation("key_schema_validation", t.schema_validation.key),
+            validation("value_schema_validation", t.schema_validation.value),
+        ],
     }
 }
 
@@ -206,7 +220,8 @@ impl Admin for AdminService {
         if crate::topic::is_internal(&req.name) {
             return Err(ServiceError::InvalidArgument(format!("{:?} is an internal topic", req.name)).into());
         }
-        if req.retention_ms.is_none() && req.retention_bytes.is_none() {
+        let validation = req.key_schema_validation.is_some() || req.value_schema_validation.is_some();
+        if req.retention_ms.is_none() && req.retention_bytes.is_none() && !validation {
             return Err(ServiceError::InvalidArgument("no setting to change was given".into()).into());
         }
         let asked = Retention {
@@ -214,12 +229,31 @@ impl Admin for AdminService {
             retention_bytes: req.retention_bytes.unwrap_or(0),
         };
         crate::retention::check_topic_settings(&asked).map_err(ServiceError::InvalidArgument)?;
-        let cmd = MetaCommand::AlterTopicConfig {
-            name: req.name.clone(),
-            retention_ms: req.retention_ms,
-            retention_bytes: req.retention_bytes,
-        };
-        match self.controller.propose(&cmd).await? {
+        let mut cmds = Vec::new();
+        if req.retention_ms.is_some() || req.retention_bytes.is_some() {
+            cmds.push(MetaCommand::AlterTopicConfig {
+                name: req.name.clone(),
+                retention_ms: req.retention_ms,
+                retention_bytes: req.retention_bytes,
+            });
+        }
+        if validation {
+            cmds.push(MetaCommand::SetSchemaValidation {
+                name: req.name.clone(),
+                key: req.key_schema_validation,
+                value: req.value_schema_validation,
+            });
+        }
+        // Each command is checked whole before any is proposed (the retention settings above),
+        // so a refusal comes from the first and changes nothing.
+        let mut answer = MetaAnswer::Done;
+        for cmd in &cmds {
+            answer = self.controller.propose(cmd).await?;
+            if answer != MetaAnswer::Done {
+                break;
+            }
+        }
+        match answer {
             MetaAnswer::Done => {
                 let state = self.controller.state();
                 let t = state.topics.get(&req.name).ok_or_else(|| ServiceError::UnknownTopic(req.name.clone()))?;

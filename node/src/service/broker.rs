@@ -34,6 +34,7 @@ use crate::groups::{LocalGroups, Route};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::quota::{Direction, Quotas};
+use crate::registry::validate::Refusal;
 
 /// Batches of one produce stream in flight at once, from receipt until their answer is queued.
 const STREAM_IN_FLIGHT_MAX: usize = 256;
@@ -59,6 +60,8 @@ pub struct BrokerService {
     metrics: Arc<Metrics>,
     access: Access,
     quotas: Quotas,
+    /// Broker-side schema validation asks it (docs/schemas.md).
+    registry: Arc<crate::registry::Registry>,
 }
 
 impl BrokerService {
@@ -69,8 +72,10 @@ impl BrokerService {
         liveness: Liveness,
         metrics: Arc<Metrics>,
         access: Access,
+        registry: Arc<crate::registry::Registry>,
     ) -> BrokerService {
         BrokerService {
+            registry,
             groups,
             controller,
             limits: config.limits,
@@ -111,6 +116,35 @@ impl BrokerService {
             self.check_producer(&group, p)?;
         }
         Ok(Started { pending: group.enqueue(req)?, topic, topic_id: self.reported(topic_id), throttle_ms: 0 })
+    }
+
+    /// Refuses a batch with a record that fails the topic's schema validation (keys and/or
+    /// values framed with the id of a live version of `<topic>-key` / `<topic>-value`): the
+    /// batch is refused whole, nothing of it appended. Topics without validation pass at once.
+    ///
+    /// # Errors
+    /// INVALID_RECORD naming the first offending record; UNAVAILABLE (retriable) when the
+    /// registry did not answer.
+    async fn validate_schemas(&self, req: &ProduceRequest) -> Result<(), ServiceError> {
+        let state = self.groups.state();
+        let Some(v) = state.topics.get(&req.topic).map(|t| t.schema_validation) else { return Ok(()) };
+        if !v.key && !v.value {
+            return Ok(());
+        }
+        let (key_subject, value_subject) = (format!("{}-key", req.topic), format!("{}-value", req.topic));
+        for (index, r) in req.records.iter().enumerate() {
+            let checks = [(v.key, &key_subject, &r.key, "key"), (v.value, &value_subject, &r.value, "value")];
+            for (_, subject, bytes, what) in checks.into_iter().filter(|c| c.0) {
+                match self.registry.check_framed(subject, bytes).await {
+                    Ok(()) => {}
+                    Err(Refusal::Invalid(why)) => {
+                        return Err(ServiceError::InvalidRecord { index, why: format!("its {what}: {why}") })
+                    }
+                    Err(Refusal::Unavailable(why)) => return Err(ServiceError::RegistryUnavailable(why)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A partition accepts only producer ids and epochs the controller issued, so no request
@@ -437,6 +471,7 @@ impl Broker for BrokerService {
         let answer = async {
             let principal = allowed?;
             let throttle_ms = self.throttle(&principal, Direction::Produce, batch_bytes(&req)).await?;
+            self.validate_schemas(&req).await?;
             match self.start_produce(req).map(|s| Started { throttle_ms, ..s }) {
                 Ok(started) => self.finish(started).await,
                 Err(e) => Err(e),
@@ -494,9 +529,10 @@ impl Broker for BrokerService {
                 let started = match msg.request {
                     Some(r) => match this.access.require(&principal, r.needs()) {
                         Ok(()) => match this.throttle(&principal, Direction::Produce, batch_bytes(&r)).await {
-                            Ok(throttle_ms) => {
-                                span.in_scope(|| this.start_produce(r)).map(|s| Started { throttle_ms, ..s })
-                            }
+                            Ok(throttle_ms) => match this.validate_schemas(&r).await {
+                                Ok(()) => span.in_scope(|| this.start_produce(r)).map(|s| Started { throttle_ms, ..s }),
+                                Err(e) => Err(e),
+                            },
                             Err(e) => Err(e),
                         },
                         Err(e) => Err(e),

@@ -18,6 +18,12 @@ pub enum ServiceError {
     InvalidArgument(String),
     #[error("a record (index {index} in its batch) is {size} bytes, over the limit of {max} bytes")]
     RecordTooLarge { index: usize, size: usize, max: usize },
+    /// A record fails the topic's schema validation: nothing of the batch is appended.
+    #[error("a record (index {index} in its batch) is refused by the topic's schema validation: {why}")]
+    InvalidRecord { index: usize, why: String },
+    /// The schema registry could not answer a validation (no leader in time): retriable.
+    #[error("the topic's schema validation could not reach the schema registry: {0}")]
+    RegistryUnavailable(String),
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("{0}")]
@@ -95,6 +101,8 @@ fn shape(e: &ServiceError) -> Shape {
         ServiceError::UnknownPartition { .. } => s(Code::NotFound, ErrorCode::UnknownPartition, false, true),
         ServiceError::InvalidArgument(_) => s(Code::InvalidArgument, ErrorCode::InvalidArgument, false, true),
         ServiceError::RecordTooLarge { .. } => s(Code::InvalidArgument, ErrorCode::RecordTooLarge, false, true),
+        ServiceError::InvalidRecord { .. } => s(Code::InvalidArgument, ErrorCode::InvalidRecord, false, true),
+        ServiceError::RegistryUnavailable(_) => s(Code::Unavailable, ErrorCode::Unavailable, true, true),
         ServiceError::TopicExists(_) => s(Code::AlreadyExists, ErrorCode::TopicAlreadyExists, false, true),
         ServiceError::InvalidReplication(_) => {
             s(Code::InvalidArgument, ErrorCode::InvalidReplicationFactor, false, true)
@@ -337,6 +345,11 @@ mod tests {
                 ServiceError::RecordTooLarge { index: 1, size: 10, max: 5 },
                 ErrorCode::RecordTooLarge,
                 "index 1 in its batch) is 10 bytes, over the limit of 5",
+            ),
+            (
+                ServiceError::InvalidRecord { index: 2, why: "no schema id".into() },
+                ErrorCode::InvalidRecord,
+                "index 2 in its batch) is refused by the topic's schema validation: no schema id",
             ),
             (ServiceError::TopicExists("t".into()), ErrorCode::TopicAlreadyExists, "already exists"),
             (ServiceError::InvalidReplication("rf 4 > 3".into()), ErrorCode::InvalidReplicationFactor, "rf 4 > 3"),

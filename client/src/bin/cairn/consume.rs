@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cairn_client::schema::{AvroSerde, SchemaRegistryClient};
 use cairn_client::{Client, FetchedRecord, OffsetSpec};
 use clap::Args;
 use tokio::sync::mpsc;
@@ -69,6 +70,11 @@ pub struct ConsumeArgs {
     /// With --group: session timeout (ms; 0 = the group default).
     #[arg(long, default_value_t = 0, requires = "group")]
     pub session_timeout_ms: u64,
+    /// Decode values framed in Confluent's wire format (Avro, with the writer's schema from the
+    /// registry: --registry) and print them as JSON; values that do not decode are printed as
+    /// they are, with a warning.
+    #[arg(long, conflicts_with = "raw")]
+    pub decode: bool,
 }
 
 /// How records are printed.
@@ -126,10 +132,11 @@ async fn bounds(
 
 type Batch = (u32, Result<Vec<FetchedRecord>, String>);
 
-pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow::Result<()> {
+pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output, registry: &str) -> anyhow::Result<()> {
     let mut printer = printer(&args, out)?;
+    let decoder = if args.decode { Some(AvroSerde::new(SchemaRegistryClient::new(registry)?)) } else { None };
     if let Some(group) = args.group.clone() {
-        return run_group(client, &group, &args, &mut printer).await;
+        return run_group(client, &group, &args, &mut printer, decoder.as_ref()).await;
     }
     let start = parse_start(&args.offset)?;
     let until = args.until.as_deref().map(|u| parse_time(u.strip_prefix('@').unwrap_or(u))).transpose()?;
@@ -187,6 +194,7 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
             }
         };
         for r in &recs {
+            let r = &decoded(decoder.as_ref(), p, r).await;
             printer.record(&args.topic, p, r);
             printed += 1;
             if args.count.is_some_and(|c| printed >= c) {
@@ -201,6 +209,18 @@ pub async fn run(client: Arc<Client>, args: ConsumeArgs, out: &Output) -> anyhow
     out.flush();
     anyhow::ensure!(failed == 0, "{failed} of {} partition(s) could not be read (see above)", partitions.len());
     Ok(())
+}
+
+/// `r` with its value decoded to JSON text (with a decoder); as it is when it does not decode.
+async fn decoded(decoder: Option<&AvroSerde>, partition: u32, r: &FetchedRecord) -> FetchedRecord {
+    let Some(d) = decoder else { return r.clone() };
+    match d.deserialize(&r.value).await {
+        Ok(v) => FetchedRecord { value: v.to_string().into_bytes().into(), ..r.clone() },
+        Err(e) => {
+            eprintln!("cairn: partition {partition} offset {}: not decoded ({e})", r.offset);
+            r.clone()
+        }
+    }
 }
 
 /// Reads one partition up to `end` (or forever) and, with `until`, up to its first record at
@@ -295,6 +315,7 @@ async fn run_group(
     group: &str,
     args: &ConsumeArgs,
     printer: &mut Printer<'_>,
+    decoder: Option<&AvroSerde>,
 ) -> anyhow::Result<()> {
     use cairn_client::consumer::{Consumer, ConsumerConfig, OffsetReset, Subscription};
     let reset = match args.offset_reset.as_str() {
@@ -357,6 +378,7 @@ async fn run_group(
                 headers: r.headers.clone(),
                 timestamp_ms: r.timestamp_ms,
             };
+            let fetched = decoded(decoder, r.partition, &fetched).await;
             printer.record(&r.topic, r.partition, &fetched);
             printed += 1;
             done = args.count.is_some_and(|c| printed >= c);

@@ -15,6 +15,7 @@ mod produce;
 mod produce_conditional;
 mod produce_input;
 mod replica;
+mod schema;
 mod token;
 mod topic;
 mod verify;
@@ -66,6 +67,9 @@ struct Cli {
     /// A file holding the bearer token (its first line).
     #[arg(long, env = "CAIRN_TOKEN_FILE", global = true, conflicts_with = "token")]
     token_file: Option<std::path::PathBuf>,
+    /// The schema registry: any node's HTTP listener (default: node 1 of the local cluster).
+    #[arg(long, env = "CAIRN_REGISTRY_URL", default_value = "http://127.0.0.1:9701", global = true)]
+    registry: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -164,6 +168,17 @@ enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// The schema registry (served by every node on its HTTP listener; --registry).
+    #[command(after_help = "Examples:
+  cairn schema register orders-value order.avsc      a new version (or the id it already has)
+  cairn schema list
+  cairn schema get orders-value --version latest
+  cairn schema check orders-value expected.avsc      exit 1 when the registry holds a schema
+                                                     this one cannot follow (a contract test)")]
+    Schema {
+        #[command(subcommand)]
+        command: schema::SchemaCommand,
+    },
     /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
     Completions {
         #[arg(value_enum)]
@@ -184,6 +199,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Schema { command } = cli.command {
+        // Talks to the registry's REST API, not the brokers; `check` has exit codes of its own.
+        let out = output::Output::new(cli.json);
+        return match runtime.block_on(schema::run(&cli.registry, command, &out)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("cairn: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -229,12 +255,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node { command } => node::run(&client, command, &out).await,
         Command::Replica { command } => replica::run(&client, command, &out).await,
         Command::Topic { command } => topic::run(&client, command, &out, Duration::from_secs(cli.timeout_secs)).await,
-        Command::Produce(args) => produce::run(client.clone(), args, &out).await,
-        Command::Consume(args) => consume::run(client.clone(), args, &out).await,
+        Command::Produce(args) => produce::run(client.clone(), args, &out, &cli.registry).await,
+        Command::Consume(args) => consume::run(client.clone(), args, &out, &cli.registry).await,
         Command::Group { command } => group::run(&client, command, &out).await,
         Command::Dlq { command } => dlq::run(client.clone(), command, &out).await,
         Command::Acl { command } => acl::run(&client, command, &out).await,
         Command::Bench { command } => bench::run(client.clone(), command).await,
-        Command::Completions { .. } | Command::Certs { .. } | Command::Token { .. } => Ok(()),
+        Command::Completions { .. } | Command::Certs { .. } | Command::Token { .. } | Command::Schema { .. } => Ok(()),
     }
 }

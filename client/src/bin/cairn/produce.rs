@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_client::schema::{AvroSerde, AvroWriter, SchemaRegistryClient};
 use cairn_client::{Client, ClientError, Condition, Header, Producer, ProducerConfig, Record, RecordAck};
 use clap::Args;
 use futures::future::BoxFuture;
@@ -85,6 +86,14 @@ pub struct ProduceArgs {
     /// offset N, or with `none` if the key has no record yet.
     #[arg(long, value_name = "N|none", value_parser = crate::produce_conditional::parse_key_offset, conflicts_with = "producer_name")]
     pub expect_key_offset: Option<crate::produce_conditional::KeyExpectation>,
+    /// Encode each input value, JSON text, with this Avro schema, framed with its id in
+    /// Confluent's wire format; the schema is registered under `<topic>-value` first (see
+    /// --no-register). Needs the registry (--registry).
+    #[arg(long, value_name = "FILE")]
+    pub value_schema: Option<std::path::PathBuf>,
+    /// With --value-schema: the schema must be registered already (looked up, not registered).
+    #[arg(long, requires = "value_schema")]
+    pub no_register: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -209,7 +218,26 @@ async fn read_all(
     Ok(records)
 }
 
-pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow::Result<()> {
+/// The encoder of `--value-schema`, if given.
+async fn value_writer(args: &ProduceArgs, registry: &str) -> anyhow::Result<Option<AvroWriter>> {
+    let Some(path) = &args.value_schema else { return Ok(None) };
+    let schema =
+        tokio::fs::read_to_string(path).await.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let serde = AvroSerde::new(SchemaRegistryClient::new(registry)?);
+    let subject = format!("{}-value", args.topic);
+    let w = serde.writer(&subject, &schema, !args.no_register).await.map_err(|e| anyhow::anyhow!("{subject}: {e}"))?;
+    Ok(Some(w))
+}
+
+/// `value` (JSON text) encoded by `writer`; as it is without one.
+fn encoded(writer: Option<&AvroWriter>, value: bytes::Bytes) -> Result<bytes::Bytes, String> {
+    let Some(w) = writer else { return Ok(value) };
+    let json: serde_json::Value = serde_json::from_slice(&value).map_err(|e| format!("not JSON: {e}"))?;
+    w.write(&json).map(Into::into).map_err(|e| e.to_string())
+}
+
+pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output, registry: &str) -> anyhow::Result<()> {
+    let writer = value_writer(&args, registry).await?;
     let partitions = client.partition_count(&args.topic).await?;
     if let Some(p) = args.partition {
         anyhow::ensure!(
@@ -234,6 +262,7 @@ pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow
         (None, None) => None,
     };
     if args.expect_offset.is_some() || args.expect_key_offset.is_some() {
+        anyhow::ensure!(writer.is_none(), "--value-schema does not combine with conditional appends yet");
         let condition =
             Condition { expected_offset: args.expect_offset, expected_key_offset: args.expect_key_offset.map(|k| k.0) };
         let records = read_all(&args, single, key_sep, delim, &headers).await?;
@@ -271,6 +300,13 @@ pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow
                     acks.push_back(futures::future::ready((n, Err(format!("{e:#}")))).boxed());
                 }
                 Some((n, Ok(input))) => {
+                    let value = match encoded(writer.as_ref(), input.value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            acks.push_back(futures::future::ready((n, Err(e))).boxed());
+                            continue;
+                        }
+                    };
                     let partition = input.partition.or(args.partition).or(match args.partitioner {
                         Partitioner::Murmur2 => None,
                         Partitioner::RoundRobin => {
@@ -281,7 +317,7 @@ pub async fn run(client: Arc<Client>, args: ProduceArgs, out: &Output) -> anyhow
                     });
                     let record = Record {
                         key: input.key.or_else(|| args.key.clone().map(|k| k.into_bytes().into())).unwrap_or_default(),
-                        value: input.value,
+                        value,
                         headers: if args.input == InputFormat::Json { input.headers } else { headers.clone() },
                         timestamp_ms: 0,
                     };

@@ -60,6 +60,11 @@ pub enum TopicCommand {
         /// cluster default.
         #[arg(long, allow_negative_numbers = true)]
         retention_bytes: Option<i64>,
+        /// Broker-side schema validation (docs/schemas.md): `key`, `value`, `key,value` or
+        /// `none`. Produce then refuses records whose key / value does not start with the id of
+        /// a schema registered under `<topic>-key` / `<topic>-value`.
+        #[arg(long, value_parser = parse_validation)]
+        schema_validation: Option<(bool, bool)>,
     },
     /// Grow a topic to more partitions (never fewer); waits until every partition has a leader
     /// (unless --no-wait). Producers and consumers pick the new partitions up without a
@@ -86,6 +91,20 @@ pub enum TopicCommand {
         #[arg(long, conflicts_with = "before")]
         all: bool,
     },
+}
+
+/// `key`, `value`, `key,value` (either order) or `none`: (key, value).
+fn parse_validation(s: &str) -> Result<(bool, bool), String> {
+    let mut on = (false, false);
+    for part in s.split(',').map(str::trim) {
+        match part {
+            "key" => on.0 = true,
+            "value" => on.1 = true,
+            "none" if s.trim() == "none" => {}
+            _ => return Err(format!("{part:?}: expected key, value, key,value or none")),
+        }
+    }
+    Ok(on)
 }
 
 /// `retention_ms=604800000 (default)  retention_bytes=4096 (topic)`, or the stored values for
@@ -198,12 +217,19 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Output, timeout: Dura
                 }
             }
         }
-        TopicCommand::Alter { name, retention_ms, retention_bytes } => {
+        TopicCommand::Alter { name, retention_ms, retention_bytes, schema_validation } => {
             anyhow::ensure!(
-                retention_ms.is_some() || retention_bytes.is_some(),
-                "nothing to change: give --retention-ms and/or --retention-bytes"
+                retention_ms.is_some() || retention_bytes.is_some() || schema_validation.is_some(),
+                "nothing to change: give --retention-ms, --retention-bytes and/or --schema-validation"
             );
-            let t = client.alter_topic_config(&name, retention_ms, retention_bytes).await?;
+            let mut t = None;
+            if retention_ms.is_some() || retention_bytes.is_some() {
+                t = Some(client.alter_topic_config(&name, retention_ms, retention_bytes).await?);
+            }
+            if let Some((key, value)) = schema_validation {
+                t = Some(client.set_schema_validation(&name, Some(key), Some(value)).await?);
+            }
+            let t = t.ok_or_else(|| anyhow::anyhow!("nothing was changed"))?;
             if out.json {
                 out.value(&summary_json(&t));
             } else {
