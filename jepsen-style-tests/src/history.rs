@@ -309,7 +309,7 @@ pub fn analyse(ops: &[Op]) -> Analysis {
         if op.f == "bulk-send" {
             continue; // [`crate::quota::BulkHistory`]
         }
-        if op.f == "register" || op.f == "registry-final" {
+        if op.f == "register" || op.f == "registry-read" || op.f == "registry-final" {
             continue; // [`crate::registry::RegistryHistory`]
         }
         let altered = if op.f == "altered-read" { op.value.get("records") } else { op.value.get("altered") };

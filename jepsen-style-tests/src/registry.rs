@@ -62,26 +62,42 @@ pub fn identify(text: &str) -> Option<(u32, bool)> {
     }
 }
 
-/// Worker `worker`: registers until `stop`, through the nodes at `http` (their HTTP listeners).
-/// `acked` says, per subject, whether a chain schema was acknowledged there (shared by all
-/// workers: an incompatible schema is sent only after one).
+/// What the workers have seen acknowledged, shared among them.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Per subject: whether a chain schema was acknowledged there (an incompatible schema is
+    /// sent only after one).
+    subjects: BTreeMap<String, bool>,
+    /// Ids acknowledged so far (read back by id while the faults go on).
+    ids: Vec<u64>,
+}
+
+/// Worker `worker`: registers (and reads schemas back by id, 30% of its operations) until
+/// `stop`, through the nodes at `http` (their HTTP listeners).
 pub async fn worker(
     rec: Recorder,
     http: Vec<String>,
     worker: u32,
     seed: u64,
     stop: Arc<AtomicBool>,
-    acked: Arc<std::sync::Mutex<BTreeMap<String, bool>>>,
+    seen: Arc<std::sync::Mutex<Seen>>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut process = PROCESS_BASE + i64::from(worker);
     let mut next_k = 0u32;
     while !stop.load(Ordering::SeqCst) {
         let Some(node) = http.choose(&mut rng).cloned() else { return };
+        let known = seen.lock().unwrap_or_else(|p| p.into_inner()).ids.choose(&mut rng).copied();
+        if let Some(id) = known.filter(|_| rng.random_bool(0.3)) {
+            read(&rec, process, &node, id).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(50..250))).await;
+            continue;
+        }
         let own = rng.random_bool(0.5);
         let subject = if own { own_subject(worker) } else { SHARED_SUBJECT.to_string() };
-        let seen = acked.lock().unwrap_or_else(|p| p.into_inner()).get(&subject).copied().unwrap_or(false);
-        let compatible = !(seen && rng.random_bool(0.15));
+        let has_schema =
+            seen.lock().unwrap_or_else(|p| p.into_inner()).subjects.get(&subject).copied().unwrap_or(false);
+        let compatible = !(has_schema && rng.random_bool(0.15));
         let k = if own { next_k } else { rng.random_range(0..=SHARED_K_MAX) };
         rec.record(
             OpType::Invoke,
@@ -99,8 +115,11 @@ pub async fn worker(
         match parsed {
             Some((200, v)) if v.get("id").and_then(Value::as_u64).is_some() => {
                 rec.record(OpType::Ok, process, None, "register", json!({"id": v["id"]}), None, None);
+                if let Some(id) = v["id"].as_u64() {
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).ids.push(id);
+                }
                 if compatible {
-                    acked.lock().unwrap_or_else(|p| p.into_inner()).insert(subject, true);
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).subjects.insert(subject, true);
                     if own {
                         next_k += 1;
                     }
@@ -128,6 +147,31 @@ pub async fn worker(
             }
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..250))).await;
+    }
+}
+
+/// Reads schema `id` (acknowledged earlier) from `node`: recorded as a `registry-read`, ok when
+/// found, fail with the registry's code when refused, info without an answer.
+async fn read(rec: &Recorder, process: i64, node: &str, id: u64) {
+    rec.record(OpType::Invoke, process, None, "registry-read", json!({"id": id}), None, None);
+    let answer = crate::http::request(node, "GET", &format!("/schemas/ids/{id}"), None, REQUEST_TIMEOUT).await;
+    match answer {
+        Ok((200, _)) => rec.record(OpType::Ok, process, None, "registry-read", json!({"id": id}), None, None),
+        Ok((status, body)) if (400..500).contains(&status) => {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let code = v["error_code"].as_u64().unwrap_or(u64::from(status));
+            rec.record(OpType::Fail, process, None, "registry-read", json!({"error_code": code}), None, None);
+        }
+        Ok((status, body)) => rec.record(
+            OpType::Info,
+            process,
+            None,
+            "registry-read",
+            Value::Null,
+            Some(format!("HTTP {status}: {body}")),
+            None,
+        ),
+        Err(e) => rec.record(OpType::Info, process, None, "registry-read", Value::Null, Some(e.why), None),
     }
 }
 
@@ -195,10 +239,21 @@ pub struct FinalVersion {
     pub schema: Option<(u32, bool)>,
 }
 
+/// A read of a schema by id while the faults went on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRead {
+    pub id: u64,
+    pub invoke: u64,
+    pub outcome: OpType,
+    /// The registry's error code of a refused read.
+    pub code: Option<u64>,
+}
+
 /// The registry part of a history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistryHistory {
     pub registrations: Vec<Registration>,
+    pub reads: Vec<RegistryRead>,
     /// The final read (None: the run had no registry workload); `Some(Err)` when it failed.
     pub finals: Option<Result<Vec<FinalVersion>, String>>,
 }
@@ -207,8 +262,20 @@ impl RegistryHistory {
     pub fn from_ops(ops: &[Op]) -> RegistryHistory {
         let mut h = RegistryHistory::default();
         let mut open: BTreeMap<i64, Registration> = BTreeMap::new();
+        let mut reading: BTreeMap<i64, RegistryRead> = BTreeMap::new();
         for op in ops {
             match (op.f.as_str(), op.kind) {
+                ("registry-read", OpType::Invoke) => {
+                    let id = op.value["id"].as_u64().unwrap_or(0);
+                    reading.insert(op.process, RegistryRead { id, invoke: op.time, outcome: OpType::Info, code: None });
+                }
+                ("registry-read", kind) => {
+                    if let Some(mut r) = reading.remove(&op.process) {
+                        r.outcome = kind;
+                        r.code = op.value.get("error_code").and_then(Value::as_u64);
+                        h.reads.push(r);
+                    }
+                }
                 ("register", OpType::Invoke) => {
                     let v = &op.value;
                     open.insert(

@@ -175,10 +175,10 @@ pub async fn run(params: RunParams, dir: &Path) -> anyhow::Result<Outcome> {
     let registry_stop = Arc::new(AtomicBool::new(false));
     let http: Vec<String> = cluster.lock().await.nodes.iter().map(|n| n.metrics_addr.clone()).collect();
     if registry {
-        let acked = Arc::default();
+        let seen = Arc::default();
         for w in 0..crate::registry::WORKERS {
-            let (rec, http, stop, acked) = (rec.clone(), http.clone(), registry_stop.clone(), Arc::clone(&acked));
-            workers.push(tokio::spawn(crate::registry::worker(rec, http, w, rng.random(), stop, acked)));
+            let (rec, http, stop, seen) = (rec.clone(), http.clone(), registry_stop.clone(), Arc::clone(&seen));
+            workers.push(tokio::spawn(crate::registry::worker(rec, http, w, rng.random(), stop, seen)));
         }
     }
     if params.workload.kind == WorkloadKind::Retention {

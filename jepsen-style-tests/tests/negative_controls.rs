@@ -180,7 +180,7 @@ fn a_registry_forgetting_its_state_on_failover_is_reported() {
     // leader starts empty and hands out ids and versions again.
     caught(
         &["--nemesis", "kill", "--workload", "registry", "--time-limit", "45", "--fault", "forget-registry-on-load"],
-        &["registry-lost", "registry-id-conflict", "registry-version-order"],
+        &["registry-lost", "registry-id-conflict", "registry-version-order", "registry-stale-read"],
     );
 }
 

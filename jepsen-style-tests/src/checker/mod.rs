@@ -41,7 +41,7 @@ pub(crate) fn anomaly(kind: &'static str, detail: String) -> Anomaly {
 }
 
 /// Every safety checker, in a fixed order (also the report's row order).
-pub const SAFETY_CHECKERS: [&str; 28] = [
+pub const SAFETY_CHECKERS: [&str; 29] = [
     "inconsistent-offsets",
     "duplicate",
     "lost-write",
@@ -70,6 +70,7 @@ pub const SAFETY_CHECKERS: [&str; 28] = [
     "registry-id-conflict",
     "registry-incompatible",
     "registry-version-order",
+    "registry-stale-read",
 ];
 
 /// Results of all checkers.

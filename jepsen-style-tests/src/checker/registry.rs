@@ -9,6 +9,9 @@
 //! - *registry-version-order*: two acknowledged registrations of different schemas on one
 //!   subject, the first completed before the second was invoked, whose final versions are in
 //!   the other order.
+//! - *registry-stale-read*: a read of a schema by id, sent after a registration that returned
+//!   that id was acknowledged, answered "not found" (40403): a node answered from a state older
+//!   than an acknowledged write.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +20,8 @@ use crate::history::OpType;
 use crate::registry::{FinalVersion, RegistryHistory};
 
 pub fn registry(h: &RegistryHistory) -> Vec<Anomaly> {
-    let Some(finals) = &h.finals else { return Vec::new() };
-    let mut out = Vec::new();
+    let mut out = stale_reads(h);
+    let Some(finals) = &h.finals else { return out };
     let finals: &[FinalVersion] = match finals {
         Ok(f) => f,
         Err(why) => {
@@ -123,6 +126,28 @@ pub fn registry(h: &RegistryHistory) -> Vec<Anomaly> {
     out
 }
 
+fn stale_reads(h: &RegistryHistory) -> Vec<Anomaly> {
+    let acked_at = |id: u64| {
+        h.registrations.iter().filter(|r| r.outcome == OpType::Ok && r.id == Some(id)).filter_map(|r| r.complete).min()
+    };
+    h.reads
+        .iter()
+        .filter(|r| r.outcome == OpType::Fail && r.code == Some(40403))
+        .filter_map(|r| acked_at(r.id).filter(|t| *t < r.invoke).map(|t| (r, t)))
+        .map(|(r, t)| {
+            anomaly(
+                "registry-stale-read",
+                format!(
+                    "schema id {} not found by a read sent at {:.3} s, acknowledged at {:.3} s",
+                    r.id,
+                    r.invoke as f64 / 1e9,
+                    t as f64 / 1e9
+                ),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +169,15 @@ mod tests {
         FinalVersion { subject: subject.into(), version, id, schema: Some((k, true)) }
     }
 
+    fn read(id: u64, invoke: u64, refused: Option<u64>) -> crate::registry::RegistryRead {
+        crate::registry::RegistryRead {
+            id,
+            invoke,
+            outcome: if refused.is_some() { OpType::Fail } else { OpType::Ok },
+            code: refused,
+        }
+    }
+
     fn kinds(h: &RegistryHistory) -> Vec<&'static str> {
         registry(h).into_iter().map(|a| a.kind).collect()
     }
@@ -152,6 +186,8 @@ mod tests {
     fn a_consistent_history_is_valid() {
         let h = RegistryHistory {
             registrations: vec![reg("s", 0, true, 1, 2, 1), reg("s", 1, true, 3, 4, 2), reg("t", 0, true, 5, 6, 1)],
+            // Read before the acknowledgement: it may miss.
+            reads: vec![read(2, 3, Some(40403)), read(1, 3, None)],
             finals: Some(Ok(vec![fin("s", 1, 1, 0), fin("s", 2, 2, 1), fin("t", 1, 1, 0)])),
         };
         assert!(kinds(&h).is_empty(), "{:?}", registry(&h));
@@ -160,17 +196,23 @@ mod tests {
     #[test]
     fn each_kind_of_anomaly_is_found() {
         // Lost: acknowledged, not in the final read.
-        let lost = RegistryHistory { registrations: vec![reg("s", 0, true, 1, 2, 1)], finals: Some(Ok(vec![])) };
+        let lost = RegistryHistory {
+            registrations: vec![reg("s", 0, true, 1, 2, 1)],
+            reads: vec![],
+            finals: Some(Ok(vec![])),
+        };
         assert_eq!(kinds(&lost), ["registry-lost"]);
         // Id conflict: id 1 handed out again to another schema (a registry that forgot).
         let conflict = RegistryHistory {
             registrations: vec![reg("s", 0, true, 1, 2, 1), reg("t", 3, true, 3, 4, 1)],
+            reads: vec![],
             finals: Some(Ok(vec![fin("s", 1, 1, 0), fin("t", 1, 1, 3)])),
         };
         assert!(kinds(&conflict).contains(&"registry-id-conflict"), "{:?}", registry(&conflict));
         // Incompatible acknowledged.
         let bad = RegistryHistory {
             registrations: vec![reg("s", 0, true, 1, 2, 1), reg("s", 0, false, 3, 4, 2)],
+            reads: vec![],
             finals: Some(Ok(vec![
                 fin("s", 1, 1, 0),
                 FinalVersion { subject: "s".into(), version: 2, id: 2, schema: Some((0, false)) },
@@ -180,12 +222,23 @@ mod tests {
         // Version order: 0 acknowledged before 1 was sent, yet 1 has the lower version.
         let order = RegistryHistory {
             registrations: vec![reg("s", 0, true, 1, 2, 1), reg("s", 1, true, 3, 4, 2)],
+            reads: vec![],
             finals: Some(Ok(vec![fin("s", 2, 1, 0), fin("s", 1, 2, 1)])),
         };
         assert_eq!(kinds(&order), ["registry-version-order"]);
         // A failed final read with acknowledgements to check.
-        let unread =
-            RegistryHistory { registrations: vec![reg("s", 0, true, 1, 2, 1)], finals: Some(Err("down".into())) };
+        let unread = RegistryHistory {
+            registrations: vec![reg("s", 0, true, 1, 2, 1)],
+            reads: vec![],
+            finals: Some(Err("down".into())),
+        };
         assert_eq!(kinds(&unread), ["registry-lost"]);
+        // A read sent after id 1 was acknowledged, answered not found.
+        let stale = RegistryHistory {
+            registrations: vec![reg("s", 0, true, 1, 2, 1)],
+            reads: vec![read(1, 5, Some(40403))],
+            finals: Some(Ok(vec![fin("s", 1, 1, 0)])),
+        };
+        assert_eq!(kinds(&stale), ["registry-stale-read"]);
     }
 }

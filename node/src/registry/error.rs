@@ -12,6 +12,9 @@ pub struct RegistryError {
     pub message: String,
 }
 
+/// Confluent's "unknown leader" code: here, an operation no leader ran.
+pub const NOT_RUN: u32 = 50004;
+
 impl RegistryError {
     fn new(code: u32, message: impl Into<String>) -> RegistryError {
         RegistryError { code, message: message.into() }
@@ -78,6 +81,12 @@ impl RegistryError {
     pub fn invalid_schema(why: impl std::fmt::Display) -> RegistryError {
         RegistryError::new(42201, format!("Invalid schema: {why}"))
     }
+    pub fn referenced(subject: &str, version: u32, by: &str) -> RegistryError {
+        RegistryError::new(
+            42206,
+            format!("One or more references exist to the schema {{subject={subject}, version={version}}} (from {by})"),
+        )
+    }
     pub fn invalid_version(version: &str) -> RegistryError {
         RegistryError::new(
             42202,
@@ -99,6 +108,10 @@ impl RegistryError {
     }
     pub fn timeout(why: impl std::fmt::Display) -> RegistryError {
         RegistryError::new(50002, format!("Operation timed out: {why}"))
+    }
+    /// The operation was not run (no current leader took it up): safe to retry as is.
+    pub fn not_run(why: impl std::fmt::Display) -> RegistryError {
+        RegistryError::new(NOT_RUN, format!("Unknown leader: {why}; the operation was not run, retry"))
     }
     pub fn forwarding(why: impl std::fmt::Display) -> RegistryError {
         RegistryError::new(50003, format!("Error while forwarding the request to the registry leader: {why}"))

@@ -49,6 +49,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/config/{subject}", get(get_config).put(put_config).delete(delete_config))
         .route("/mode", get(mode))
         .route("/mode/{subject}", get(mode))
+        // Room for a 1 MiB schema escaped in JSON (axum's default is 2 MiB).
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(registry)
 }
 

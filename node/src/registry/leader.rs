@@ -29,6 +29,8 @@ type Disk = Arc<DiskGuard>;
 const QUEUE_MAX: usize = 256;
 /// How long a loading leader waits to have applied every entry of earlier terms.
 const CATCH_UP: Duration = Duration::from_secs(10);
+/// How long a read waits for a majority to confirm this replica still leads.
+const CONFIRM: Duration = Duration::from_secs(5);
 
 type Call = (Op, oneshot::Sender<Result<Value, RegistryError>>);
 
@@ -55,6 +57,10 @@ impl Leader {
     pub async fn load(replica: Arc<PartitionGroup>, disk: Disk, forget: bool) -> Result<Leader, GroupError> {
         let term = replica.term();
         replica.caught_up_as_leader(CATCH_UP).await?;
+        // The end offset before the state: a batch committed between the two reads (by an older
+        // leader task of this node) is then in the state but not in `end`, and the first write
+        // (conditional on `end`) fails and reloads, instead of overwriting what it missed.
+        let end = replica.status().high_watermark;
         let mut state = State::default();
         let mut skipped = 0;
         let keyed = if forget {
@@ -72,11 +78,10 @@ impl Leader {
                 }
             }
         }
-        let end = replica.status().high_watermark;
         tracing::info!(term, end, skipped, "schema registry loaded");
         let (tx, rx) = mpsc::channel(QUEUE_MAX);
         let broken = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(state, replica.clone(), end, disk, rx, broken.clone()));
+        let task = tokio::spawn(run(state, replica.clone(), term, end, disk, rx, broken.clone()));
         Ok(Leader { replica, term, tx, broken, task })
     }
 
@@ -94,31 +99,44 @@ impl Leader {
     /// The operation's refusal; 50002 when the queue is full or the leader went away.
     pub async fn call(&self, op: Op) -> Result<Value, RegistryError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.try_send((op, reply)).map_err(|_| RegistryError::timeout("the registry leader is busy; retry"))?;
-        rx.await.map_err(|_| RegistryError::timeout("the registry leader changed; retry"))?
+        self.tx.try_send((op, reply)).map_err(|_| RegistryError::not_run("the registry leader is busy"))?;
+        // A dropped reply: the task stopped before it took this operation up.
+        rx.await.map_err(|_| RegistryError::not_run("the registry leader changed"))?
     }
 }
 
 async fn run(
     mut state: State,
     replica: Arc<PartitionGroup>,
+    term: u64,
     mut end: u64,
     disk: Disk,
     mut rx: mpsc::Receiver<Call>,
     broken: Arc<AtomicBool>,
 ) {
     while let Some((op, reply)) = rx.recv().await {
+        // Only while this replica leads in the term the state was loaded in: a node elected
+        // again later runs a freshly loaded leader, never this one.
+        if !(replica.is_leader() && replica.term() == term) {
+            broken.store(true, Ordering::Release);
+            let _ = reply.send(Err(RegistryError::not_run("the registry leader changed")));
+            return;
+        }
         let plan = match op.plan(&state) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = reply.send(Err(e));
+            Ok(p) if !p.records.is_empty() => p,
+            answer => {
+                // A read or a refusal answers from this state: only once this replica is
+                // confirmed leader (a majority still follows it), else a deposed leader that
+                // has not heard of its successor would answer from stale state.
+                if let Err(e) = replica.caught_up_as_leader(CONFIRM).await {
+                    broken.store(true, Ordering::Release);
+                    let _ = reply.send(Err(RegistryError::not_run(format!("the registry leader changed ({e})"))));
+                    return;
+                }
+                let _ = reply.send(answer.map(|p| p.answer));
                 continue;
             }
         };
-        if plan.records.is_empty() {
-            let _ = reply.send(Ok(plan.answer));
-            continue;
-        }
         if let Some(why) = disk.refusal() {
             let _ = reply.send(Err(RegistryError::store(why)));
             continue;

@@ -10,9 +10,10 @@
 //!  every node: [manager, 200 ms] leads __schemas/0 and no current Leader ─► load one
 //! ```
 //!
-//! Writes and reads both run on the leader, in one order: a read sees every write acknowledged
-//! before it. A node that leads no more drops its registry within 200 ms; until then it answers
-//! reads from the state it had (writes fail: its appends cannot commit).
+//! Writes and reads both run on the leader, in one order, and an answer that writes nothing (a
+//! read, a refusal) is given only once a majority confirmed this replica still leads: a read
+//! sees every write acknowledged before it, even from a deposed leader that has not heard of its
+//! successor (it answers "not run" instead, and the caller tries the next leader).
 
 pub mod avro;
 pub mod compat;
@@ -168,9 +169,32 @@ impl Registry {
         let mut last = String::from("no node leads __schemas yet");
         loop {
             if let Some(l) = self.ready() {
-                return l.call(op).await;
+                match l.call(op.clone()).await {
+                    // Not run (the leader stopped leading first): wait for the next one.
+                    Err(e) if e.code == error::NOT_RUN => last = e.message,
+                    answer => return answer,
+                }
+            } else if let Some(answer) = self.forward_once(&op, &mut last).await? {
+                return answer;
             }
-            // Not here: the known leader first, then every other node holding a replica.
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RegistryError::timeout(format!("no registry leader answered: {last}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Offers `op` to the node known to lead `__schemas`, then to every other node holding a
+    /// replica: the answer of the node that ran it, or `None` when none did.
+    ///
+    /// # Errors
+    /// 50003 for a write sent to a node whose answer was lost (it may have been run).
+    async fn forward_once(
+        &self,
+        op: &Op,
+        last: &mut String,
+    ) -> Result<Option<Result<Value, RegistryError>>, RegistryError> {
+        {
             let state = self.local.state();
             let me = self.local.env().me;
             let mut nodes: Vec<NodeId> = self.leader_hint().into_iter().collect();
@@ -183,19 +207,19 @@ impl Registry {
             }
             for node in nodes.into_iter().filter(|n| *n != me) {
                 let Some(addr) = state.nodes.get(&node).map(|a| a.peer.clone()) else { continue };
-                match self.forward(&addr, &op).await {
-                    Ok(PeerReply::Done(answer)) => return answer,
-                    Ok(PeerReply::NotLeader { .. }) => last = format!("node {node} does not lead __schemas"),
+                match self.forward(&addr, op).await {
+                    Ok(PeerReply::Done(Err(e))) if e.code == error::NOT_RUN => {
+                        *last = format!("node {node}: {}", e.message);
+                    }
+                    Ok(PeerReply::Done(answer)) => return Ok(Some(answer)),
+                    Ok(PeerReply::NotLeader { .. }) => *last = format!("node {node} does not lead __schemas"),
                     // A write whose answer was lost may have happened: say so, do not retry it.
                     Err(e) if op.writes() && e.sent => return Err(RegistryError::forwarding(e.why)),
-                    Err(e) => last = format!("node {node}: {}", e.why),
+                    Err(e) => *last = format!("node {node}: {}", e.why),
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RegistryError::timeout(format!("no registry leader answered: {last}")));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(None)
     }
 
     async fn forward(&self, addr: &str, op: &Op) -> Result<PeerReply, ForwardError> {

@@ -186,14 +186,13 @@ impl State {
             return Err(RegistryError::invalid_schema(format!("references nest deeper than {REFERENCE_DEPTH_MAX}")));
         }
         for r in refs {
-            let v = self.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).filter(|v| !v.deleted).ok_or_else(
-                || {
-                    RegistryError::invalid_schema(format!(
-                        "reference {:?} names subject {:?} version {}, which is not registered",
-                        r.name, r.subject, r.version
-                    ))
-                },
-            )?;
+            // A soft-deleted version still resolves (a version that references it stays valid).
+            let v = self.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).ok_or_else(|| {
+                RegistryError::invalid_schema(format!(
+                    "reference {:?} names subject {:?} version {}, which is not registered",
+                    r.name, r.subject, r.version
+                ))
+            })?;
             self.resolve(&v.references, depth + 1, out)?;
             if !out.contains(&v.schema) {
                 out.push(v.schema.clone());
@@ -378,6 +377,27 @@ impl State {
             .collect())
     }
 
+    /// The first version of another subject (live or soft-deleted) that references
+    /// `subject` at `version`, as `subject/version`.
+    fn referrer(&self, subject: &str, version: u32) -> Option<String> {
+        self.subjects.values().flat_map(|vs| vs.values()).find_map(|v| {
+            v.references
+                .iter()
+                .any(|r| r.subject == subject && r.version == version)
+                .then(|| format!("{}/{}", v.subject, v.version))
+        })
+    }
+
+    /// 42206 when a version of `subject` in `versions` is referenced by another schema.
+    fn check_unreferenced(&self, subject: &str, versions: impl Iterator<Item = u32>) -> Result<(), RegistryError> {
+        for version in versions {
+            if let Some(by) = self.referrer(subject, version) {
+                return Err(RegistryError::referenced(subject, version, &by));
+            }
+        }
+        Ok(())
+    }
+
     /// `DELETE /subjects/{subject}`: soft-deletes every live version, or (permanent) removes
     /// a soft-deleted subject. Answers the versions affected.
     ///
@@ -386,6 +406,7 @@ impl State {
     pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Plan, RegistryError> {
         let versions = self.subjects.get(subject).ok_or_else(|| RegistryError::subject_not_found(subject))?;
         let live: Vec<&VersionRecord> = versions.values().filter(|v| !v.deleted).collect();
+        self.check_unreferenced(subject, versions.keys().copied())?;
         if permanent {
             if !live.is_empty() {
                 return Err(RegistryError::subject_not_soft_deleted(subject));
@@ -413,6 +434,7 @@ impl State {
         // A numbered version is found soft-deleted or not (to say which); `latest` is the
         // latest live one, or for a permanent delete the latest of all.
         let v = self.version(subject, spec, permanent || matches!(spec, VersionSpec::Number(_)))?;
+        self.check_unreferenced(subject, std::iter::once(v.version))?;
         let record = match (permanent, v.deleted) {
             (false, true) => return Err(RegistryError::version_soft_deleted(subject, v.version)),
             (false, false) => Record::Version(VersionRecord { deleted: true, ..v.clone() }),
@@ -438,12 +460,9 @@ impl State {
         let parsed = self.parse(input.format, &input.schema, &input.references)?;
         let level = self.level_of(subject);
         let why = match spec {
-            None => {
-                if !self.subjects.contains_key(subject) {
-                    return Err(RegistryError::subject_not_found(subject));
-                }
-                self.incompatibilities(subject, input.format, &parsed, level)
-            }
+            // Nothing to compare with (as Confluent answers): any valid schema may be the first.
+            None | Some(VersionSpec::Latest) if self.live(subject).next().is_none() => Vec::new(),
+            None => self.incompatibilities(subject, input.format, &parsed, level),
             Some(spec) => {
                 let v = self.version(subject, spec, false)?;
                 if v.format != input.format {

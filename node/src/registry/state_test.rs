@@ -69,7 +69,12 @@ fn compatibility_can_be_tested_without_registering() {
     let bad = s.test_compatibility("t", None, &avro(BREAKING), true).expect("test");
     assert_eq!(bad["is_compatible"], false);
     assert_eq!(bad["messages"].as_array().map(Vec::len), Some(1));
-    assert_eq!(code(s.test_compatibility("nope", None, &avro(V1), false)), 40401);
+    // Nothing to compare with: compatible (as Confluent answers), for a subject that does not
+    // exist yet and for `latest`; a numbered version still has to exist.
+    assert_eq!(s.test_compatibility("nope", None, &avro(V1), false), Ok(json!({"is_compatible": true})));
+    let latest = s.test_compatibility("nope", Some(VersionSpec::Latest), &avro(BREAKING), false);
+    assert_eq!(latest, Ok(json!({"is_compatible": true})));
+    assert_eq!(code(s.test_compatibility("nope", Some(VersionSpec::Number(1)), &avro(V1), false)), 40401);
     assert_eq!(code(s.test_compatibility("t", Some(VersionSpec::Number(5)), &avro(V1), false)), 40402);
     assert_eq!(s.versions("t", false), Ok(json!([1])), "testing registers nothing");
 }
@@ -174,6 +179,13 @@ fn references_are_resolved_from_registered_subjects() {
     assert_eq!(a, json!({"id": 2, "version": 1}));
     let got = s.get_version("order", VersionSpec::Latest, false).expect("order");
     assert_eq!(got["references"][0]["subject"], "address");
+    // A referenced version cannot be deleted (42206); once the referrer is gone, it can.
+    assert_eq!(code(s.delete_version("address", VersionSpec::Number(1), false)), 42206);
+    assert_eq!(code(s.delete_subject("address", false)), 42206);
+    run(&mut s, |s| s.delete_subject("order", false)).expect("soft-delete order");
+    assert_eq!(code(s.delete_subject("address", false)), 42206, "a soft-deleted referrer still refers");
+    run(&mut s, |s| s.delete_subject("order", true)).expect("hard-delete order");
+    run(&mut s, |s| s.delete_subject("address", false)).expect("address is free");
 }
 
 #[test]
